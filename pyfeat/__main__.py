@@ -1,0 +1,3 @@
+from pyfeat.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,274 @@
+"""Which backend runs an operation, array modules, and the facts ``pf.info()`` reports.
+
+Backends:
+
+- ``"cuda"``:  pyfeat's CUDA kernels (``pyfeat._core``) on CuPy arrays, on CuPy's current stream.
+- ``"numba"``: the CPU backend: Numba (parallel) for the fused element-wise parts, BLAS for GEMMs.
+- ``"numpy"``: the float64 NumPy reference (``pyfeat.ops._reference``), used by the tests.
+
+``backend=None`` or ``"auto"`` means: the ``PYFEAT_BACKEND`` environment variable if set, else
+``"cuda"`` when pyfeat._core was built with CUDA, CuPy imports and a device is present, else
+``"numba"``. The backend decides where the work runs; the type of the input arrays decides the
+type of the output (NumPy in -> NumPy out, CuPy in -> CuPy out).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+
+import numpy as np
+
+BACKENDS = ("cuda", "numba", "numpy")
+
+# Extra memory an op may use for its blocks, by default (bytes). Override with the environment
+# variable PYFEAT_MEMORY_BUDGET_MB, or per call with block_size.
+DEFAULT_MEMORY_BUDGET = {"cpu": 64 * 2**20, "cuda": 1024 * 2**20}
+
+
+def memory_budget(device="cpu") -> int:
+    """Bytes of temporaries an op may allocate on ``device`` ("cpu" or "cuda")."""
+    env = os.environ.get("PYFEAT_MEMORY_BUDGET_MB")
+    if env:
+        try:
+            mb = float(env)
+        except ValueError:
+            raise ValueError(f"PYFEAT_MEMORY_BUDGET_MB must be a number of MiB, got {env!r}") from None
+        if mb <= 0:
+            raise ValueError(f"PYFEAT_MEMORY_BUDGET_MB must be > 0, got {env!r}")
+        return int(mb * 2**20)
+    return DEFAULT_MEMORY_BUDGET[device]
+
+
+@functools.lru_cache(maxsize=None)
+def _core():
+    """The compiled extension, or None with the import error remembered by cuda_status()."""
+    try:
+        from pyfeat import _core as core
+    except ImportError:
+        return None
+    return core
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_status() -> tuple[bool, str]:
+    """(available, reason): whether the "cuda" backend can run here, and why (not)."""
+    core = _core()
+    if core is None:
+        return False, "pyfeat._core (the compiled extension) did not import"
+    if not core.build_info()["cuda"]:
+        return False, "pyfeat._core was built without CUDA (no CUDA compiler at build time, or PYFEAT_CUDA=OFF)"
+    try:
+        import cupy
+    except ImportError:
+        return False, 'CuPy is not installed (pip install "pyfeat[gpu]")'
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # no driver, no device
+        return False, f"CuPy sees no CUDA device ({exc.__class__.__name__}: {exc})"
+    if count < 1:
+        return False, "CuPy sees no CUDA device"
+    return True, f"pyfeat._core built with CUDA, CuPy {cupy.__version__}, {count} device(s)"
+
+
+def cuda_available() -> bool:
+    return cuda_status()[0]
+
+
+def resolve(backend=None) -> str:
+    """Return the backend name for ``backend`` (None/"auto"/"cuda"/"numba"/"numpy").
+
+    Raises ValueError for an unknown name and RuntimeError (saying why) when "cuda" is asked
+    for but cannot run here.
+    """
+    name, _ = _resolve_with_reason(backend)
+    return name
+
+
+def _resolve_with_reason(backend):
+    if backend is None or backend == "auto":
+        env = os.environ.get("PYFEAT_BACKEND", "").strip().lower()
+        if env and env != "auto":
+            if env not in BACKENDS:
+                raise ValueError(f"PYFEAT_BACKEND must be one of {BACKENDS} or 'auto', got {env!r}")
+            return _resolve_with_reason(env)[0], f"PYFEAT_BACKEND={env}"
+        ok, why = cuda_status()
+        if ok:
+            return "cuda", f"auto: {why}"
+        return "numba", f"auto: no CUDA ({why})"
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or 'auto'/None, got {backend!r}")
+    if backend == "cuda":
+        ok, why = cuda_status()
+        if not ok:
+            raise RuntimeError(f"backend='cuda' is unavailable: {why}")
+    return backend, "requested"
+
+
+def is_cupy(x) -> bool:
+    return type(x).__module__.startswith("cupy")
+
+
+def array_module(x):
+    """numpy or cupy, whichever ``x`` belongs to."""
+    if is_cupy(x):
+        import cupy
+
+        return cupy
+    return np
+
+
+def device_of(backend: str) -> str:
+    return "cuda" if backend == "cuda" else "cpu"
+
+
+def _cpu_flags() -> set:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+# OpenBLAS kernel families that use AVX-512 (threadpoolctl's "architecture")
+_AVX512_KERNELS = re.compile(r"skylakex|cooperlake|sapphirerapids|zen5?$", re.I)
+
+
+def blas_info() -> list[dict]:
+    """The BLAS libraries NumPy/SciPy use: library, version, kernel architecture, threads."""
+    from threadpoolctl import threadpool_info
+
+    out = []
+    for lib in threadpool_info():
+        if lib.get("user_api") != "blas":
+            continue
+        out.append(
+            {
+                "library": lib.get("internal_api"),
+                "version": lib.get("version"),
+                "architecture": lib.get("architecture"),
+                "num_threads": lib.get("num_threads"),
+                "filepath": lib.get("filepath"),
+            }
+        )
+    return out
+
+
+def blas_warnings(blas=None) -> list[str]:
+    """Warnings when a BLAS runs kernels below what the CPU supports (e.g. AVX2 on AVX-512)."""
+    blas = blas_info() if blas is None else blas
+    warnings = []
+    if "avx512f" in _cpu_flags():
+        for lib in blas:
+            arch = lib.get("architecture") or ""
+            if lib.get("library") == "openblas" and arch and not _AVX512_KERNELS.search(arch):
+                hint = os.environ.get("OPENBLAS_CORETYPE")
+                warnings.append(
+                    f"OpenBLAS runs {arch} kernels but this CPU supports AVX-512"
+                    + (f" (OPENBLAS_CORETYPE={hint} is set in the environment)" if hint else "")
+                    + ": GEMM runs at about half the CPU's rate"
+                )
+    return warnings
+
+
+def info() -> dict:
+    """Version, build (CUDA compiled in, architectures), devices, backend chosen and why,
+    Numba and BLAS threads, BLAS library and kernel architecture, and warnings."""
+    import numba
+
+    from pyfeat import __version__
+
+    core = _core()
+    build = core.build_info() if core is not None else {"cuda": False, "cuda_architectures": ""}
+    ok, why = cuda_status()
+    devices = []
+    if ok:
+        import cupy
+
+        for i in range(cupy.cuda.runtime.getDeviceCount()):
+            props = cupy.cuda.runtime.getDeviceProperties(i)
+            name = props["name"]
+            devices.append(
+                {
+                    "index": i,
+                    "name": name.decode() if isinstance(name, bytes) else name,
+                    "compute_capability": f"{props['major']}.{props['minor']}",
+                    "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
+                }
+            )
+    chosen, reason = _resolve_with_reason(None)
+    blas = blas_info()
+    return {
+        "version": __version__,
+        "core_compiled": core is not None,
+        "cuda_compiled": bool(build["cuda"]),
+        "cuda_architectures": build.get("cuda_architectures", ""),
+        "cuda_available": ok,
+        "cuda_reason": why,
+        "devices": devices,
+        "backend": chosen,
+        "backend_reason": reason,
+        "cpu": _cpu_name(),
+        "cpu_avx512": "avx512f" in _cpu_flags(),
+        "numba_version": numba.__version__,
+        "numba_threads": numba.get_num_threads(),
+        "numba_threading_layer": _numba_threading_layer(),
+        "blas": blas,
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "warnings": blas_warnings(blas),
+    }
+
+
+def _numba_threading_layer():
+    import numba
+
+    try:
+        return numba.threading_layer()
+    except ValueError:  # not initialised before the first parallel call
+        return numba.config.THREADING_LAYER
+
+
+def format_info(d: dict) -> str:
+    """Human-readable text of :func:`info`."""
+    lines = [
+        f"pyfeat {d['version']}",
+        f"  compiled core:  {'yes' if d['core_compiled'] else 'NO'}",
+        f"  CUDA compiled:  {'yes, architectures ' + d['cuda_architectures'] if d['cuda_compiled'] else 'no'}",
+        f"  CUDA usable:    {'yes' if d['cuda_available'] else 'no'} ({d['cuda_reason']})",
+    ]
+    for dev in d["devices"]:
+        lines.append(
+            f"  device {dev['index']}:       {dev['name']} (sm {dev['compute_capability']}, {dev['memory_gib']} GiB)"
+        )
+    lines += [
+        f"  backend:        {d['backend']} ({d['backend_reason']})",
+        f"  CPU:            {d['cpu']}{' (AVX-512)' if d['cpu_avx512'] else ''}",
+        f"  Numba:          {d['numba_version']}, {d['numba_threads']} threads, layer {d['numba_threading_layer']}",
+    ]
+    for lib in d["blas"]:
+        lines.append(
+            f"  BLAS:           {lib['library']} {lib['version']}, kernels {lib['architecture']}, "
+            f"{lib['num_threads']} threads"
+        )
+    if d["openblas_coretype"]:
+        lines.append(f"  OPENBLAS_CORETYPE={d['openblas_coretype']}")
+    for w in d["warnings"]:
+        lines.append(f"  WARNING: {w}")
+    return "\n".join(lines)

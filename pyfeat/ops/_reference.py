@@ -1,0 +1,84 @@
+"""NumPy float64 reference of the ops (backend "numpy"): plain formulas, blocked over rows.
+
+Every computation runs in float64 whatever the working dtype; results are cast to the working
+dtype of the call (Grams stay float64). This is what the tests trust; it is not fast.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pyfeat.backend import memory_budget
+from pyfeat.ops._common import blocks, rows_per_block, working_dtype
+
+f64 = np.float64
+
+
+def _rows(block_size, bytes_per_row):
+    return block_size or rows_per_block(bytes_per_row, memory_budget("cpu"))
+
+
+def _phi(Xb, W, b):
+    return np.maximum(np.asarray(Xb, f64) @ W.astype(f64).T + b.astype(f64), 0.0)
+
+
+def first_step_gradient(X, y, W, a, b, block_size):
+    n, d = X.shape
+    m = W.shape[0]
+    acc = np.zeros((m, d), f64)
+    for s, e in blocks(n, _rows(block_size, 8 * (m + d))):
+        Xb = np.asarray(X[s:e], f64)
+        mask = (Xb @ W.astype(f64).T + b.astype(f64)) >= 0
+        acc += (mask * y[s:e, None].astype(f64)).T @ Xb
+    return ((-2.0 / n) * a.astype(f64)[:, None] * acc).astype(W.dtype)
+
+
+def relu_features(X, W, b, block_size):
+    return _phi(X, W, b).astype(W.dtype)
+
+
+def relu_gram(X, W, b, y, block_size):
+    n = X.shape[0]
+    m = W.shape[0]
+    G = np.zeros((m, m), f64)
+    c = None if y is None else np.zeros((m,) + y.shape[1:], f64)
+    for s, e in blocks(n, _rows(block_size, 8 * (m + X.shape[1]))):
+        P = _phi(X[s:e], W, b)
+        G += P.T @ P
+        if c is not None:
+            c += P.T @ y[s:e].astype(f64)
+    return G, c
+
+
+def relu_predict(X, W, b, a, block_size):
+    n = X.shape[0]
+    out = np.empty((n,) + a.shape[1:], W.dtype)
+    for s, e in blocks(n, _rows(block_size, 8 * (W.shape[0] + X.shape[1]))):
+        out[s:e] = _phi(X[s:e], W, b) @ a.astype(f64)
+    return out
+
+
+def _sq_norms(X):
+    X = np.asarray(X, f64)
+    return np.einsum("ij,ij->i", X, X)
+
+
+def kernel_matrix(X, Z, kernel, block_size):
+    Zf = np.asarray(Z, f64)
+    sz = _sq_norms(Zf)
+    out = np.empty((X.shape[0], Z.shape[0]), working_dtype(X))
+    for s, e in blocks(X.shape[0], _rows(block_size, 8 * (Z.shape[0] + X.shape[1]))):
+        Xb = np.asarray(X[s:e], f64)
+        out[s:e] = kernel.from_inner(Xb @ Zf.T, _sq_norms(Xb)[:, None], sz[None, :])
+    return out
+
+
+def kernel_matvec(X, Z, V, kernel, block_size):
+    Zf = np.asarray(Z, f64)
+    sz = _sq_norms(Zf)
+    out = np.empty((X.shape[0], V.shape[1]), V.dtype)
+    for s, e in blocks(X.shape[0], _rows(block_size, 8 * (Z.shape[0] + X.shape[1]))):
+        Xb = np.asarray(X[s:e], f64)
+        K = kernel.from_inner(Xb @ Zf.T, _sq_norms(Xb)[:, None], sz[None, :])
+        out[s:e] = K @ V.astype(f64)
+    return out
