@@ -1,0 +1,79 @@
+// Python bindings of the CUDA launchers (compiled by the host compiler; see cuda_ops.hpp).
+//
+// pybind11 has no CuPy caster: pyfeat/ops/_cuda.py validates the CuPy arrays and passes device
+// pointers (arr.data.ptr), sizes, leading dimensions and the stream (cupy's current stream .ptr)
+// as integers. Each function is bound as cuda_<name>_f32 and cuda_<name>_f64; the launch runs
+// with the GIL released and is asynchronous on the given stream.
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
+#include "pyfeat/cuda_ops.hpp"
+
+namespace py = pybind11;
+
+namespace pyfeat::cuda {
+namespace {
+
+using i64 = std::int64_t;
+using ptr = std::uintptr_t;
+
+template <class T>
+T* as(ptr p) {
+  return reinterpret_cast<T*>(p);
+}
+
+template <class T>
+void bind_dtype(py::module_& m, const std::string& sfx) {
+  m.def(
+      ("cuda_mask_times_y_" + sfx).c_str(),
+      [](ptr Z, i64 ldz, i64 rows, i64 m, ptr b, ptr y, ptr stream) {
+        py::gil_scoped_release release;
+        mask_times_y<T>(as<T>(Z), ldz, rows, m, as<const T>(b), as<const T>(y), stream);
+      },
+      py::arg("Z"), py::arg("ldz"), py::arg("rows"), py::arg("m"), py::arg("b"), py::arg("y"),
+      py::arg("stream"), "Z[i,j] <- y[i] if Z[i,j] + b[j] >= 0 else 0 (in place, device pointers).");
+  m.def(
+      ("cuda_relu_bias_" + sfx).c_str(),
+      [](ptr Z, i64 ldz, i64 rows, i64 m, ptr b, ptr stream) {
+        py::gil_scoped_release release;
+        relu_bias<T>(as<T>(Z), ldz, rows, m, as<const T>(b), stream);
+      },
+      py::arg("Z"), py::arg("ldz"), py::arg("rows"), py::arg("m"), py::arg("b"), py::arg("stream"),
+      "Z <- max(Z + b, 0) (in place, device pointers).");
+  m.def(
+      ("cuda_kernel_matrix_" + sfx).c_str(),
+      [](int code, double p0, double p1, double p2, ptr G, i64 ldg, i64 rows, i64 cols, ptr sx,
+         ptr sz, ptr stream) {
+        py::gil_scoped_release release;
+        kernel_matrix<T>(code, p0, p1, p2, as<T>(G), ldg, rows, cols, as<const T>(sx),
+                         as<const T>(sz), stream);
+      },
+      py::arg("code"), py::arg("p0"), py::arg("p1"), py::arg("p2"), py::arg("G"), py::arg("ldg"),
+      py::arg("rows"), py::arg("cols"), py::arg("sx"), py::arg("sz"), py::arg("stream"),
+      "G[i,j] <- k(G[i,j], sx[i], sz[j]) (in place, device pointers).");
+  m.def(
+      ("cuda_kernel_matvec_" + sfx).c_str(),
+      [](int code, double p0, double p1, double p2, ptr X, i64 nx, ptr Z, i64 nz, i64 d, ptr sx,
+         ptr sz, ptr V, i64 k, ptr out, ptr stream) {
+        py::gil_scoped_release release;
+        kernel_matvec<T>(code, p0, p1, p2, as<const T>(X), nx, as<const T>(Z), nz, d,
+                         as<const T>(sx), as<const T>(sz), as<const T>(V), k, as<T>(out), stream);
+      },
+      py::arg("code"), py::arg("p0"), py::arg("p1"), py::arg("p2"), py::arg("X"), py::arg("nx"),
+      py::arg("Z"), py::arg("nz"), py::arg("d"), py::arg("sx"), py::arg("sz"), py::arg("V"),
+      py::arg("k"), py::arg("out"), py::arg("stream"),
+      "out (nx, k) = K(X, Z) @ V, fused; contiguous row-major device arrays.");
+}
+
+}  // namespace
+
+void register_bindings(py::module_& m) {
+  bind_dtype<float>(m, "f32");
+  bind_dtype<double>(m, "f64");
+  m.def("cuda_runtime_version", &runtime_version,
+        "cudaRuntimeGetVersion of the statically linked CUDA runtime (e.g. 13000).");
+}
+
+}  // namespace pyfeat::cuda

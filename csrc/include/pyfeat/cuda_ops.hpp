@@ -1,0 +1,55 @@
+// Launchers of pyfeat's CUDA kernels (implemented in csrc/cuda/*.cu, bound in csrc/cuda_bindings.cpp).
+//
+// Plain C++: no CUDA or pybind11 header is needed to include this file, so the bindings compile
+// with the host compiler. Every launcher takes raw device pointers, sizes in elements, row-major
+// leading dimensions (elements between consecutive rows) and a CUDA stream handle as an integer
+// (cudaStream_t; 0 = the legacy default stream, e.g. CuPy's `cupy.cuda.get_current_stream().ptr`).
+// Launches are asynchronous on that stream. Bad sizes or null pointers throw std::invalid_argument;
+// a failing CUDA call throws std::runtime_error naming file:line and the CUDA error.
+//
+// The templates are explicitly instantiated for T = float and T = double in the .cu files.
+#pragma once
+
+#include <cstdint>
+
+namespace pybind11 {
+class module_;
+}
+
+namespace pyfeat::cuda {
+
+// Z[i, j] <- y[i] if Z[i, j] + b[j] >= 0 else 0, in place, for i < rows, j < m.
+// Z: rows x m with leading dimension ldz >= m; b: m; y: rows.
+template <class T>
+void mask_times_y(T* Z, std::int64_t ldz, std::int64_t rows, std::int64_t m, const T* b,
+                  const T* y, std::uintptr_t stream);
+
+// Z[i, j] <- max(Z[i, j] + b[j], 0), in place. Z: rows x m with leading dimension ldz >= m; b: m.
+template <class T>
+void relu_bias(T* Z, std::int64_t ldz, std::int64_t rows, std::int64_t m, const T* b,
+               std::uintptr_t stream);
+
+// G[i, j] <- kernel_value(code, G[i, j], sx[i], sz[j], p0, p1, p2) (kernel_math.hpp), in place.
+// G: rows x cols inner products with leading dimension ldg >= cols; sx: rows; sz: cols.
+template <class T>
+void kernel_matrix(int code, double p0, double p1, double p2, T* G, std::int64_t ldg,
+                   std::int64_t rows, std::int64_t cols, const T* sx, const T* sz,
+                   std::uintptr_t stream);
+
+// out = K(X, Z) V without forming K: out[i, c] = sum_j kernel_value(code, <x_i, z_j>, sx[i],
+// sz[j], p0, p1, p2) V[j, c]. Contiguous row-major X: nx x d, Z: nz x d, V: nz x k, out: nx x k;
+// sx, sz: squared row norms of X and Z. Every element of out is written (zeros when nz == 0).
+// Per Z tile the sums run in T; across Z tiles they accumulate in double.
+template <class T>
+void kernel_matvec(int code, double p0, double p1, double p2, const T* X, std::int64_t nx,
+                   const T* Z, std::int64_t nz, std::int64_t d, const T* sx, const T* sz,
+                   const T* V, std::int64_t k, T* out, std::uintptr_t stream);
+
+// cudaRuntimeGetVersion of the (statically linked) runtime, e.g. 13000; needs no device.
+int runtime_version();
+
+// Adds the launchers above to the extension module as cuda_<name>_f32 / cuda_<name>_f64
+// (csrc/cuda_bindings.cpp).
+void register_bindings(pybind11::module_& m);
+
+}  // namespace pyfeat::cuda
