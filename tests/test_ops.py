@@ -1,0 +1,385 @@
+"""Every op against an independent float64 NumPy formula, on every backend and dtype.
+
+Tolerances are relative to the size of the reference (max-abs for matrices, 2-norm for vectors):
+float64 1e-10; float32 1e-4 (one float32 GEMM of length d plus float64 accumulation over n gives
+~1e-6; the arccos-based kernels lose more near cos = ±1, see test_kernel_self_pairs).
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import pyfeat as pf
+from pyfeat import ops
+
+from conftest import CUDA_OK, available_backends
+
+BACKENDS = available_backends()
+DTYPES = [np.float32, np.float64]
+RTOL = {np.float32: 1e-4, np.float64: 1e-10}
+RTOL_ANGLE_DEGENERATE = {np.float32: 3e-3, np.float64: 1e-7}  # ~ sqrt(eps) near cos t = ±1
+KERNELS = [
+    ("ntk", {}),
+    ("nngp", {}),
+    ("arccos1", {}),
+    ("arccos0", {}),
+    ("rbf", {"bandwidth": 2.0}),
+    ("laplace", {"bandwidth": 3.0}),
+    ("poly", {"degree": 3, "gamma": 0.5, "coef0": 1.0}),
+]
+
+
+def to_numpy(x):
+    return x.get() if hasattr(x, "get") else np.asarray(x)
+
+
+def assert_close(got, ref, dtype, what="", scale=None):
+    """max |got - ref| <= RTOL * scale, scale = max |ref| unless given (the natural size of
+    the entries, where ref itself can vanish by cancellation)."""
+    got = to_numpy(got).astype(np.float64)
+    scale = max(np.abs(ref).max() if scale is None else scale, 1e-300)
+    err = np.abs(got - ref).max() / scale
+    assert err <= RTOL[dtype], f"{what}: relative error {err:.3g} > {RTOL[dtype]:g}"
+
+
+def network(rng, n, d, m, dtype):
+    X = rng.standard_normal((n, d)).astype(dtype)
+    y = rng.standard_normal(n).astype(dtype)
+    W = (rng.standard_normal((m, d)) / math.sqrt(d)).astype(dtype)
+    a = rng.choice([-1.0, 1.0], m).astype(dtype)
+    b = rng.standard_normal(m).astype(dtype)
+    return X, y, W, a, b
+
+
+# independent float64 formulas -------------------------------------------------------------
+
+
+def ref_preact(X, W, b):
+    return X.astype(np.float64) @ W.astype(np.float64).T + b.astype(np.float64)
+
+
+def ref_gradient(X, y, W, a, b):
+    """∇_W of (1/n) Σ (aᵀσ(Wx_i+b) − y_i)² at f ≡ 0: −(2/n) Σ_i y_i a_j 1[w_j·x_i+b_j ≥ 0] x_i."""
+    n = X.shape[0]
+    mask = ref_preact(X, W, b) >= 0
+    return -2.0 / n * a.astype(np.float64)[:, None] * ((mask * y.astype(np.float64)[:, None]).T @ X.astype(np.float64))
+
+
+def kernel_scale(X, Z, name, params):
+    """Natural size of the entries of K(X, Z): |x||z| for the dot-product kernels (their
+    value can cancel to 0 at angle pi), 1 for the bounded ones."""
+    nx = np.linalg.norm(X.astype(np.float64), axis=1)[:, None]
+    nz = np.linalg.norm(Z.astype(np.float64), axis=1)[None, :]
+    if name in ("ntk", "nngp", "arccos1"):
+        return nx * nz
+    if name == "poly":
+        return (abs(params["gamma"]) * nx * nz + abs(params["coef0"])) ** params["degree"]
+    return np.ones((X.shape[0], Z.shape[0]))
+
+
+def ref_kernel(X, Z, name, params):
+    X = X.astype(np.float64)
+    Z = Z.astype(np.float64)
+    g = X @ Z.T
+    nx = np.linalg.norm(X, axis=1)[:, None]
+    nz = np.linalg.norm(Z, axis=1)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.clip(np.where(nx * nz > 0, g / (nx * nz), 0.0), -1, 1)
+    t = np.arccos(c)
+    if name == "ntk":
+        return g * (np.pi - t) / (2 * np.pi) + nx * nz * ((np.pi - t) * c + np.sin(t)) / (2 * np.pi)
+    if name in ("nngp", "arccos1"):
+        return nx * nz * ((np.pi - t) * c + np.sin(t)) / (2 * np.pi)
+    if name == "arccos0":
+        return (np.pi - t) / (2 * np.pi) + 0 * g
+    dist = np.sqrt(np.maximum(((X[:, None, :] - Z[None, :, :]) ** 2).sum(-1), 0))
+    if name == "rbf":
+        return np.exp(-(dist**2) / (2 * params["bandwidth"] ** 2))
+    if name == "laplace":
+        return np.exp(-dist / params["bandwidth"])
+    return (params["gamma"] * g + params["coef0"]) ** params["degree"]
+
+
+# shapes: (n, d, m, block_size); n=1, d=1, n not a multiple of the block
+SHAPES = [(1, 1, 2, None), (1, 5, 4, None), (37, 1, 6, None), (203, 9, 16, 50), (500, 24, 64, 7)]
+
+
+# first_step_gradient ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_first_step_gradient(rng, backend, dtype, shape):
+    n, d, m, block = shape
+    X, y, W, a, b = network(rng, n, d, m, dtype)
+    G = ops.first_step_gradient(X, y, W, a, b, backend=backend, block_size=block)
+    assert G.shape == (m, d) and G.dtype == dtype
+    assert_close(G, ref_gradient(X, y, W, a, b), dtype, "first_step_gradient")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_first_step_gradient_is_the_loss_gradient(rng, backend):
+    """Central finite differences of L(W) = (1/n) Σ (aᵀσ(Wx_i+b) − y_i)² at a symmetric init
+    (f ≡ 0) agree with the op (float64; the ReLU kinks are away from every x_i here)."""
+    n, d, m = 40, 3, 4
+    X, y, W, a, b = network(rng, n, d, m, np.float64)
+    W[m // 2 :], b[m // 2 :], a[m // 2 :] = W[: m // 2], b[: m // 2], -a[: m // 2]
+
+    def loss(Wp):
+        return np.mean((np.maximum(X @ Wp.T + b, 0) @ a - y) ** 2)
+
+    h = 1e-6
+    fd = np.zeros_like(W)
+    for j in range(m):
+        for k in range(d):
+            E = np.zeros_like(W)
+            E[j, k] = h
+            fd[j, k] = (loss(W + E) - loss(W - E)) / (2 * h)
+    G = to_numpy(ops.first_step_gradient(X, y, W, a, b, backend=backend))
+    np.testing.assert_allclose(G, fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_first_step_gradient_mask_counts_zero_as_active(backend):
+    """1[w·x + b ≥ 0]: a pre-activation of exactly 0 is active (exact integers, both dtypes)."""
+    for dtype in DTYPES:
+        X = np.array([[1.0, 2.0]], dtype)
+        W = np.array([[1.0, 1.0], [1.0, 1.0]], dtype)
+        b = np.array([-3.0, -3.5], dtype)  # pre-activations 0 (active) and -0.5 (inactive)
+        a = np.array([1.0, -1.0], dtype)
+        G = to_numpy(ops.first_step_gradient(X, np.array([2.0], dtype), W, a, b, backend=backend))
+        np.testing.assert_array_equal(G, np.array([[-4.0, -8.0], [0.0, 0.0]]))
+
+
+# relu_features / relu_gram / relu_predict ------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_relu_ops(rng, backend, dtype, shape):
+    n, d, m, block = shape
+    X, y, W, a, b = network(rng, n, d, m, dtype)
+    P = np.maximum(ref_preact(X, W, b), 0)
+    F = ops.relu_features(X, W, b, backend=backend, block_size=block)
+    assert F.shape == (n, m) and F.dtype == dtype
+    assert_close(F, P, dtype, "relu_features")
+
+    G, c = ops.relu_gram(X, W, b, y, backend=backend, block_size=block)
+    assert G.shape == (m, m) and c.shape == (m,) and G.dtype == np.float64
+    assert_close(G, P.T @ P, dtype, "relu_gram G")
+    assert_close(c, P.T @ y.astype(np.float64), dtype, "relu_gram c")
+    np.testing.assert_array_equal(to_numpy(G), to_numpy(G).T)
+
+    Y2 = np.stack([y, 2 * y + 1], axis=1)
+    G2, c2 = ops.relu_gram(X, W, b, Y2, backend=backend, block_size=block)
+    assert c2.shape == (m, 2)
+    assert_close(c2, P.T @ Y2.astype(np.float64), dtype, "relu_gram c (2 columns)")
+
+    f = ops.relu_predict(X, W, b, a, backend=backend, block_size=block)
+    assert f.shape == (n,) and f.dtype == dtype
+    assert_close(f, P @ a.astype(np.float64), dtype, "relu_predict")
+    A2 = np.stack([a, -0.5 * a], axis=1)
+    assert_close(ops.relu_predict(X, W, b, A2, backend=backend), P @ A2.astype(np.float64), dtype,
+                 "relu_predict (2 columns)")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_relu_gram_without_labels_and_bias(rng, backend):
+    X, y, W, a, b = network(rng, 30, 4, 6, np.float64)
+    G, c = ops.relu_gram(X, W, None, backend=backend)
+    P = np.maximum(X @ W.T, 0)
+    assert c is None
+    assert_close(G, P.T @ P, np.float64, "relu_gram b=None")
+
+
+# kernel_matvec / kernel_matrix ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k[0])
+@pytest.mark.parametrize("shape", [(1, 1, 1, None), (3, 1, 5, None), (130, 7, 301, 64), (257, 20, 33, None)], ids=str)
+def test_kernel_ops(rng, backend, dtype, kernel, shape):
+    nx, d, nz, block = shape
+    name, params = kernel
+    X = rng.standard_normal((nx, d)).astype(dtype)
+    Z = rng.standard_normal((nz, d)).astype(dtype)
+    K = ref_kernel(X, Z, name, params)
+    kern = pf.kernels.get(name, **params)
+
+    M = ops.kernel_matrix(X, Z, kern, backend=backend, block_size=block)
+    S = kernel_scale(X, Z, name, params)
+    if d == 1 and name in ("ntk", "nngp", "arccos1", "arccos0"):
+        # every pair has cos t = ±1, where the angle from rounded inner products is only good
+        # to sqrt(eps) (see test_kernel_self_pairs): scale the tolerance accordingly
+        S = S * (RTOL_ANGLE_DEGENERATE[dtype] / RTOL[dtype])
+    assert M.shape == (nx, nz) and M.dtype == dtype
+    assert_close(M, K, dtype, f"kernel_matrix {name}", scale=S.max())
+
+    v = rng.standard_normal(nz).astype(dtype)
+    out = ops.kernel_matvec(X, Z, v, kern, backend=backend, block_size=block)
+    assert out.shape == (nx,) and out.dtype == dtype
+    assert_close(out, K @ v.astype(np.float64), dtype, f"kernel_matvec {name}", scale=(S @ np.abs(v)).max())
+
+    V = rng.standard_normal((nz, 3)).astype(dtype)
+    out3 = ops.kernel_matvec(X, Z, V, kern, backend=backend, block_size=block)
+    assert out3.shape == (nx, 3)
+    assert_close(out3, K @ V.astype(np.float64), dtype, f"kernel_matvec {name}, 3 columns",
+                 scale=(S @ np.abs(V)).max())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["ntk", "arccos0", "laplace"])
+def test_kernel_self_pairs(rng, backend, name):
+    """X = Z: float32 inner products put cos t within ~1e-7 of 1 on the diagonal, where arccos
+    (slope 1/sin t) and |x − z| = sqrt(sx + sz − 2g) amplify rounding: float32 error is about
+    sqrt(eps) there. Tolerance 3e-3 (relative, matrix); float64 stays at 1e-7."""
+    X = rng.standard_normal((60, 10))
+    K = ref_kernel(X, X, name, {"bandwidth": 3.0})
+    kern = pf.kernels.get(name, **({"bandwidth": 3.0} if name == "laplace" else {}))
+    for dtype, tol in RTOL_ANGLE_DEGENERATE.items():
+        M = to_numpy(ops.kernel_matrix(X.astype(dtype), None, kern, backend=backend))
+        assert np.abs(M - K).max() / np.abs(K).max() <= tol
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kernel_zero_vectors_follow_the_convention(backend):
+    """A zero vector has angle pi/2 with everything: NTK/NNGP give 0, arccos0 gives 1/4."""
+    X = np.array([[0.0, 0.0], [1.0, 2.0]])
+    Z = np.array([[0.0, 0.0], [3.0, -1.0]])
+    for name, expect in [("ntk", 0.0), ("nngp", 0.0), ("arccos0", 0.25)]:
+        M = to_numpy(ops.kernel_matrix(X, Z, name, backend=backend))
+        assert np.all(np.isfinite(M))
+        np.testing.assert_allclose(M[0], expect, atol=1e-15)
+        np.testing.assert_allclose(M[:, 0], expect, atol=1e-15)
+
+
+# layouts, dtypes and block sizes -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_layouts_and_dtype_conversion(rng, backend):
+    """Fortran-ordered, non-contiguous and integer/float16 inputs give the same results as
+    the C-contiguous float64 call (within the dtype tolerance of the working dtype)."""
+    X, y, W, a, b = network(rng, 120, 6, 8, np.float64)
+    ref = ref_gradient(X, y, W, a, b)
+    wide = np.zeros((120, 12))
+    wide[:, ::2] = X
+    variants = {
+        "fortran": (np.asfortranarray(X), np.float64),
+        "strided": (wide[:, ::2], np.float64),
+        "row-strided": (np.repeat(X, 2, axis=0)[::2], np.float64),
+        "float16": (X.astype(np.float16), np.float32),
+    }
+    for label, (Xv, dtype) in variants.items():
+        G = ops.first_step_gradient(Xv, y, np.asfortranarray(W), a, b, backend=backend, block_size=25)
+        assert G.dtype == dtype, label
+        ref_v = ref_gradient(Xv.astype(np.float64), y, W, a, b)
+        assert_close(G, ref_v, dtype, label)
+        Z = rng.standard_normal((17, 6))  # no self-pairs: those are only good to sqrt(eps)
+        K = ops.kernel_matvec(Xv, Z, y[:17], "ntk", backend=backend, block_size=25)
+        assert_close(K, ref_kernel(Xv, Z, "ntk", {}) @ y[:17], dtype, label)
+    Xi = rng.integers(-3, 4, size=(50, 4))
+    Gi = ops.relu_gram(Xi, W[:, :4], b, backend=backend)[0]
+    P = np.maximum(Xi @ W[:, :4].T + b, 0)
+    assert_close(Gi, P.T @ P, np.float64, "integer X")
+    assert ref.shape == (8, 6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_results_do_not_depend_on_block_size(rng, backend):
+    X, y, W, a, b = network(rng, 301, 5, 12, np.float64)
+    for op, args in [
+        (ops.first_step_gradient, (X, y, W, a, b)),
+        (ops.relu_predict, (X, W, b, a)),
+        (ops.kernel_matvec, (X, rng.standard_normal((100, 5)), y[:100])),
+    ]:
+        outs = [to_numpy(op(*args, backend=backend, block_size=bs)) for bs in (1, 64, 300, 10_000)]
+        for o in outs[1:]:
+            np.testing.assert_allclose(o, outs[0], rtol=1e-12, atol=1e-13)
+    Gs = [to_numpy(ops.relu_gram(X, W, b, y, backend=backend, block_size=bs)[0]) for bs in (1, 64, 10_000)]
+    for G in Gs[1:]:
+        np.testing.assert_allclose(G, Gs[0], rtol=1e-12)
+
+
+def test_backends_agree_in_float32(rng):
+    """numba (float32 BLAS + float64 accumulation) against the float64 reference at a size
+    with many blocks."""
+    X, y, W, a, b = network(rng, 5000, 32, 128, np.float32)
+    g32 = ops.first_step_gradient(X, y, W, a, b, backend="numba", block_size=512)
+    g64 = ops.first_step_gradient(X, y, W, a, b, backend="numpy")
+    assert np.abs(g32 - g64).max() / np.abs(g64).max() < 1e-5
+
+
+# bad inputs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_bad_inputs_raise_clear_errors(rng, backend):
+    X, y, W, a, b = network(rng, 10, 3, 4, np.float64)
+    fsg = ops.first_step_gradient
+    cases = [
+        (lambda: fsg(X[0], y, W, a, b, backend=backend), ValueError, "X must be a 2-D array"),
+        (lambda: fsg(X, y[:-1], W, a, b, backend=backend), ValueError, "y must have shape"),
+        (lambda: fsg(X, y, W[:, :2], a, b, backend=backend), ValueError, "W must have 3 columns"),
+        (lambda: fsg(X, y, W, a[:-1], b, backend=backend), ValueError, "a must have shape"),
+        (lambda: fsg(X, y, W, a, b[:2], backend=backend), ValueError, "b must have shape"),
+        (lambda: fsg(np.where(X > 1, np.nan, X), y, W, a, b, backend=backend), ValueError, "X contains NaN"),
+        (lambda: fsg(X, np.full(10, np.inf), W, a, b, backend=backend), ValueError, "y contains inf"),
+        (lambda: fsg(X[:0], y[:0], W, a, b, backend=backend), ValueError, "X is empty"),
+        (lambda: fsg(X.astype(complex), y, W, a, b, backend=backend), TypeError, "X must hold real numbers"),
+        (lambda: fsg(X, y, W, a, b, backend=backend, block_size=0), ValueError, "block_size"),
+        (lambda: fsg(X, y, W, a, b, backend="gpu"), ValueError, "backend must be one of"),
+        (lambda: ops.kernel_matvec(X, X, y, "gauss", backend=backend), ValueError, "unknown kernel 'gauss'"),
+        (lambda: ops.kernel_matvec(X, X, y, pf.kernels.get("rbf", bandwidth=-1.0)), ValueError, "bandwidth must be > 0"),
+        (lambda: pf.kernels.get("rbf", width=2.0), TypeError, "unknown parameter"),
+        (lambda: pf.kernels.get("poly", degree=1.5), ValueError, "degree must be a positive integer"),
+        (lambda: ops.kernel_matvec(X, X[:, :2], y, backend=backend), ValueError, "Z must have 3 columns"),
+        (lambda: ops.kernel_matvec(X, X, y[:4], backend=backend), ValueError, "V must have shape"),
+        (lambda: ops.relu_predict(X, W, b, None, backend=backend), ValueError, "a must be an array"),
+    ]
+    for call, exc, text in cases:
+        with pytest.raises(exc, match=text):
+            call()
+
+
+@pytest.mark.skipif(CUDA_OK, reason="CUDA is available here")
+def test_forced_cuda_without_gpu_says_why(rng):
+    X, y, W, a, b = network(rng, 10, 3, 4, np.float64)
+    with pytest.raises(RuntimeError, match="backend='cuda' is unavailable: "):
+        ops.first_step_gradient(X, y, W, a, b, backend="cuda")
+
+
+def test_env_backend_override(monkeypatch):
+    from pyfeat.backend import resolve
+
+    monkeypatch.setenv("PYFEAT_BACKEND", "numpy")
+    assert resolve(None) == "numpy" and resolve("auto") == "numpy"
+    assert resolve("numba") == "numba"
+    monkeypatch.setenv("PYFEAT_BACKEND", "tpu")
+    with pytest.raises(ValueError, match="PYFEAT_BACKEND"):
+        resolve(None)
+    monkeypatch.delenv("PYFEAT_BACKEND")
+    assert resolve(None) == ("cuda" if CUDA_OK else "numba")
+
+
+# GPU: CuPy in -> CuPy out, and GPU results against the float64 reference --------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA_OK, reason="no CUDA backend here")
+def test_cupy_in_cupy_out(rng):
+    import cupy as cp
+
+    X, y, W, a, b = network(rng, 300, 8, 16, np.float32)
+    Xd, yd, Wd, ad, bd = map(cp.asarray, (X, y, W, a, b))
+    G = ops.first_step_gradient(Xd, yd, Wd, ad, bd)
+    assert isinstance(G, cp.ndarray)
+    assert_close(G, ref_gradient(X, y, W, a, b), np.float32, "cupy first_step_gradient")
+    out = ops.kernel_matvec(Xd, Xd, yd, "ntk")
+    assert isinstance(out, cp.ndarray)
+    # NumPy in with backend="cuda" -> NumPy out
+    assert isinstance(ops.kernel_matvec(X, X, y, "ntk", backend="cuda"), np.ndarray)
