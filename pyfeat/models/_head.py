@@ -1,0 +1,79 @@
+"""The second layer of the network, from the streamed normal equations.
+
+Everything here works on m-sized quantities only (the Gram is the sufficient statistic of the
+head problem): with Φ = σ(W x + b) over the n (preprocessed) samples ỹ,
+
+    A = ΦᵀΦ / n  (m × m),   c = Φᵀỹ / n  (m,),   q = ‖ỹ‖² / n.
+
+Ridge head (DESIGN.md convention): a_λ minimizes (1/n)‖Φa − ỹ‖² + λ‖a‖², i.e.
+a_λ = (ΦᵀΦ/n + λI)⁻¹Φᵀỹ/n = (A + λI)⁻¹c. There is no separate intercept: Algorithm 1's α, β
+already take out the mean and the linear part of y.
+
+GCV from one eigendecomposition A = V diag(s) Vᵀ, with z = Vᵀc:
+
+    a_λ = V diag(1/(s + λ)) z
+    RSS(λ)/n = q − 2a_λᵀc + a_λᵀA a_λ = q − Σ_k z_k² (s_k + 2λ) / (s_k + λ)²
+    df(λ) = tr Φ(ΦᵀΦ + nλI)⁻¹Φᵀ = Σ_k s_k / (s_k + λ)
+    GCV(λ) = (RSS(λ)/n) / (1 − df(λ)/n)²
+
+so every λ of the grid costs O(m) once V is known (Golub, Heath & Wahba 1979).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+
+# ridge="auto": GCV over λ = mean eigenvalue of A × 10^k for k in this grid (scale free; the low
+# end stays above the rounding level of a Gram accumulated in float32 blocks)
+AUTO_GRID_EXPONENTS = np.linspace(-5.0, 1.0, 25)
+
+
+def auto_grid(A):
+    """The default ridge grid: tr(A)/m × 10^k, k = -5, -4.75, ..., 1."""
+    return np.trace(A) / A.shape[0] * 10.0**AUTO_GRID_EXPONENTS
+
+
+def eigh(A):
+    """(s, V): eigenvalues (clipped at 0: A is a Gram) and eigenvectors of the symmetric A."""
+    s, V = scipy.linalg.eigh(A, check_finite=False)
+    return np.maximum(s, 0.0), V
+
+
+def gcv_scores(s, z, q, n, grid):
+    """GCV(λ) for each λ of ``grid`` (formula in the module docstring)."""
+    lam = np.asarray(grid, np.float64)[:, None]
+    z2 = z**2
+    rss = q - np.sum(z2 * (s + 2.0 * lam) / (s + lam) ** 2, axis=1)
+    df = np.sum(s / (s + lam), axis=1)
+    denom = (1.0 - df / n) ** 2
+    with np.errstate(divide="ignore"):
+        return np.where(denom > 0, np.maximum(rss, 0.0) / denom, np.inf)
+
+
+def ridge_eig(s, V, z, lam):
+    """a_λ = V diag(1/(s + λ)) z."""
+    return V @ (z / (s + lam))
+
+
+def ridge_solve(A, c, lam):
+    """a_λ = (A + λI)⁻¹c by Cholesky."""
+    M = A + lam * np.eye(A.shape[0])
+    return scipy.linalg.cho_solve(scipy.linalg.cho_factor(M, check_finite=False), c, check_finite=False)
+
+
+def gradient_descent(A, c, q, a0, weight_decay, lr, steps):
+    """The paper's head loop: a ← a − η[∇_a L + λa], t = 2..T, from a = a0.
+
+    ∇_a L = (2/n)(ΦᵀΦa − Φᵀỹ) = 2(Aa − c) uses the Gram once: W and b are fixed, so A and c are
+    too. Returns (a, losses) with losses[t] = L(a_t) = q − 2aᵀc + aᵀAa (the training MSE on ỹ)
+    before step t and, last, after the final step.
+    """
+    a = np.array(a0, np.float64)
+    losses = np.empty(steps + 1)
+    for t in range(steps + 1):
+        Aa = A @ a
+        losses[t] = q - 2.0 * a @ c + a @ Aa
+        if t < steps:
+            a -= lr * (2.0 * (Aa - c) + weight_decay * a)
+    return a, losses

@@ -1,0 +1,555 @@
+"""Two-layer ReLU networks trained by Algorithm 1 (Damian, Lee & Soltanolkotabi 2022), and the same
+network without the first step (random features, the kernel regime at finite width).
+
+**Network**: f_θ(x) = aᵀσ(Wx + b), σ = ReLU, W ∈ R^{m×d}, width m even.
+Symmetric init: a_j ∈ {±1} uniform, w_j ~ N(0, I_d/d), b_j = 0, and for j ≤ m/2:
+a_{j+m/2} = −a_j, w_{j+m/2} = w_j, b_{j+m/2} = b_j, so f_{θ0} ≡ 0.
+
+**Algorithm 1**: α = mean(y), β = (1/n)Σ y_i x_i; y ← y − α − β·x.
+W¹ = W⁰ − η₁[∇_W L(θ⁰) + λ₁W⁰] with λ₁ = 1/η₁ by default (so W¹ = −η₁∇_W L(θ⁰)); re-initialize
+b_j ~ N(0, 1); then fit a by ridge regression on Φ = σ(W¹x + b) (closed form via the streamed
+Gram ΦᵀΦ, or the paper's GD loop ``head="gd"`` with η, λ, T). Predict α + β·x + aᵀσ(W¹x + b).
+
+Here L = (1/n)Σ_i (f(x_i) − ỹ_i)² on the preprocessed labels ỹ, and at the symmetric init
+∇_{w_j}L(θ⁰) = −(2/n) Σ_i ỹ_i a_j 1[w_j·x_i ≥ 0] x_i (``pyfeat.ops.first_step_gradient``).
+
+**Data passes.** The data is read in row blocks, from arrays (views of 65,536 rows) or from a
+reproducible stream (``fit_task``, or ``fit(source)`` with a re-iterable / a callable returning a
+fresh iterator), so memory is O(m² + block·(d + m)) whatever n is. ``TwoLayerReLU.fit`` makes
+three passes, each exact:
+
+1. moments (O(nd), cheap): n, α = (1/n)Σy_i, β = (1/n)Σy_i x_i;
+2. gradient: ỹ_i = y_i − α − β·x_i per block, ∇_W L summed over blocks with weights n_b/n;
+3. Gram: (ΦᵀΦ, Φᵀỹ, ‖ỹ‖²) with Φ = σ(W¹x + b) (``pyfeat.ops.relu_gram``).
+
+Pass 2 cannot be merged into pass 1 exactly: the gradient of the preprocessed labels contains
+Σ_i 1[w_j·x_i ≥ 0] x_i x_iᵀ β, a d×d matrix per neuron. ``RandomFeatures`` skips pass 2. Each
+pass re-reads (for a task: re-generates) the same blocks; the sum of y is compared between passes
+and a source that yields different data raises ValueError.
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+
+import numpy as np
+import scipy.linalg
+
+from pyfeat import backend as _backend
+from pyfeat import ops
+from pyfeat._base import BaseEstimator, NotFittedError, clone
+from pyfeat.models import _head
+
+__all__ = ["TwoLayerReLU", "RandomFeatures"]
+
+# rows per block when fitting from in-memory arrays (the ops block again inside)
+_CHUNK = 1 << 16
+
+_HEADS = ("ridge", "gd")
+
+
+# ---------------------------------------------------------------------------------------------
+# data sources: a callable returning a fresh iterator of (X_block, y_block)
+
+
+def _array_source(X, y):
+    """Row blocks (views) of in-memory X, y after checking their shapes."""
+    if not hasattr(X, "shape") or not hasattr(X, "ndim"):
+        X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}")
+    if not hasattr(y, "shape") or not hasattr(y, "ndim"):
+        y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must have shape ({X.shape[0]},) (one label per row of X), got {y.shape}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X is empty (shape {X.shape})")
+    n = X.shape[0]
+    return lambda: ((X[s : s + _CHUNK], y[s : s + _CHUNK]) for s in range(0, n, _CHUNK))
+
+
+def _as_source(X, y):
+    if y is not None:
+        return _array_source(X, y)
+    if hasattr(X, "shape"):
+        raise ValueError("y is required when X is an array (pass y, or a stream of (X, y) blocks)")
+    if callable(X):
+        return X
+    if hasattr(X, "__iter__") and iter(X) is not X:
+        return lambda: iter(X)
+    raise TypeError(
+        "fit(source) needs to read the data more than once (moments, gradient, Gram): pass a "
+        "re-iterable of (X_block, y_block), a callable returning a fresh iterator "
+        "(e.g. lambda: task.stream(n, seed=1)), or use fit_task(task, n, seed); "
+        f"got a one-shot {type(X).__name__}"
+    )
+
+
+def _to_numpy(x):
+    return x.get() if _backend.is_cupy(x) else np.asarray(x)
+
+
+def _check_block(k, Xb, yb, d):
+    if getattr(Xb, "ndim", None) != 2:
+        raise ValueError(f"block {k}: X must be a 2-D array, got {type(Xb).__name__} {getattr(Xb, 'shape', '')}")
+    if getattr(yb, "ndim", None) != 1 or yb.shape[0] != Xb.shape[0]:
+        raise ValueError(f"block {k}: y must have shape ({Xb.shape[0]},), got {getattr(yb, 'shape', None)}")
+    for name, arr in (("X", Xb), ("y", yb)):
+        if arr.dtype.kind not in "fiub" or arr.dtype.itemsize > 8:
+            raise TypeError(f"{name} must hold real numbers (float32/float64), got dtype {arr.dtype}")
+    if d is not None and Xb.shape[1] != d:
+        raise ValueError(f"block {k}: X has {Xb.shape[1]} columns, earlier blocks had {d}")
+
+
+def _moments(source):
+    """Pass 1: (n, d, α, β, Σy) with α = (1/n)Σy_i, β = (1/n)Σy_i x_i, in float64; checks
+    shapes, dtypes and finiteness of every block."""
+    n, d, sy, sxy = 0, None, 0.0, None
+    for k, (Xb, yb) in enumerate(source()):
+        _check_block(k, Xb, yb, d)
+        d = Xb.shape[1]
+        xp = _backend.array_module(Xb)
+        y64 = xp.asarray(yb, dtype=xp.float64)
+        s_y = _sum64(y64)
+        s_xy = _to_numpy(y64 @ Xb).astype(np.float64)
+        if not np.isfinite(s_y):
+            raise ValueError(f"y contains NaN or inf (block {k}); expected finite values")
+        if not np.isfinite(s_xy).all():  # NaN/inf in X always reach Σ y_i x_i (inf·0 = NaN)
+            raise ValueError(f"X contains NaN or inf (block {k}); expected finite values")
+        n += Xb.shape[0]
+        sy += s_y
+        sxy = s_xy if sxy is None else sxy + s_xy
+    if n == 0:
+        raise ValueError("the data source yielded no samples")
+    return n, d, sy / n, sxy / n, sy
+
+
+def _sum64(yb):
+    """Σy of one block in float64 (the same expression on every pass)."""
+    xp = _backend.array_module(yb)
+    return float(xp.asarray(yb, dtype=xp.float64).sum())
+
+
+def _residual(Xb, yb, alpha, beta):
+    """ỹ = y − α − β·x for one block, in float64."""
+    xp = _backend.array_module(Xb)
+    return xp.asarray(yb, dtype=xp.float64) - alpha - Xb @ xp.asarray(beta)
+
+
+def _blocks_again(source, n, sum_y):
+    """Iterate the source again, checking at the end that it yielded the same data."""
+    rows, sy = 0, 0.0
+    for Xb, yb in source():
+        rows += Xb.shape[0]
+        sy += _sum64(yb)
+        yield Xb, yb
+    if rows != n or sy != sum_y:
+        raise ValueError(
+            "the data source yielded different data on a later pass "
+            f"({rows} rows, Σy = {sy!r}; first pass: {n} rows, Σy = {sum_y!r}): "
+            "fitting reads the data several times, so the source must be reproducible "
+            "(e.g. task.stream(n, seed=...) with a fixed seed)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# parameter checks
+
+
+def _real(name, value, low=0.0, strict=True):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    if value < low or (strict and value == low):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value!r}")
+    return float(value)
+
+
+def _int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return int(value)
+
+
+def _subspace(U, d):
+    """Orthonormal basis (d, r) of span(U) for U (r, d) rows (or a task with ``.U``)."""
+    U = _to_numpy(getattr(U, "U", U)).astype(np.float64)
+    if U.ndim != 2 or U.shape[1] != d or U.shape[0] == 0:
+        raise ValueError(f"U must have shape (r, {d}) (rows spanning the principal subspace), got {U.shape}")
+    if not np.isfinite(U).all():
+        raise ValueError("U contains NaN or inf")
+    return scipy.linalg.orth(U.T)
+
+
+# ---------------------------------------------------------------------------------------------
+# the shared network
+
+
+class _ReLUNetwork(BaseEstimator):
+    """Shared by TwoLayerReLU and RandomFeatures: symmetric init, bias re-initialization, the
+    Gram pass, the head, prediction and subspace diagnostics. Subclasses set the first layer."""
+
+    def _check_params(self):
+        width = _int("width", self.width, 2)
+        if width % 2:
+            raise ValueError(
+                f"width must be an even positive integer (the symmetric init pairs neuron j with "
+                f"j + m/2), got {width}"
+            )
+        if self.head not in _HEADS:
+            raise ValueError(f"head must be one of {_HEADS}, got {self.head!r}")
+        if not (isinstance(self.ridge, str) and self.ridge == "auto"):
+            if np.ndim(self.ridge) == 0:
+                _real("ridge", self.ridge)
+            else:
+                grid = np.asarray(self.ridge)
+                if grid.ndim != 1 or grid.size == 0 or grid.dtype.kind not in "fiu" or not (
+                    np.isfinite(grid).all() and (grid > 0).all()
+                ):
+                    raise ValueError(f"ridge must be 'auto', a positive number or a 1-D grid of them, got {self.ridge!r}")
+        if not (isinstance(self.lr, str) and self.lr == "auto"):
+            _real("lr", self.lr)
+        _int("steps", self.steps, 0)
+        _real("bias_scale", self.bias_scale, strict=False)
+        if self.seed is not None:
+            _int("seed", self.seed, 0)
+        if self.block_size is not None:
+            _int("block_size", self.block_size, 1)
+        _backend.resolve(self.backend)
+        return width
+
+    def _ops_kw(self):
+        return {"backend": self.backend, "block_size": self.block_size}
+
+    def _rngs(self):
+        """Independent generators for the init and the bias re-initialization."""
+        init, bias = np.random.SeedSequence(self.seed).spawn(2)
+        return np.random.default_rng(init), np.random.default_rng(bias)
+
+    @staticmethod
+    def _symmetric_init(m, d, rng):
+        """a_j ∈ {±1}, w_j ~ N(0, I_d/d), b_j = 0; a_{j+m/2} = −a_j, w_{j+m/2} = w_j."""
+        a = rng.choice(np.array([-1.0, 1.0]), size=m // 2)
+        W = rng.standard_normal((m // 2, d)) / np.sqrt(d)
+        return np.concatenate([W, W]), np.concatenate([a, -a])
+
+    # -- fitting ------------------------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Fit on arrays X (n, d), y (n,), or on a reproducible stream of (X_block, y_block)
+        (a re-iterable, or a callable returning a fresh iterator; y=None). Returns self."""
+        return self._fit(_as_source(X, y))
+
+    def fit_task(self, task, n, seed=0, block=_CHUNK):
+        """Fit on n samples of ``task.stream(n, block=block, seed=seed)``, never holding X whole
+        (memory O(m² + block·(d + m))). Returns self."""
+        n = _int("n", n, 1)
+        return self._fit(lambda: task.stream(n, block=block, seed=seed))
+
+    def _fit(self, source, first_layer=None):
+        """All passes; ``first_layer=(W, b, a_start)`` (transfer) skips the first step."""
+        m = self._check_params()
+        times = {}
+        t0 = time.perf_counter()
+        n, d, alpha, beta, sum_y = _moments(source)
+        times["moments"] = time.perf_counter() - t0
+        self.n_samples_, self.n_features_in_ = n, d
+        self.alpha_, self.beta_ = alpha, beta
+        rng_init, rng_bias = self._rngs()
+        if first_layer is None:
+            W0, a0 = self._symmetric_init(m, d, rng_init)
+            self.W_init_, self.a_init_ = W0, a0
+            t0 = time.perf_counter()
+            W = self._first_step(source, n, sum_y, W0, a0)
+            times["gradient"] = time.perf_counter() - t0
+            b = self.bias_scale * rng_bias.standard_normal(m)
+            a_start = a0
+        else:
+            W, b, a_start = first_layer
+            if W.shape[1] != d:
+                raise ValueError(f"X has {d} features, the source model was fitted with {W.shape[1]}")
+        self.W_, self.b_ = W, b
+
+        t0 = time.perf_counter()
+        A = np.zeros((m, m))
+        c = np.zeros(m)
+        q = 0.0
+        for Xb, yb in _blocks_again(source, n, sum_y):
+            r = _residual(Xb, yb, alpha, beta)
+            Gb, cb = ops.relu_gram(Xb, W, b, r, **self._ops_kw())
+            A += _to_numpy(Gb)
+            c += _to_numpy(cb)
+            q += float(r @ r)
+        A /= n
+        c /= n
+        q /= n
+        times["gram"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        self.a_ = self._fit_head(A, c, q, n, a_start)
+        times["head"] = time.perf_counter() - t0
+        self.timings_ = times
+        return self
+
+    def _first_step(self, source, n, sum_y, W0, a0):
+        raise NotImplementedError
+
+    def _fit_head(self, A, c, q, n, a_start):
+        """Ridge (closed form, or GCV over a grid) or the paper's GD loop; sets ridge_ etc."""
+        s = V = z = None
+        if isinstance(self.ridge, str) or np.ndim(self.ridge) == 1:
+            s, V = _head.eigh(A)
+            z = V.T @ c
+            grid = _head.auto_grid(A) if isinstance(self.ridge, str) else np.asarray(self.ridge, np.float64)
+            scores = _head.gcv_scores(s, z, q, n, grid)
+            lam = float(grid[np.argmin(scores)])
+            self.ridge_grid_, self.gcv_ = grid, scores
+        else:
+            lam = float(self.ridge)
+        self.ridge_ = lam
+        if self.head == "ridge":
+            return _head.ridge_eig(s, V, z, lam) if V is not None else _head.ridge_solve(A, c, lam)
+        weight_decay = 2.0 * lam  # a ← a − η[∇_a L + λ_gd a] with λ_gd = 2·ridge: same minimizer
+        if isinstance(self.lr, str):
+            s_max = s[-1] if s is not None else scipy.linalg.eigvalsh(A, subset_by_index=[A.shape[0] - 1] * 2)[0]
+            lr = 1.0 / (2.0 * s_max + weight_decay)  # 1/Lipschitz constant of the gradient
+        else:
+            lr = float(self.lr)
+        self.lr_ = lr
+        a, self.loss_history_ = _head.gradient_descent(A, c, q, a_start, weight_decay, lr, self.steps)
+        return a
+
+    # -- prediction ---------------------------------------------------------------------------
+
+    def _check_fitted(self):
+        if not hasattr(self, "a_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit first")
+
+    def _check_X(self, X):
+        if not hasattr(X, "shape") or not hasattr(X, "ndim"):
+            X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X must have shape (n, {self.n_features_in_}) (features seen in fit), got {X.shape}"
+            )
+        return X
+
+    def predict(self, X):
+        """α + β·x + aᵀσ(Wx + b) for each row of X (streamed; float32 for float32 X)."""
+        self._check_fitted()
+        X = self._check_X(X)
+        xp = _backend.array_module(X)
+        dt = X.dtype if X.dtype.kind == "f" else np.dtype(np.float64)
+        out = ops.relu_predict(X, self.W_, self.b_, self.a_, **self._ops_kw())
+        out += X @ xp.asarray(self.beta_, dtype=dt)
+        out += dt.type(self.alpha_)
+        return out
+
+    def mse(self, X, y):
+        """Mean squared error (1/n)Σ(f(x_i) − y_i)² (in float64)."""
+        return float(np.mean((self._residuals(X, y)) ** 2))
+
+    def score(self, X, y):
+        """R² = 1 − Σ(y_i − f(x_i))² / Σ(y_i − ȳ)², as scikit-learn's ``score``."""
+        res = self._residuals(X, y)
+        y = _to_numpy(y).astype(np.float64)
+        return float(1.0 - np.sum(res**2) / np.sum((y - y.mean()) ** 2))
+
+    def _residuals(self, X, y):
+        pred = _to_numpy(self.predict(X)).astype(np.float64)
+        y = _to_numpy(y)
+        if y.shape != pred.shape:
+            raise ValueError(f"y must have shape {pred.shape} (one label per row of X), got {y.shape}")
+        return pred - y
+
+    # -- transfer -----------------------------------------------------------------------------
+
+    def transfer(self, X, y=None):
+        """A new fitted model that keeps this model's first layer W and biases b and refits only
+        α, β and the head a on the target data (arrays, or a stream as in ``fit``).
+
+        With ``head="gd"`` the loop starts from this model's head a (fine-tuning)."""
+        self._check_fitted()
+        new = clone(self)
+        new._copy_first_layer(self)
+        return new._fit(_as_source(X, y), first_layer=(self.W_, self.b_, self.a_))
+
+    def transfer_task(self, task, n, seed=0, block=_CHUNK):
+        """``transfer`` on n samples of ``task.stream(n, block=block, seed=seed)``."""
+        self._check_fitted()
+        n = _int("n", n, 1)
+        new = clone(self)
+        new._copy_first_layer(self)
+        return new._fit(lambda: task.stream(n, block=block, seed=seed), first_layer=(self.W_, self.b_, self.a_))
+
+    _FIRST_LAYER_ATTRS = ("W_init_", "a_init_")
+
+    def _copy_first_layer(self, src):
+        for name in self._FIRST_LAYER_ATTRS:
+            setattr(self, name, getattr(src, name))
+
+    # -- diagnostics --------------------------------------------------------------------------
+
+    def _layer(self, init):
+        self._check_fitted()
+        return self.W_init_ if init else self.W_
+
+    def alignment(self, U, init=False):
+        """‖W Πᵤ‖_F² / ‖W‖_F²: the fraction of first-layer energy in span(U) (U: (r, d) rows, or
+        a task with ``.U``). About r/d at the init (``init=True``: W⁰)."""
+        W = self._layer(init)
+        return float(np.sum((W @ _subspace(U, W.shape[1])) ** 2) / np.sum(W**2))
+
+    def principal_angles(self, U, init=False):
+        """Principal angles (radians, ascending) between the top-r right singular subspace of W
+        and span(U), r = rank of U."""
+        W = self._layer(init)
+        Q = _subspace(U, W.shape[1])
+        Vt = np.linalg.svd(W, full_matrices=False)[2]
+        return np.sort(scipy.linalg.subspace_angles(Vt[: Q.shape[1]].T, Q))
+
+    def singular_values(self, init=False):
+        """Singular values of W (descending)."""
+        return np.linalg.svd(self._layer(init), compute_uv=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# the two public models
+
+
+class TwoLayerReLU(_ReLUNetwork):
+    """Two-layer ReLU network trained by Algorithm 1 (one feature step, then the head).
+
+    **Network**: f_θ(x) = aᵀσ(Wx + b), σ = ReLU, W ∈ R^{m×d}, width m even.
+    Symmetric init: a_j ∈ {±1} uniform, w_j ~ N(0, I_d/d), b_j = 0, and for j ≤ m/2:
+    a_{j+m/2} = −a_j, w_{j+m/2} = w_j, b_{j+m/2} = b_j, so f_{θ0} ≡ 0.
+
+    **Algorithm 1**: α = mean(y), β = (1/n)Σ y_i x_i; y ← y − α − β·x.
+    W¹ = W⁰ − η₁[∇_W L(θ⁰) + λ₁W⁰] with λ₁ = 1/η₁ by default (so W¹ = −η₁∇_W L(θ⁰));
+    re-initialize b_j ~ N(0, 1); then fit a by ridge regression on Φ = σ(W¹x + b) (closed form
+    via the streamed Gram ΦᵀΦ, or the paper's GD loop ``head="gd"`` with η, λ, T).
+    Predict α + β·x + aᵀσ(W¹x + b).
+
+    Parameters
+    ----------
+    width : int, even. m.
+    eta1 : "auto" or float > 0. η₁. ``"auto"`` computes η₁ = ‖W⁰‖_F / ‖∇_W L(θ⁰)‖_F, so that
+        with λ₁ = 1/η₁ the new first layer W¹ = −η₁∇_W L has the Frobenius norm of W⁰: its rows
+        have the typical norm ≈ 1 of w_j ~ N(0, I_d/d), and the features σ(w_j·x + b_j) with
+        b_j ~ N(0, 1) are well scaled. Since ‖∇_{w_j}L‖ ≈ 2‖Hw_j‖/√(2π) = Θ(1/√d) (Lemma 1),
+        this is η₁ = Θ(√d), Theorem 1's η₁ = Õ(√d), without a constant to tune.
+    lambda1 : None or float >= 0. λ₁ (None: 1/η₁).
+    ridge : "auto", float > 0, or a 1-D grid of them. The head minimizes
+        (1/n)‖Φa − ỹ‖² + λ‖a‖², i.e. a = (ΦᵀΦ/n + λI)⁻¹Φᵀỹ/n (no separate intercept: α, β take
+        out the mean and linear part). ``"auto"``: generalized cross-validation (GCV) over
+        λ = tr(ΦᵀΦ/n)/m × 10^k, k = −5, −4.75, …, 1, from one eigendecomposition of ΦᵀΦ/n
+        (formula in ``pyfeat.models._head``); a grid: GCV over that grid.
+    head : "ridge" (closed form) or "gd": the paper's loop a ← a − η[∇_a L + λ_gd a] for
+        t = 2..T from a = a⁰, with ∇_a L = (2/n)(ΦᵀΦa − Φᵀỹ) computed from the streamed Gram
+        (W and b are fixed, so one Gram serves every step) and λ_gd = 2·ridge (the same
+        minimizer as the ridge head).
+    lr : "auto" or float > 0. η of ``head="gd"``; "auto" = 1/(2 s_max(ΦᵀΦ/n) + λ_gd).
+    steps : int >= 0. Number of GD steps (T − 1) for ``head="gd"``.
+    bias_scale : float >= 0. The re-initialized biases are b_j ~ N(0, bias_scale²) (paper: 1),
+        drawn independently for all m neurons.
+    seed : int or None. Seeds the init and the bias draw (independent streams), so a
+        ``RandomFeatures`` with the same seed has the same W⁰ and b.
+    backend, block_size : passed to ``pyfeat.ops``.
+
+    Fitted attributes
+    -----------------
+    alpha_, beta_ (d,) : preprocessing.  W_init_ (m, d), a_init_ (m,) : θ⁰.  grad_ (m, d) :
+    ∇_W L(θ⁰).  eta1_, lambda1_.  W_ (m, d) = W¹, b_ (m,), a_ (m,).  ridge_ (chosen λ),
+    ridge_grid_, gcv_ (when GCV ran), lr_, loss_history_ (``head="gd"``).  n_samples_,
+    n_features_in_, timings_ (seconds per phase: moments, gradient, gram, head).
+    """
+
+    def __init__(self, width, eta1="auto", lambda1=None, ridge="auto", head="ridge", lr="auto",
+                 steps=1000, bias_scale=1.0, seed=0, backend="auto", block_size=None):
+        self.width = width
+        self.eta1 = eta1
+        self.lambda1 = lambda1
+        self.ridge = ridge
+        self.head = head
+        self.lr = lr
+        self.steps = steps
+        self.bias_scale = bias_scale
+        self.seed = seed
+        self.backend = backend
+        self.block_size = block_size
+
+    _FIRST_LAYER_ATTRS = ("W_init_", "a_init_", "grad_", "eta1_", "lambda1_")
+
+    def _check_params(self):
+        m = super()._check_params()
+        if not (isinstance(self.eta1, str) and self.eta1 == "auto"):
+            _real("eta1", self.eta1)
+        if self.lambda1 is not None:
+            _real("lambda1", self.lambda1, strict=False)
+        return m
+
+    def _first_step(self, source, n, sum_y, W0, a0):
+        """Pass 2: G = ∇_W L(θ⁰) on ỹ, then W¹ = W⁰ − η₁[G + λ₁W⁰]."""
+        G = np.zeros_like(W0)
+        for Xb, yb in _blocks_again(source, n, sum_y):
+            r = _residual(Xb, yb, self.alpha_, self.beta_)
+            g = ops.first_step_gradient(Xb, r, W0, a0, None, **self._ops_kw())
+            G += (Xb.shape[0] / n) * _to_numpy(g)
+        self.grad_ = G
+        if isinstance(self.eta1, str):
+            norm = np.linalg.norm(G)
+            if norm == 0:
+                raise ValueError("eta1='auto': the first-step gradient is zero (labels affine in x?)")
+            eta1 = float(np.linalg.norm(W0) / norm)
+        else:
+            eta1 = float(self.eta1)
+        lambda1 = 1.0 / eta1 if self.lambda1 is None else float(self.lambda1)
+        self.eta1_, self.lambda1_ = eta1, lambda1
+        return W0 - eta1 * (G + lambda1 * W0)
+
+    def lemma1_cosine(self, task):
+        """mean_j cos(∇_{w_j}L, −2 a_j H w_j / √(2π)) over the neurons, with H = E[∇²f*] the
+        task's exact average Hessian (``task.hessian()``, or a (d, d) array). Lemma 1 says the
+        cosine tends to 1 as n grows (up to Õ(√r/d) terms)."""
+        self._check_fitted()
+        H = _to_numpy(task.hessian() if hasattr(task, "hessian") else task).astype(np.float64)
+        d = self.n_features_in_
+        if H.shape != (d, d):
+            raise ValueError(f"the Hessian must have shape ({d}, {d}), got {H.shape}")
+        T = -2.0 * self.a_init_[:, None] * (self.W_init_ @ H) / np.sqrt(2 * np.pi)  # H symmetric
+        G = self.grad_
+        norms = np.linalg.norm(G, axis=1) * np.linalg.norm(T, axis=1)
+        keep = norms > 0
+        return float(np.mean(np.sum(G * T, axis=1)[keep] / norms[keep]))
+
+
+class RandomFeatures(_ReLUNetwork):
+    """Algorithm 1 without the first step: the kernel regime at finite width.
+
+    **Network**: f_θ(x) = aᵀσ(Wx + b), σ = ReLU, W ∈ R^{m×d}, width m even, with W = W⁰ of the
+    symmetric init (w_j ~ N(0, I_d/d), w_{j+m/2} = w_j: m/2 distinct directions, as the trained
+    W¹ = −η₁∇L has m/2 distinct ± pairs) and b_j ~ N(0, bias_scale²) as Algorithm 1
+    re-initializes them. Preprocessing (α = mean(y), β = (1/n)Σ y_i x_i; y ← y − α − β·x) and the
+    head are those of ``TwoLayerReLU``; predict α + β·x + aᵀσ(W⁰x + b). Two passes over the
+    data (moments, Gram).
+
+    Parameters and fitted attributes: as ``TwoLayerReLU`` without eta1, lambda1 and grad_; the
+    same ``seed`` gives the same W⁰ and b as a ``TwoLayerReLU``.
+    """
+
+    def __init__(self, width, ridge="auto", head="ridge", lr="auto", steps=1000, bias_scale=1.0,
+                 seed=0, backend="auto", block_size=None):
+        self.width = width
+        self.ridge = ridge
+        self.head = head
+        self.lr = lr
+        self.steps = steps
+        self.bias_scale = bias_scale
+        self.seed = seed
+        self.backend = backend
+        self.block_size = block_size
+
+    def _first_step(self, source, n, sum_y, W0, a0):
+        return W0.copy()
