@@ -36,7 +36,7 @@ def auto_grid(A):
 
 def eigh(A):
     """(s, V): eigenvalues (clipped at 0: A is a Gram) and eigenvectors of the symmetric A."""
-    s, V = scipy.linalg.eigh(A, check_finite=False)
+    s, V = scipy.linalg.eigh(A, check_finite=False, driver="evd")
     return np.maximum(s, 0.0), V
 
 
