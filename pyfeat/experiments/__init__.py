@@ -1,0 +1,24 @@
+"""Experiments: sample-complexity sweeps, transfer, fits of n*(d) and plots (also the CLI's
+``run``, ``plot`` and ``demo`` commands).
+
+    from pyfeat import experiments as ex
+    rows = ex.run_sweep("separation", out="results/separation", dask="local:2")
+    sc = ex.sample_complexity(rows, threshold=0.5)      # {model: SampleComplexity}
+    fig = ex.plot_results(rows, threshold=0.5); ex.save_figure(fig, "separation", ("png", "pdf"))
+
+A sweep is described by a TOML config (``pyfeat.experiments.config``); shipped configs run by
+name (``shipped_configs()``).
+"""
+
+from pyfeat.experiments.complexity import SampleComplexity, n_star, sample_complexity
+from pyfeat.experiments.config import (ConfigError, ModelSpec, SweepConfig, load_config,
+                                       register_model, register_task, shipped_configs)
+from pyfeat.experiments.plots import plot_results, save_figure
+from pyfeat.experiments.results import load_results
+from pyfeat.experiments.sweep import grid, run_point, run_sweep
+
+__all__ = [
+    "ConfigError", "ModelSpec", "SampleComplexity", "SweepConfig", "grid", "load_config",
+    "load_results", "n_star", "plot_results", "register_model", "register_task", "run_point",
+    "run_sweep", "sample_complexity", "save_figure", "shipped_configs",
+]

@@ -1,0 +1,335 @@
+"""Sweep configurations: TOML files (or the shipped ones, by name) read into a ``SweepConfig``.
+
+A config names a task family, the grid (d values, n values, number of seeds, optional sweeps of
+task parameters) and the models with their constructor parameters::
+
+    # What this reproduces, and its runtime on a 2-core CPU.
+    name = "separation"
+    experiment = "regression"   # or "transfer" (fit on a source task, refit the head on a target)
+    seed = 0                    # base seed: every grid point's seeds derive from it
+    n_test = 4096               # held-out samples per (d, seed, task parameters)
+    noise = 0.0                 # label noise standard deviation
+    dtype = "float32"
+    threshold = 0.5             # default MSE threshold of ``pyfeat plot`` / sample_complexity
+    metric = "test_mse"         # or "test_rel" (test MSE / variance of the test labels)
+
+    [task]                      # family = a registered name (see TASKS) or "module:attr"
+    family = "MultiIndex"
+    r = 2
+    degree = 4
+
+    [grid]
+    d = [16, 24, 32]
+    n = [256, 1024, 4096]
+    seeds = 2                   # repetitions 0, 1 (each with its own task draw and data)
+    task = { beta = [0.0, 0.5] }   # optional: task parameters swept as extra grid axes
+
+    [transfer]                  # experiment = "transfer" only
+    n_source = 16384            # source samples (the grid's n is the number of target samples)
+
+    [models.nn]                 # the table name ("nn") is the model's name in results and plots
+    type = "TwoLayerReLU"       # a registered name (see MODELS) or "module:attr"
+    width = 1024                # any other key is passed to the constructor ...
+    max_n = 65536               # ... except max_n (skip larger n for this model) and transfer
+                                # (false: fit on the target only in a transfer experiment)
+
+The runner sets each model's ``seed`` itself (from the grid point), so a model table must not.
+Every error names the file, the line and the key (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ConfigError", "SweepConfig", "ModelSpec", "load_config", "shipped_configs",
+           "MODELS", "TASKS", "register_model", "register_task", "resolve"]
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+# name -> "module:attr" (imported when used) or a callable
+MODELS = {
+    "TwoLayerReLU": "pyfeat.models:TwoLayerReLU",
+    "RandomFeatures": "pyfeat.models:RandomFeatures",
+    "KernelRidge": "pyfeat.kernel_ridge:KernelRidge",
+}
+TASKS = {
+    "MultiIndex": "pyfeat.tasks:MultiIndex",
+    "SingleIndex": "pyfeat.tasks:SingleIndex",
+    "Heaviside1D": "pyfeat.tasks:Heaviside1D",
+    "transfer_pair": "pyfeat.tasks:transfer_pair",
+}
+
+EXPERIMENTS = ("regression", "transfer")
+METRICS = ("test_mse", "test_rel")
+DTYPES = ("float32", "float64")
+# result columns a swept task parameter must not shadow
+RESERVED = ("model", "type", "task", "experiment", "d", "n", "seed", "test_mse", "test_rel",
+            "alignment", "fit_time", "backend", "version", "point_id")
+
+
+class ConfigError(ValueError):
+    """A malformed config; the message names the file, the line (when known) and the key."""
+
+
+def register_model(name, factory):
+    """Make ``type = name`` in a model table build ``factory(**params, seed=...)``."""
+    MODELS[name] = factory
+
+
+def register_task(name, factory):
+    """Make ``family = name`` in ``[task]`` build ``factory(d=..., seed=..., **params)``."""
+    TASKS[name] = factory
+
+
+def resolve(registry, name):
+    """The callable behind a registry name or a "module:attr" string (ImportError/KeyError)."""
+    target = registry.get(name, name)
+    if callable(target):
+        return target
+    if ":" not in target:
+        raise KeyError(f"unknown name {name!r}; known: {sorted(registry)} (or use 'module:attr')")
+    module, attr = target.split(":", 1)
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One ``[models.<name>]`` table."""
+
+    name: str
+    type: str
+    params: dict
+    max_n: int | None = None
+    transfer: bool = True
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A validated sweep. ``text`` is the TOML source, copied into the output directory."""
+
+    name: str
+    task: str
+    task_params: dict
+    d: tuple
+    n: tuple
+    seeds: int
+    models: tuple
+    sweep: dict = field(default_factory=dict)
+    experiment: str = "regression"
+    seed: int = 0
+    n_test: int = 4096
+    noise: float = 0.0
+    dtype: str = "float32"
+    n_source: int | None = None
+    threshold: float | None = None
+    metric: str = "test_mse"
+    text: str = ""
+    source: str = "<string>"
+
+
+def shipped_configs():
+    """Names of the configs shipped in ``pyfeat/experiments/configs``."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+
+
+def load_config(source):
+    """Read a config from a path, a shipped config name (e.g. ``"separation"``), or TOML text
+    (a string containing a newline). Returns a ``SweepConfig``; raises ``ConfigError``."""
+    if isinstance(source, SweepConfig):
+        return source
+    if isinstance(source, str) and "\n" in source:
+        text, where = source, "<string>"
+    else:
+        path = Path(source)
+        if not path.exists() and (CONFIG_DIR / f"{source}.toml").exists():
+            path = CONFIG_DIR / f"{source}.toml"
+        if not path.is_file():
+            raise ConfigError(f"no config file {str(source)!r} and no shipped config of that name "
+                              f"(shipped: {', '.join(shipped_configs())})")
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: TOML syntax error: {exc}") from None
+    return _Validator(text, where).config(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# finding a key's line in the TOML text (tomllib only reports lines for syntax errors)
+
+_HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+_ASSIGN = re.compile(r"^\s*([A-Za-z0-9_\-.\"' ]+?)\s*=")
+
+
+def _split_key(dotted):
+    return tuple(part.strip().strip("\"'") for part in dotted.split("."))
+
+
+def key_line(text, path):
+    """1-based line of the key ``path`` (a tuple such as ("models", "nn", "width")) in TOML
+    ``text``: the ``key = ...`` line inside its table, or the table header for a table. Falls
+    back to the longest prefix of ``path`` that is found (a key inside an inline table gives the
+    line of the inline table); None if nothing is found."""
+    found = {}
+    table = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            table = _split_key(header.group(1))
+            found.setdefault(table, number)
+            continue
+        assign = _ASSIGN.match(line)
+        if assign:
+            found.setdefault(table + _split_key(assign.group(1)), number)
+    for k in range(len(path), 0, -1):
+        if tuple(path[:k]) in found:
+            return found[tuple(path[:k])]
+    return None
+
+
+class _Validator:
+    """Checks the parsed TOML and builds the SweepConfig; every error names key and line."""
+
+    def __init__(self, text, where):
+        self.text, self.where = text, where
+
+    def error(self, path, message):
+        line = key_line(self.text, path)
+        at = f"{self.where}, line {line}" if line else self.where
+        return ConfigError(f"{at}: {'.'.join(path)}: {message}")
+
+    def table(self, data, path, allowed, required=()):
+        if not isinstance(data, dict):
+            raise self.error(path, f"must be a table, got {type(data).__name__}")
+        for key in data:
+            if allowed is not None and key not in allowed:
+                raise self.error(path + (key,), f"unknown key; allowed: {', '.join(allowed)}")
+        for key in required:
+            if key not in data:
+                raise self.error(path, f"missing required key {key!r}")
+        return data
+
+    def integer(self, value, path, low):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(path, f"must be an integer, got {value!r}")
+        if value < low:
+            raise self.error(path, f"must be >= {low}, got {value}")
+        return value
+
+    def number(self, value, path, low=None, strict=False):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(path, f"must be a number, got {value!r}")
+        if low is not None and (value <= low if strict else value < low):
+            raise self.error(path, f"must be {'>' if strict else '>='} {low}, got {value}")
+        return float(value)
+
+    def string(self, value, path, choices=None):
+        if not isinstance(value, str):
+            raise self.error(path, f"must be a string, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.error(path, f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def int_list(self, value, path, low):
+        if not isinstance(value, list) or not value:
+            raise self.error(path, f"must be a non-empty list of integers, got {value!r}")
+        values = [self.integer(v, path, low) for v in value]
+        if len(set(values)) != len(values):
+            raise self.error(path, f"has repeated values: {value}")
+        return tuple(values)
+
+    def factory(self, registry, name, path):
+        try:
+            return resolve(registry, name)
+        except (ImportError, AttributeError, KeyError) as exc:
+            raise self.error(path, f"{name!r} is not available: {exc}") from None
+
+    def keywords(self, factory, params, path, runner_keys):
+        """Each key of ``params`` must be a parameter of ``factory`` (unless it takes **kw)."""
+        try:
+            sig = inspect.signature(factory)
+        except (TypeError, ValueError):  # builtins without a signature: let the call check
+            return
+        kinds = {p.kind for p in sig.parameters.values()}
+        if inspect.Parameter.VAR_KEYWORD in kinds:
+            return
+        accepted = [p for p in sig.parameters if p not in runner_keys]
+        for key in params:
+            if key not in sig.parameters or key in runner_keys:
+                raise self.error(path + (key,), f"not a parameter of {getattr(factory, '__name__', factory)}"
+                                 f" (parameters: {', '.join(accepted)})")
+
+    def config(self, data):
+        top = self.table(data, (), ["name", "experiment", "seed", "n_test", "noise", "dtype",
+                                    "threshold", "metric", "task", "grid", "models", "transfer"],
+                         required=["task", "grid", "models"])
+        experiment = self.string(top.get("experiment", "regression"), ("experiment",), EXPERIMENTS)
+
+        task = dict(self.table(top["task"], ("task",), None, required=["family"]))
+        family = self.string(task.pop("family"), ("task", "family"))
+        task_factory = self.factory(TASKS, family, ("task", "family"))
+        for key in ("d", "seed"):
+            if key in task:
+                raise self.error(("task", key), "is set by the runner (use [grid] d / the top-level seed)")
+
+        grid = self.table(top["grid"], ("grid",), ["d", "n", "seeds", "task"], required=["d", "n"])
+        sweep = {}
+        for key, values in self.table(grid.get("task", {}), ("grid", "task"), None).items():
+            path = ("grid", "task", key)
+            if not isinstance(values, list) or not values:
+                raise self.error(path, f"must be a non-empty list of values to sweep, got {values!r}")
+            if key in task:
+                raise self.error(path, "is also set in [task]; set it in one place")
+            if key in RESERVED:
+                raise self.error(path, f"clashes with a result column; reserved: {', '.join(RESERVED)}")
+            sweep[key] = tuple(values)
+        self.keywords(task_factory, {**task, **sweep}, ("task",), ("d", "seed"))
+
+        transfer = self.table(top.get("transfer", {}), ("transfer",), ["n_source"])
+        n_source = None
+        if experiment == "transfer":
+            if "n_source" not in transfer:
+                raise self.error(("transfer",), "experiment = 'transfer' needs [transfer] n_source")
+            n_source = self.integer(transfer["n_source"], ("transfer", "n_source"), 1)
+        elif transfer:
+            raise self.error(("transfer",), "only allowed with experiment = 'transfer'")
+
+        models = []
+        for name, table in self.table(top["models"], ("models",), None).items():
+            path = ("models", name)
+            table = dict(self.table(table, path, None, required=["type"]))
+            mtype = self.string(table.pop("type"), path + ("type",))
+            max_n = table.pop("max_n", None)
+            if max_n is not None:
+                max_n = self.integer(max_n, path + ("max_n",), 1)
+            use_transfer = table.pop("transfer", True)
+            if not isinstance(use_transfer, bool):
+                raise self.error(path + ("transfer",), f"must be true or false, got {use_transfer!r}")
+            self.keywords(self.factory(MODELS, mtype, path + ("type",)), table, path, ("seed",))
+            models.append(ModelSpec(name, mtype, table, max_n, use_transfer))
+        if not models:
+            raise self.error(("models",), "needs at least one [models.<name>] table")
+
+        threshold = top.get("threshold")
+        if threshold is not None:
+            threshold = self.number(threshold, ("threshold",), 0.0, strict=True)
+        return SweepConfig(
+            name=self.string(top.get("name", Path(self.where).stem), ("name",)),
+            task=family, task_params=task, sweep=sweep,
+            d=self.int_list(grid["d"], ("grid", "d"), 1),
+            n=self.int_list(grid["n"], ("grid", "n"), 1),
+            seeds=self.integer(grid.get("seeds", 1), ("grid", "seeds"), 1),
+            models=tuple(models), experiment=experiment,
+            seed=self.integer(top.get("seed", 0), ("seed",), 0),
+            n_test=self.integer(top.get("n_test", 4096), ("n_test",), 1),
+            noise=self.number(top.get("noise", 0.0), ("noise",), 0.0),
+            dtype=self.string(top.get("dtype", "float32"), ("dtype",), DTYPES),
+            n_source=n_source, threshold=threshold,
+            metric=self.string(top.get("metric", "test_mse"), ("metric",), METRICS),
+            text=self.text, source=self.where,
+        )

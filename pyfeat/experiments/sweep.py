@@ -1,0 +1,253 @@
+"""Sweeps: the grid of a config, one grid point = one model fitted at one (d, n, seed, task
+parameters), run in a loop or on Dask, each finished point appended to ``DIR/results.csv``.
+
+**Seeds.** Every seed of a grid point is derived from the config's ``seed`` and the point's
+coordinates (SHA-256 of their JSON, first 4 bytes), never from the order of execution, so a Dask
+run gives the same rows as a local run:
+
+- task draw (e.g. U):    (seed, "task", d, task parameters, rep)   - same target for every n
+- training data:         (seed, "train", d, task parameters, n, rep)
+- test data:             (seed, "test", d, task parameters, rep)   - same test set for every n
+- source data (transfer): (seed, "source", d, task parameters, rep)
+- model init:            (seed, "model", d, task parameters, rep)
+
+**Metrics.** ``test_mse`` = mean (f(x) − f*(x))² over ``n_test`` noise-free test samples;
+``test_rel`` = test_mse / variance of the test labels (1 = predicting the mean);
+``alignment`` = ``model.alignment(task.U)`` for models that have it (else empty);
+``fit_time`` = seconds of ``fit`` (in a transfer experiment: source fit + transfer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pyfeat.experiments.config import MODELS, TASKS, ModelSpec, SweepConfig, load_config, resolve
+from pyfeat.experiments.results import BASE_COLUMNS, ResultsWriter, load_results
+
+__all__ = ["GridPoint", "grid", "run_point", "run_sweep", "columns", "derive_seed"]
+
+DIST_HINT = 'Dask is an optional extra: pip install "pyfeat[dist]"'
+
+
+def derive_seed(*parts):
+    """A 32-bit seed from JSON-serializable parts (stable across processes and machines)."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One model at one (d, n, rep, task parameter values) of a sweep."""
+
+    config: SweepConfig
+    model: ModelSpec
+    d: int
+    n: int
+    rep: int
+    values: tuple = ()  # ((task parameter, value), ...) of the swept task parameters
+
+    def seed(self, role, with_n=False):
+        coords = [self.config.seed, role, self.d, list(self.values)]
+        return derive_seed(*coords, *([self.n] if with_n else []), self.rep)
+
+    @property
+    def point_id(self):
+        """Hash of everything that determines this point's row (resume skips known ids)."""
+        c, m = self.config, self.model
+        return hashlib.sha256(json.dumps([
+            c.experiment, c.task, c.task_params, c.seed, c.n_test, c.noise, c.dtype, c.n_source,
+            m.name, m.type, m.params, m.transfer, self.d, self.n, self.rep, list(self.values),
+        ], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def columns(config):
+    """The results.csv columns of a sweep: the base columns with its swept task parameters."""
+    at = BASE_COLUMNS.index("seed") + 1
+    return BASE_COLUMNS[:at] + tuple(config.sweep) + BASE_COLUMNS[at:]
+
+
+def grid(config):
+    """All grid points of a config, in the order d, task parameter values, n, seed, model
+    (points with n above a model's ``max_n`` are left out)."""
+    config = load_config(config)
+    names = list(config.sweep)
+    combos = [()]
+    for name in names:
+        combos = [c + ((name, v),) for c in combos for v in config.sweep[name]]
+    return [GridPoint(config, m, d, n, rep, values)
+            for d in config.d for values in combos for n in config.n
+            for rep in range(config.seeds) for m in config.models
+            if m.max_n is None or n <= m.max_n]
+
+
+def _call(factory, kwargs):
+    """factory(**kwargs), leaving out ``d``/``seed`` when the factory does not take them."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return factory(**kwargs)
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params or k not in ("d", "seed")}
+    return factory(**kwargs)
+
+
+def _numpy(a):
+    return np.asarray(a.get() if hasattr(a, "get") else a, dtype=np.float64)
+
+
+def _backend_of(model):
+    """The resolved backend name of a model with a ``backend`` parameter, else ""."""
+    if not hasattr(model, "backend"):
+        return ""
+    from pyfeat.backend import resolve as resolve_backend
+
+    return resolve_backend(model.backend)
+
+
+def run_point(point, threads=None):
+    """Fit the point's model and return its results row (a dict over ``columns``).
+
+    ``threads`` limits BLAS and Numba threads for this point (Dask workers sharing a machine)."""
+    if threads is None:
+        return _run_point(point)
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with threadpool_limits(limits=threads):
+            return _run_point(point)
+    finally:
+        numba.set_num_threads(before)
+
+
+def _run_point(point):
+    import pyfeat
+
+    c, spec = point.config, point.model
+    made = _call(resolve(TASKS, c.task),
+                 {**c.task_params, **dict(point.values), "d": point.d, "seed": point.seed("task")})
+    if c.experiment == "transfer":
+        source, task = made
+    else:
+        task = made
+    X, y = task.sample(point.n, noise=c.noise, seed=point.seed("train", with_n=True), dtype=c.dtype)
+    X_test, y_test = task.sample(c.n_test, noise=0.0, seed=point.seed("test"), dtype=c.dtype)
+    model = _call(resolve(MODELS, spec.type), {**spec.params, "seed": point.seed("model")})
+
+    t0 = time.perf_counter()
+    if c.experiment == "transfer" and spec.transfer and hasattr(model, "transfer"):
+        X_src, y_src = source.sample(c.n_source, noise=c.noise, seed=point.seed("source"), dtype=c.dtype)
+        model = model.fit(X_src, y_src).transfer(X, y)
+    else:
+        model = model.fit(X, y)
+    fit_time = time.perf_counter() - t0
+
+    y_test = _numpy(y_test)
+    mse = float(np.mean((_numpy(model.predict(X_test)) - y_test) ** 2))
+    var = float(np.var(y_test))
+    alignment = None
+    if hasattr(model, "alignment") and hasattr(task, "U"):
+        alignment = float(model.alignment(task.U))
+    return {
+        "model": spec.name, "type": spec.type, "task": c.task, "experiment": c.experiment,
+        "d": point.d, "n": point.n, "seed": point.rep, **dict(point.values),
+        "test_mse": mse, "test_rel": mse / var if var > 0 else float("nan"),
+        "alignment": alignment, "fit_time": fit_time, "backend": _backend_of(model),
+        "version": pyfeat.__version__, "point_id": point.point_id,
+    }
+
+
+def _dask_client(dask):
+    """(client, cluster, threads per point) for ``"local:N"``, an address, or a Client."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise RuntimeError(f"--dask needs dask.distributed. {DIST_HINT}") from None
+    if isinstance(dask, Client):
+        return dask, None, None
+    if not isinstance(dask, str) or not dask:
+        raise ValueError(f"dask must be 'local:N', a scheduler address or a Client, got {dask!r}")
+    if dask.startswith("local:"):
+        try:
+            workers = int(dask.split(":", 1)[1])
+        except ValueError:
+            workers = 0
+        if workers < 1:
+            raise ValueError(f"dask='local:N' needs a worker count N >= 1, got {dask!r}")
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        return Client(cluster), cluster, max(1, (os.cpu_count() or 1) // workers)
+    return Client(dask), None, None
+
+
+def run_sweep(config, out, dask=None, resume=False, progress=True, on_row=None):
+    """Run every grid point of ``config`` (a ``SweepConfig``, a path, a shipped name or TOML
+    text) that ``out/results.csv`` does not hold yet, appending one row per finished point.
+
+    Parameters
+    ----------
+    out : directory for ``results.csv`` and a copy of the config (``config.toml``).
+    dask : None (run here, one point after another), ``"local:N"`` (a LocalCluster of N
+        single-threaded worker processes; BLAS/Numba threads per point = cores // N), a
+        scheduler address, or a ``distributed.Client``. Rows are written by this process only.
+    resume : skip the points already in ``out/results.csv``. Without it an existing non-empty
+        results file is an error (a sweep never silently mixes with an old one).
+    progress : show a progress bar over the grid points.
+    on_row : optional callable(row), called after each row is written.
+
+    Returns the rows of ``out/results.csv`` (``load_results``).
+    """
+    config = load_config(config)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path, copy = out / "results.csv", out / "config.toml"
+    if not resume and path.exists() and path.stat().st_size > 0:
+        raise FileExistsError(f"{path} exists: pass resume=True (--resume) or use another output directory")
+    if resume and copy.exists() and copy.read_text(encoding="utf-8") != config.text:
+        raise ValueError(f"{copy} holds a different config; resume with the same config or use another directory")
+    copy.write_text(config.text, encoding="utf-8")
+
+    from tqdm.auto import tqdm
+
+    with ResultsWriter(path, columns(config)) as writer:
+        todo = [p for p in grid(config) if p.point_id not in writer.done]
+        with tqdm(total=len(todo), disable=not progress, desc=config.name, unit="point") as bar:
+            for row in _execute(todo, dask):
+                writer.append(row)
+                bar.update()
+                if on_row is not None:
+                    on_row(row)
+    return load_results(path)
+
+
+def _execute(points, dask):
+    """Yield the rows of ``points`` as they finish (here, or on Dask)."""
+    if dask is None:
+        for point in points:
+            yield run_point(point)
+        return
+    if not points:
+        return
+    client, cluster, threads = _dask_client(dask)
+    from distributed import as_completed
+
+    futures = [client.submit(run_point, p, threads, pure=False) for p in points]
+    try:
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        client.cancel(futures)
+        if client is not dask:
+            client.close()
+        if cluster is not None:
+            cluster.close()

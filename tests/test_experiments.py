@@ -1,0 +1,338 @@
+"""pyfeat.experiments: configs, sweeps (resume, Dask), sample complexity, plots.
+
+The sweep mechanics run on a tiny stand-in (least squares on a noisy linear target, registered
+as "toy"/"toy_ls" here, not in the library); the shipped configs and real models are exercised
+in the slow tests and in tests/test_cli.py.
+"""
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from pyfeat import experiments as ex
+from pyfeat.experiments.config import key_line
+from pyfeat.experiments.results import ResultsWriter
+
+
+class ToyTask:
+    """y = u·x + noise, x ~ N(0, I_d); U = u (1, d)."""
+
+    def __init__(self, d, seed=0, scale=1.0):
+        self.d, self.scale = d, scale
+        u = np.random.default_rng(seed).standard_normal(d)
+        self.U = (u / np.linalg.norm(u))[None, :]
+
+    def sample(self, n, noise=0.0, seed=0, dtype="float64"):
+        rng = np.random.default_rng(seed)
+        X = rng.standard_normal((n, self.d))
+        y = self.scale * X @ self.U[0] + noise * rng.standard_normal(n)
+        return X.astype(dtype), y.astype(dtype)
+
+
+class ToyLS:
+    """Ridge regression; ``alignment`` = cos² between the weights and U."""
+
+    def __init__(self, ridge=1e-8, seed=0):
+        self.ridge, self.seed = ridge, seed
+
+    def fit(self, X, y):
+        X = np.asarray(X, np.float64)
+        self.w_ = np.linalg.solve(X.T @ X + self.ridge * np.eye(X.shape[1]), X.T @ y)
+        return self
+
+    def predict(self, X):
+        return np.asarray(X, np.float64) @ self.w_
+
+    def alignment(self, U):
+        return float((U[0] @ self.w_) ** 2 / (self.w_ @ self.w_))
+
+
+ex.register_task("toy", ToyTask)
+ex.register_model("toy_ls", ToyLS)
+
+TOY = """\
+name = "toy"
+seed = 3
+n_test = 500
+noise = 0.5
+dtype = "float64"
+threshold = 0.05
+
+[task]
+family = "toy"
+
+[grid]
+d = [4, 8]
+n = [16, 64, 256]
+seeds = 2
+
+[models.ls]
+type = "toy_ls"
+
+[models.ridge]
+type = "toy_ls"
+ridge = 10.0
+max_n = 64
+"""
+N_TOY_ROWS = 2 * 3 * 2 + 2 * 2 * 2  # ls: d × n × seeds; ridge: n ≤ 64 only
+
+
+def _key(row):
+    return {k: v for k, v in row.items() if k != "fit_time"}
+
+
+def _sorted(rows):
+    return sorted((_key(r) for r in rows), key=lambda r: r["point_id"])
+
+
+# -- configs -----------------------------------------------------------------------------------
+
+
+def test_toy_config_parses():
+    c = ex.load_config(TOY)
+    assert c.name == "toy" and c.d == (4, 8) and c.n == (16, 64, 256) and c.seeds == 2
+    assert [m.name for m in c.models] == ["ls", "ridge"]
+    assert c.models[1].params == {"ridge": 10.0} and c.models[1].max_n == 64
+    assert len(ex.grid(c)) == N_TOY_ROWS
+
+
+def test_key_line_finds_keys_tables_and_inline_tables():
+    text = 'a = 1\n[models.nn]\nwidth = 3\n[grid]\nd = [1]\ntask = { beta = [0.1] }\n'
+    assert key_line(text, ("a",)) == 1
+    assert key_line(text, ("models", "nn")) == 2
+    assert key_line(text, ("models", "nn", "width")) == 3
+    assert key_line(text, ("grid", "d")) == 5
+    assert key_line(text, ("grid", "task", "beta")) == 6  # inside the inline table
+    assert key_line(text, ("models", "nn", "absent")) == 2  # falls back to the table
+    assert key_line(text, ("nowhere",)) is None
+
+
+@pytest.mark.parametrize("old, new, key, line", [
+    ("seeds = 2", "seeds = 2\nsedes = 3", "grid.sedes", 15),                 # unknown key
+    ('ridge = 10.0', 'ridge = 10.0\nwidht = 3', "models.ridge.widht", 22),   # not a parameter
+    ("seeds = 2", 'seeds = "two"', "grid.seeds", 14),                       # wrong type
+    ("n = [16, 64, 256]", "n = [16, -64]", "grid.n", 13),                  # out of range
+    ('dtype = "float64"', 'dtype = "float16"', "dtype", 5),                # bad choice
+    ('family = "toy"', 'family = "nope"', "task.family", 9),              # unknown task
+    ('type = "toy_ls"\n\n', 'type = "toy_ls"\nseed = 1\n\n', "models.ls.seed", 18),  # runner's key
+    ("max_n = 64", "max_n = 6.5", "models.ridge.max_n", 22),
+])
+def test_semantic_errors_name_key_and_line(old, new, key, line):
+    text = TOY.replace(old, new, 1)
+    assert text != TOY
+    with pytest.raises(ex.ConfigError) as err:
+        ex.load_config(text)
+    assert f"line {line}: {key}:" in str(err.value)
+
+
+def test_syntax_error_names_line():
+    with pytest.raises(ex.ConfigError, match=r"syntax error: .*line 5, column 9"):
+        ex.load_config(TOY.replace('dtype = "float64"', "dtype = float64"))
+
+
+def test_missing_sections_and_transfer_settings():
+    with pytest.raises(ex.ConfigError, match=r"missing required key 'grid'"):
+        ex.load_config('name = "x"\n[task]\nfamily = "toy"\n[models.a]\ntype = "toy_ls"\n')
+    with pytest.raises(ex.ConfigError, match=r"needs \[transfer\] n_source"):
+        ex.load_config('experiment = "transfer"\n' + TOY)
+    with pytest.raises(ex.ConfigError, match=r"line 23: transfer: only allowed"):
+        ex.load_config(TOY + "[transfer]\nn_source = 5\n")
+
+
+def test_unknown_config_name_lists_shipped(tmp_path):
+    with pytest.raises(ex.ConfigError, match="separation"):
+        ex.load_config(str(tmp_path / "nope.toml"))
+
+
+# -- sweeps --------------------------------------------------------------------------------------
+
+
+def test_tiny_sweep_end_to_end(tmp_path):
+    rows = ex.run_sweep(TOY, tmp_path / "a", progress=False)
+    assert len(rows) == N_TOY_ROWS
+    assert (tmp_path / "a" / "config.toml").read_text() == TOY
+    assert len({r["point_id"] for r in rows}) == N_TOY_ROWS
+    for r in rows:
+        assert r["task"] == "toy" and r["version"] and r["fit_time"] >= 0
+        assert 0 <= r["alignment"] <= 1
+    ls = {(r["d"], r["n"], r["seed"]): r for r in rows if r["model"] == "ls"}
+    # least squares with noise 0.5: excess risk ≈ 0.25 d / (n − d − 1)
+    assert ls[(8, 256, 0)]["test_mse"] < ls[(8, 16, 0)]["test_mse"]
+    assert ls[(8, 256, 0)]["test_mse"] == pytest.approx(0.25 * 8 / 247, rel=0.7)
+    assert ls[(8, 256, 0)]["test_rel"] == pytest.approx(ls[(8, 256, 0)]["test_mse"], rel=0.3)
+    # same seeds → same rows; a new config seed → new data
+    again = ex.run_sweep(TOY, tmp_path / "b", progress=False)
+    assert _sorted(again) == _sorted(rows)
+    other = ex.run_sweep(TOY.replace("seed = 3", "seed = 4"), tmp_path / "c", progress=False)
+    assert {r["test_mse"] for r in other}.isdisjoint({r["test_mse"] for r in rows})
+
+
+def test_existing_results_need_resume(tmp_path):
+    ex.run_sweep(TOY, tmp_path, progress=False)
+    with pytest.raises(FileExistsError, match="resume"):
+        ex.run_sweep(TOY, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="different config"):
+        ex.run_sweep(TOY.replace("seed = 3", "seed = 5"), tmp_path, resume=True, progress=False)
+    assert len(ex.run_sweep(TOY, tmp_path, resume=True, progress=False)) == N_TOY_ROWS
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resume_after_kill_and_partial_line(tmp_path):
+    full = ex.run_sweep(TOY, tmp_path / "full", progress=False)
+    seen = []
+
+    def kill_after_5(row):
+        seen.append(row)
+        if len(seen) == 5:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        ex.run_sweep(TOY, tmp_path / "run", progress=False, on_row=kill_after_5)
+    path = tmp_path / "run" / "results.csv"
+    assert len(ex.load_results(path)) == 5
+    with open(path, "ab") as f:  # a row cut short by a kill in the middle of its write
+        f.write(b"ls,toy_ls,toy,regression,8,256,1,0.12")
+    assert len(ex.load_results(path)) == 5
+    rows = ex.run_sweep(TOY, tmp_path / "run", resume=True, progress=False)
+    assert _sorted(rows) == _sorted(full)  # every point exactly once
+    assert path.read_bytes().count(b"\n") == N_TOY_ROWS + 1
+    assert b"0.12\n" not in path.read_bytes()
+
+
+def test_resume_after_sigkill_of_a_subprocess(tmp_path):
+    """A sweep process killed (SIGKILL) after its third row, then resumed here."""
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        import test_experiments as t
+        from pyfeat import experiments as ex
+        count = []
+        def hook(row):
+            count.append(row)
+            if len(count) == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+        ex.run_sweep(t.TOY, {str(tmp_path)!r}, progress=False, on_row=hook)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert len(ex.load_results(tmp_path)) == 3
+    rows = ex.run_sweep(TOY, tmp_path, resume=True, progress=False)
+    assert len(rows) == N_TOY_ROWS == len({r["point_id"] for r in rows})
+
+
+def test_writer_rejects_other_columns(tmp_path):
+    with ResultsWriter(tmp_path / "r.csv", ["a", "point_id"]) as w:
+        w.append({"a": 1.5, "point_id": "x"})
+    with pytest.raises(ValueError, match="columns"):
+        ResultsWriter(tmp_path / "r.csv", ["b", "point_id"])
+    with ResultsWriter(tmp_path / "r.csv", ["a", "point_id"]) as w:
+        assert w.done == {"x"}
+
+
+def test_swept_task_parameter_becomes_a_column(tmp_path):
+    text = TOY.replace("seeds = 2", "seeds = 1\ntask = { scale = [0.5, 2.0] }")
+    rows = ex.run_sweep(text, tmp_path, progress=False)
+    assert len(rows) == N_TOY_ROWS  # 2 scales × 1 seed
+    assert {r["scale"] for r in rows} == {0.5, 2.0}
+    with pytest.raises(ValueError, match="scale"):
+        ex.sample_complexity(rows, 0.1)
+    fig = ex.plot_results(rows)
+    assert fig.axes[0].get_xlabel() == "scale"
+
+
+def test_dask_local_cluster_equals_local_run(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    local = ex.run_sweep(TOY, tmp_path / "local", progress=False)
+    with distributed.Client(processes=False, n_workers=2, threads_per_worker=1,
+                            dashboard_address=None) as client:
+        remote = ex.run_sweep(TOY, tmp_path / "dask", dask=client, progress=False)
+    assert _sorted(remote) == _sorted(local)
+
+
+def test_bad_dask_argument(tmp_path):
+    with pytest.raises(ValueError, match="local:N"):
+        ex.run_sweep(TOY, tmp_path, dask="local:zero", progress=False)
+
+
+# -- sample complexity -----------------------------------------------------------------------------
+
+
+def _synthetic(exponent, ds=(8, 16, 32, 64), seeds=3, noise=0.0):
+    """Rows with test_mse = d^exponent / n × (1 + noise·ε) on n = powers of 2."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for d in ds:
+        for s in range(seeds):
+            for n in 2 ** np.arange(3, 20):
+                mse = d**exponent / n * (1 + noise * rng.standard_normal())
+                rows.append({"model": "m", "d": d, "n": int(n), "seed": s, "test_mse": mse})
+    return rows
+
+
+def test_sample_complexity_recovers_exponent():
+    sc = ex.sample_complexity(_synthetic(2.0), threshold=1.0, interpolate=True, n_boot=200)["m"]
+    assert sc.exponent == pytest.approx(2.0, abs=1e-9)
+    np.testing.assert_allclose(sc.n_star, np.array([8, 16, 32, 64]) ** 2.0)
+    assert sc.ci_low == pytest.approx(2.0) and sc.ci_high == pytest.approx(2.0)
+    grid_only = ex.sample_complexity(_synthetic(1.5), threshold=1.0, n_boot=50)["m"]
+    assert np.all(np.log2(grid_only.n_star) % 1 == 0)  # grid values, no interpolation
+    assert grid_only.exponent == pytest.approx(1.5, abs=0.2)
+
+
+def test_sample_complexity_interval_covers_truth_with_noise():
+    sc = ex.sample_complexity(_synthetic(3.0, noise=0.3, seeds=4), threshold=0.5, interpolate=True)["m"]
+    assert sc.ci_low < sc.exponent < sc.ci_high
+    assert sc.ci_low < 3.0 < sc.ci_high and sc.ci_high - sc.ci_low < 1.0
+
+
+def test_sample_complexity_unreached_threshold_is_nan():
+    sc = ex.sample_complexity(_synthetic(2.0, ds=(8, 16)), threshold=1e-9, n_boot=20)["m"]
+    assert np.all(np.isnan(sc.n_star)) and math.isnan(sc.exponent) and math.isnan(sc.ci_low)
+    with pytest.raises(ValueError, match="threshold"):
+        ex.sample_complexity(_synthetic(2.0), threshold=-1)
+
+
+def test_n_star_interpolation_is_log_log():
+    assert ex.n_star([10, 100], [1.0, 0.01], 0.1, interpolate=True) == pytest.approx(math.sqrt(1000))
+    assert ex.n_star([10, 100], [1.0, 0.01], 0.1) == 100
+    assert ex.n_star([10, 100], [0.05, 0.01], 0.1, interpolate=True) == 10
+
+
+# -- plots -------------------------------------------------------------------------------------------
+
+
+def test_plot_files_and_labels(tmp_path):
+    rows = ex.run_sweep(TOY, tmp_path, progress=False)
+    fig = ex.plot_results(rows, threshold=0.05)
+    left, right = fig.axes
+    assert left.get_xlabel() == "n (training samples)" and left.get_ylabel() == "test MSE"
+    assert left.get_xscale() == "log" and left.get_yscale() == "log"
+    assert right.get_xlabel() == "d" and right.get_ylabel().startswith("n* (mean test MSE ≤ 0.05")
+    assert any("d^" in t.get_text() for t in right.get_legend().get_texts())
+    paths = ex.save_figure(fig, tmp_path / "fig", ("png", "pdf"))
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+    assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(ex.plot_results(rows).axes) == 1  # no threshold: no n* panel
+
+
+# -- shipped configs ---------------------------------------------------------------------------------
+
+
+def test_shipped_configs_are_valid_and_documented():
+    pytest.importorskip("pyfeat.tasks")
+    pytest.importorskip("pyfeat.kernel_ridge")
+    names = ex.shipped_configs()
+    assert set(names) >= {"separation", "transfer", "spiked", "heaviside"}
+    for name in names:
+        config = ex.load_config(name)
+        assert config.text.startswith("#") and "2-core" in config.text
+        assert len(ex.grid(config)) > 0
