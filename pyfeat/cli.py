@@ -110,7 +110,8 @@ def format_bench(report):
     for b in report.get("benchmarks", []):
         extra = b.get("extra_info", {})
         gflops, ratio = extra.get("gflops"), extra.get("ratio_to_gemm")
-        lines.append((b["name"], f"{b['stats']['mean'] * 1e3:.3g} ms",
+        mean = b["stats"]["mean"]
+        lines.append((b["name"], f"{mean * 1e3:.3g} ms" if mean < 1 else f"{mean:.3g} s",
                       "-" if gflops is None else f"{gflops:.1f}",
                       "-" if ratio is None else f"{ratio:.2f}"))
     widths = [max(len(line[i]) for line in lines) for i in range(4)]

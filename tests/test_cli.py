@@ -1,0 +1,89 @@
+"""The ``pyfeat`` command line: run/plot/bench/demo/info, errors as one line with exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pyfeat import cli
+from pyfeat import experiments as ex
+from test_experiments import N_TOY_ROWS, TOY  # registers the "toy" task and "toy_ls" model
+
+
+@pytest.fixture
+def toy_config(tmp_path):
+    path = tmp_path / "toy.toml"
+    path.write_text(TOY)
+    return path
+
+
+def test_run_resume_and_plot(toy_config, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["run", str(toy_config), "--out", str(out), "--no-progress"]) == 0
+    assert f"{N_TOY_ROWS} rows in {out / 'results.csv'}" in capsys.readouterr().out
+    assert (out / "config.toml").read_text() == TOY
+
+    assert cli.main(["run", str(toy_config), "--out", str(out), "--no-progress"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert cli.main(["run", str(toy_config), "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert len(ex.load_results(out)) == N_TOY_ROWS
+
+    assert cli.main(["plot", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "ls: n* ∝ d^" in printed  # threshold 0.05 from the copied config
+    for suffix in ("png", "pdf"):
+        assert (out / f"plot.{suffix}").stat().st_size > 1000
+    assert cli.main(["plot", str(out), "--format", "png", "--out", str(tmp_path / "p"),
+                     "--metric", "test_rel"]) == 0
+    assert (tmp_path / "p.png").exists() and not (tmp_path / "p.pdf").exists()
+
+
+def test_malformed_config_is_one_line_naming_key_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TOY.replace("seeds = 2", "seeds = 0"))
+    assert cli.main(["run", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pyfeat run: error: ") and f"{bad}, line 14: grid.seeds: must be >= 1" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_config_and_results(tmp_path, capsys):
+    assert cli.main(["run", str(tmp_path / "nope.toml")]) == 2
+    assert "no config file" in capsys.readouterr().err
+    assert cli.main(["plot", str(tmp_path)]) == 2
+    assert "no results file" in capsys.readouterr().err
+
+
+def test_dask_missing_says_how_to_get_it(toy_config, tmp_path, capsys, monkeypatch):
+    real = cli.importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "distributed" else real(name, *a))
+    assert cli.main(["run", str(toy_config), "--out", str(tmp_path), "--dask", "local:2"]) == 2
+    assert 'pip install "pyfeat[dist]"' in capsys.readouterr().err
+
+
+def test_bench_table_and_source_checkout(monkeypatch, tmp_path, capsys):
+    report = {"benchmarks": [
+        {"name": "test_gram[numba-float32]", "stats": {"mean": 0.0125},
+         "extra_info": {"gflops": 151.25, "ratio_to_gemm": 0.8123}},
+        {"name": "test_other", "stats": {"mean": 2.0}, "extra_info": {}},
+    ]}
+    table = cli.format_bench(report).splitlines()
+    assert table[0].split() == ["benchmark", "mean", "time", "GFLOP/s", "vs", "GEMM"]
+    assert table[1].split() == ["test_gram[numba-float32]", "12.5", "ms", "151.2", "0.81"]
+    assert table[2].split() == ["test_other", "2", "s", "-", "-"]
+    monkeypatch.setattr(cli, "BENCH_DIR", tmp_path / "absent")
+    assert cli.main(["bench"]) == 2
+    assert "source checkout" in capsys.readouterr().err
+
+
+def test_python_dash_m_lists_the_commands():
+    proc = subprocess.run([sys.executable, "-m", "pyfeat", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0
+    for command in ("info", "demo", "run", "plot", "bench"):
+        assert command in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "pyfeat", "info", "--json"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "version" in json.loads(proc.stdout)
