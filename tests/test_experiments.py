@@ -121,6 +121,8 @@ def test_key_line_finds_keys_tables_and_inline_tables():
     ('family = "toy"', 'family = "nope"', "task.family", 9),              # unknown task
     ('type = "toy_ls"\n\n', 'type = "toy_ls"\nseed = 1\n\n', "models.ls.seed", 18),  # runner's key
     ("max_n = 64", "max_n = 6.5", "models.ridge.max_n", 22),
+    ("seeds = 2", "seeds = 2\ntask = { scael = [1] }", "grid.task.scael", 15),  # swept, unknown
+    ("[task]\n", "[task]\nscale = 1\nsccale = 2\n", "task.sccale", 10),
 ])
 def test_semantic_errors_name_key_and_line(old, new, key, line):
     text = TOY.replace(old, new, 1)

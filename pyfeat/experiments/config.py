@@ -249,20 +249,18 @@ class _Validator:
         except (ImportError, AttributeError, KeyError) as exc:
             raise self.error(path, f"{name!r} is not available: {exc}") from None
 
-    def keywords(self, factory, params, path, runner_keys):
+    def keywords(self, factory, params, path):
         """Each key of ``params`` must be a parameter of ``factory`` (unless it takes **kw)."""
         try:
             sig = inspect.signature(factory)
-        except (TypeError, ValueError):  # builtins without a signature: let the call check
+        except (TypeError, ValueError):  # no signature to check against: the call will check
             return
-        kinds = {p.kind for p in sig.parameters.values()}
-        if inspect.Parameter.VAR_KEYWORD in kinds:
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
             return
-        accepted = [p for p in sig.parameters if p not in runner_keys]
         for key in params:
-            if key not in sig.parameters or key in runner_keys:
+            if key not in sig.parameters:
                 raise self.error(path + (key,), f"not a parameter of {getattr(factory, '__name__', factory)}"
-                                 f" (parameters: {', '.join(accepted)})")
+                                 f" (parameters: {', '.join(sig.parameters)})")
 
     def config(self, data):
         top = self.table(data, (), ["name", "experiment", "seed", "n_test", "noise", "dtype",
@@ -288,7 +286,8 @@ class _Validator:
             if key in RESERVED:
                 raise self.error(path, f"clashes with a result column; reserved: {', '.join(RESERVED)}")
             sweep[key] = tuple(values)
-        self.keywords(task_factory, {**task, **sweep}, ("task",), ("d", "seed"))
+        self.keywords(task_factory, task, ("task",))
+        self.keywords(task_factory, sweep, ("grid", "task"))
 
         transfer = self.table(top.get("transfer", {}), ("transfer",), ["n_source"])
         n_source = None
@@ -310,7 +309,9 @@ class _Validator:
             use_transfer = table.pop("transfer", True)
             if not isinstance(use_transfer, bool):
                 raise self.error(path + ("transfer",), f"must be true or false, got {use_transfer!r}")
-            self.keywords(self.factory(MODELS, mtype, path + ("type",)), table, path, ("seed",))
+            if "seed" in table:
+                raise self.error(path + ("seed",), "is set by the runner (derived from the top-level seed)")
+            self.keywords(self.factory(MODELS, mtype, path + ("type",)), table, path)
             models.append(ModelSpec(name, mtype, table, max_n, use_transfer))
         if not models:
             raise self.error(("models",), "needs at least one [models.<name>] table")
