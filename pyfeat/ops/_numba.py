@@ -1,28 +1,37 @@
-"""CPU backend: BLAS (NumPy matmul, SciPy syrk) for the GEMM parts, Numba for what sits between.
+"""CPU backend: BLAS (NumPy matmul) for the GEMM parts, Numba for the fused passes between them.
 
-Each op walks over row blocks with buffers allocated once per call and reused (fresh temporaries
-are expensive on these machines, PERF_NOTES.md). The fused element-wise passes run in parallel
-Numba loops (compiled once, cached on disk); the GEMMs run in BLAS. The two never run at the
-same time, so BLAS threads and Numba threads do not oversubscribe the cores.
+Parallelism is one worker per core (``numba.get_num_threads()`` workers, Python threads): worker
+w takes row blocks w, w + T, w + 2T, ... and runs, on its own buffers, the block's GEMM in BLAS
+limited to one thread and the fused element-wise pass in a serial Numba loop (``nogil``). Both
+release the GIL, so the workers run in parallel with no thread pool handing the cores back and
+forth: alternating a Numba parallel region with multi-threaded BLAS left spinning threads of one
+pool competing with the other (measured: 10x the CPU time per kernel pair on these machines).
+Sums over n are per-worker float64 accumulators added in worker order at the end, so a result
+depends on neither timing nor the caller's block size beyond float64 rounding.
 
-float32 math uses the same arccos polynomial as the CUDA kernels (kernel_math.hpp).
+Buffers are allocated once per call and reused (fresh temporaries are expensive on these
+machines, PERF_NOTES.md). float32 math uses the arccos polynomial of the CUDA kernels
+(kernel_math.hpp); Numba functions are compiled once and cached on disk.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import overload
-from scipy.linalg import blas as _blas
 
 from pyfeat.backend import memory_budget
 from pyfeat.ops._common import blocks, rows_per_block, working_dtype
 
 # fast-math without nnan/ninf: NaN and inf keep their IEEE meaning
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-_JIT = dict(fastmath=FASTMATH, cache=True, nogil=True)
+# error_model="numpy": no ZeroDivisionError checks in the loops (they block vectorization)
+_JIT = dict(fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
 
 NTK, NNGP, ARCCOS0, RBF, LAPLACE, POLY = range(6)
 
@@ -84,41 +93,41 @@ def _ov_kval(code, g, sx, sz, p0, p1, p2):
 
 
 # ---------------------------------------------------------------------------------------------
-# fused element-wise passes
+# fused element-wise passes (serial: each worker runs them on its own block)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _mask_times_y(Z, b, y):
     """Z[i, j] <- y[i] if Z[i, j] + b[j] >= 0 else 0   (in place)."""
     zero = b[0] * 0  # zero of the working dtype (b is finite)
-    for i in prange(Z.shape[0]):
+    for i in range(Z.shape[0]):
         yi = y[i]
         for j in range(Z.shape[1]):
             Z[i, j] = yi if Z[i, j] + b[j] >= zero else zero
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _relu_bias(Z, b):
     """Z <- relu(Z + b)   (in place)."""
     zero = b[0] * 0
-    for i in prange(Z.shape[0]):
+    for i in range(Z.shape[0]):
         for j in range(Z.shape[1]):
             Z[i, j] = max(Z[i, j] + b[j], zero)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _kernel_inplace(code, G, sx, sz, p0, p1, p2):
     """G[i, j] <- k(G[i, j], sx[i], sz[j])   (in place)."""
-    for i in prange(G.shape[0]):
+    for i in range(G.shape[0]):
         sxi = sx[i]
         for j in range(G.shape[1]):
             G[i, j] = _kval(code, G[i, j], sxi, sz[j], p0, p1, p2)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def _kernel_dot(code, G, sx, sz, v, p0, p1, p2, acc):
     """acc[i] += sum_j k(G[i, j], sx[i], sz[j]) v[j]   (one right-hand side, fully fused)."""
-    for i in prange(G.shape[0]):
+    for i in range(G.shape[0]):
         sxi = sx[i]
         s = sxi * 0
         for j in range(G.shape[1]):
@@ -127,32 +136,78 @@ def _kernel_dot(code, G, sx, sz, v, p0, p1, p2, acc):
 
 
 # ---------------------------------------------------------------------------------------------
-# ops (validated arrays in; see pyfeat.ops for the contract)
+# workers
+
+
+@functools.lru_cache(maxsize=None)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _n_workers():
+    return max(1, numba.get_num_threads())
 
 
 def _rows(block_size, bytes_per_row):
-    return block_size or rows_per_block(bytes_per_row, memory_budget("cpu"))
+    """Rows per block: the caller's, or the per-worker share of the memory budget."""
+    return block_size or rows_per_block(bytes_per_row, memory_budget("cpu") // _n_workers())
+
+
+def _run(n, rows, make_state, step):
+    """Row blocks of range(n): worker w builds its state once (buffers, accumulators) and runs
+    step(state, s, e) on blocks w, w + T, ...; returns the states in worker order. With one
+    block (or one worker) it runs here and BLAS keeps its threads."""
+    spans = list(blocks(n, rows))
+    workers = min(_n_workers(), len(spans))
+
+    def work(w):
+        state = make_state()
+        for s, e in spans[w::workers]:
+            step(state, s, e)
+        return state
+
+    if workers == 1:
+        return [work(0)]
+    with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(work, range(workers)))
 
 
 def _block_of(X, s, e, dt):
     return np.ascontiguousarray(X[s:e], dtype=dt)
 
 
+def _sum(arrays):
+    total = arrays[0]
+    for a in arrays[1:]:
+        total += a
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# ops (validated arrays in; see pyfeat.ops for the contract)
+
+
 def first_step_gradient(X, y, W, a, b, block_size):
     n, d = X.shape
     m = W.shape[0]
     dt = W.dtype
-    rows = _rows(block_size, dt.itemsize * (m + d))
-    Zbuf = np.empty(min(rows, n) * m, dt)
-    Gbuf = np.empty((m, d), dt)
-    acc = np.zeros((m, d), np.float64)
-    for s, e in blocks(n, rows):
+    rows = min(_rows(block_size, dt.itemsize * (m + d)), n)
+
+    def make_state():
+        return np.empty(rows * m, dt), np.empty((m, d), dt), np.zeros((m, d), np.float64)
+
+    def step(state, s, e):
+        Zbuf, Gbuf, acc = state
         Xb = _block_of(X, s, e, dt)
         Z = Zbuf[: (e - s) * m].reshape(e - s, m)
         np.matmul(Xb, W.T, out=Z)
         _mask_times_y(Z, b, y[s:e])
         np.matmul(Z.T, Xb, out=Gbuf)
         acc += Gbuf
+
+    acc = _sum([st[2] for st in _run(n, rows, make_state, step)])
     acc *= (-2.0 / n) * a[:, None]
     return acc.astype(dt)
 
@@ -160,47 +215,64 @@ def first_step_gradient(X, y, W, a, b, block_size):
 def relu_features(X, W, b, block_size):
     n = X.shape[0]
     out = np.empty((n, W.shape[0]), W.dtype)
-    for s, e in blocks(n, _rows(block_size, W.dtype.itemsize * X.shape[1])):
+
+    def step(state, s, e):
         np.matmul(_block_of(X, s, e, W.dtype), W.T, out=out[s:e])
         _relu_bias(out[s:e], b)
+
+    _run(n, _rows(block_size, W.dtype.itemsize * (X.shape[1] + W.shape[0])), lambda: None, step)
     return out
+
+
+# Column panels of the Gram: the upper triangle of PᵀP as panel GEMMs (NumPy matmul releases the
+# GIL, SciPy's syrk does not); 256-wide panels do 56% of the full product's FLOPs at m = 2048.
+_PANEL = 256
 
 
 def relu_gram(X, W, b, y, block_size):
     n, d = X.shape
     m = W.shape[0]
     dt = W.dtype
-    syrk = _blas.ssyrk if dt == np.float32 else _blas.dsyrk
-    rows = _rows(block_size, dt.itemsize * (m + d))
-    Pbuf = np.empty(min(rows, n) * m, dt)
-    Cbuf = np.zeros((m, m), dt, order="F")
-    G = np.zeros((m, m), np.float64)
-    c = None if y is None else np.zeros((m,) + y.shape[1:], np.float64)
-    for s, e in blocks(n, rows):
+    rows = min(_rows(block_size, dt.itemsize * (m + d)), n)
+    panels = list(blocks(m, _PANEL))
+
+    def make_state():
+        G = np.zeros((m, m), np.float64)
+        c = None if y is None else np.zeros((m,) + y.shape[1:], np.float64)
+        return np.empty(rows * m, dt), np.empty((_PANEL, m), dt), G, c
+
+    def step(state, s, e):
+        Pbuf, Cbuf, G, c = state
         P = Pbuf[: (e - s) * m].reshape(e - s, m)
         np.matmul(_block_of(X, s, e, dt), W.T, out=P)
         _relu_bias(P, b)
-        # P.T is F-ordered (m, rows): syrk(trans=0) gives P.T @ P in the upper triangle
-        Cbuf = syrk(1.0, P.T, beta=0.0, c=Cbuf, trans=0, lower=0, overwrite_c=1)
-        G += Cbuf
+        for i0, i1 in panels:  # rows i0:i1 of the upper triangle: P[:, i0:i1]ᵀ P[:, i0:]
+            C = Cbuf[: i1 - i0, : m - i0]
+            np.matmul(P[:, i0:i1].T, P[:, i0:], out=C)
+            G[i0:i1, i0:] += C
         if c is not None:
             c += P.T @ y[s:e]
+
+    states = _run(n, rows, make_state, step)
+    G = _sum([st[2] for st in states])
     G = np.triu(G) + np.triu(G, 1).T
-    return G, c
+    return G, (None if y is None else _sum([st[3] for st in states]))
 
 
 def relu_predict(X, W, b, a, block_size):
     n, d = X.shape
     m = W.shape[0]
     dt = W.dtype
-    rows = _rows(block_size, dt.itemsize * (m + d))
-    Pbuf = np.empty(min(rows, n) * m, dt)
+    rows = min(_rows(block_size, dt.itemsize * (m + d)), n)
     out = np.empty((n,) + a.shape[1:], dt)
-    for s, e in blocks(n, rows):
+
+    def step(Pbuf, s, e):
         P = Pbuf[: (e - s) * m].reshape(e - s, m)
         np.matmul(_block_of(X, s, e, dt), W.T, out=P)
         _relu_bias(P, b)
         np.matmul(P, a, out=out[s:e])
+
+    _run(n, rows, lambda: np.empty(rows * m, dt), step)
     return out
 
 
@@ -208,8 +280,8 @@ def _sq_norms(A):
     return np.einsum("ij,ij->i", A, A)
 
 
-# Tile shape for kernel products: rows of X x rows of Z. 256 x 4096 float32 is 4 MiB: the GEMM
-# writes it and the fused pass reads it back while it is still in the last-level cache.
+# Tile of kernel products: rows of X x rows of Z. 256 x 4096 float32 is 4 MiB per worker: the GEMM
+# writes it and the fused pass reads it back while it is still in cache.
 _TILE_X, _TILE_Z = 256, 4096
 
 
@@ -222,25 +294,30 @@ def kernel_matvec(X, Z, V, kernel, block_size):
     tx = min(block_size or _TILE_X, nx)
     tz = min(_TILE_Z, nz)
     sz = _sq_norms(Z)
-    Gbuf = np.empty(tx * tz, dt)
-    acc = np.empty((tx, k), np.float64)
-    Kv = np.empty((tx, k), dt)
+    v = np.ascontiguousarray(V[:, 0])  # contiguous: the fused loop vectorizes only over unit stride
     out = np.empty((nx, k), dt)
-    for s, e in blocks(nx, tx):
+
+    def make_state():
+        return np.empty(tx * tz, dt), np.empty(tx, np.float64), np.empty((tx, k), np.float64), np.empty((tx, k), dt)
+
+    def step(state, s, e):
+        Gbuf, acc1, acc, Kv = state
         Xb = _block_of(X, s, e, dt)
         sx = _sq_norms(Xb)
-        A = acc[: e - s]
+        A = acc1[: e - s] if k == 1 else acc[: e - s]
         A[:] = 0.0
         for zs, ze in blocks(nz, tz):
             G = Gbuf[: (e - s) * (ze - zs)].reshape(e - s, ze - zs)
             np.matmul(Xb, Z[zs:ze].T, out=G)
             if k == 1:
-                _kernel_dot(code, G, sx, sz[zs:ze], V[zs:ze, 0], p0, p1, p2, A[:, 0])
+                _kernel_dot(code, G, sx, sz[zs:ze], v[zs:ze], p0, p1, p2, A)
             else:
                 _kernel_inplace(code, G, sx, sz[zs:ze], p0, p1, p2)
                 np.matmul(G, V[zs:ze], out=Kv[: e - s])
                 A += Kv[: e - s]
-        out[s:e] = A
+        out[s:e] = A.reshape(e - s, -1)
+
+    _run(nx, tx, make_state, step)
     return out
 
 
@@ -251,8 +328,11 @@ def kernel_matrix(X, Z, kernel, block_size):
     Zc = np.ascontiguousarray(Z, dtype=dt)
     sz = _sq_norms(Zc)
     out = np.empty((nx, nz), dt)
-    for s, e in blocks(nx, _rows(block_size, dt.itemsize * X.shape[1])):
+
+    def step(state, s, e):
         Xb = _block_of(X, s, e, dt)
         np.matmul(Xb, Zc.T, out=out[s:e])
         _kernel_inplace(kernel.code, out[s:e], _sq_norms(Xb), sz, p0, p1, p2)
+
+    _run(nx, _rows(block_size, dt.itemsize * X.shape[1]), lambda: None, step)
     return out

@@ -1,0 +1,177 @@
+"""The three hot ops at realistic sizes on the CPU (float32), against NumPy's own GEMM measured
+in the same run and against blocked NumPy implementations with the same memory budget.
+
+Run: ``pytest benchmarks/test_bench_ops.py`` (each case records GFLOP/s, the ratio to GEMM, peak
+extra memory and the BLAS kernels in ``extra_info``; ``--benchmark-json`` keeps them).
+
+FLOP counts (floors): first_step_gradient 4nmd (two GEMMs); relu_gram 2nmd + nm² (GEMM + SYRK);
+kernel_matvec 2 n_x n_z d for the inner products (+ ~30 per pair for the NTK formula).
+Bytes are not the limit for any of them at these sizes (arithmetic intensity > 100 FLOP/byte).
+"""
+
+import math
+import os
+import subprocess
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import pyfeat as pf
+
+BLOCK = 8192  # rows per block of the NumPy baselines (≈ the 64 MiB budget of the Numba backend)
+
+
+def peak_extra_mb(fn):
+    """Peak of NumPy allocations (tracemalloc sees them) during fn(), in MB."""
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 1e6
+
+
+@pytest.fixture(scope="module")
+def net():
+    n, d, m = 200_000, 128, 2048
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d), dtype=np.float32)
+    y = rng.standard_normal(n, dtype=np.float32)
+    W = (rng.standard_normal((m, d), dtype=np.float32) / math.sqrt(d)).astype(np.float32)
+    a = rng.choice(np.array([-1.0, 1.0], np.float32), m)
+    b = rng.standard_normal(m, dtype=np.float32)
+    return X, y, W, a, b
+
+
+def numpy_first_step_gradient(X, y, W, a, b):
+    acc = np.zeros(W.shape, np.float64)
+    for s in range(0, X.shape[0], BLOCK):
+        Xb, yb = X[s : s + BLOCK], y[s : s + BLOCK]
+        mask = (Xb @ W.T + b) >= 0
+        acc += (mask * yb[:, None]).T @ Xb
+    return (-2.0 / X.shape[0]) * a[:, None] * acc
+
+
+def numpy_relu_gram(X, W, b, y):
+    G = np.zeros((W.shape[0],) * 2)
+    c = np.zeros(W.shape[0])
+    for s in range(0, X.shape[0], BLOCK):
+        P = np.maximum(X[s : s + BLOCK] @ W.T + b, 0)
+        G += P.T @ P
+        c += P.T @ y[s : s + BLOCK]
+    return G, c
+
+
+def numpy_ntk_matvec(X, Z, v, rows=256):
+    """GEMM per block of X rows + NumPy arccos/sqrt, block buffers reused (PERF_NOTES.md)."""
+    nz = Z.shape[0]
+    sz = np.sqrt(np.einsum("ij,ij->i", Z, Z))
+    out = np.empty(X.shape[0], X.dtype)
+    G = np.empty((rows, nz), X.dtype)
+    C = np.empty_like(G)
+    T = np.empty_like(G)
+    for s in range(0, X.shape[0], rows):
+        Xb = X[s : s + rows]
+        k = Xb.shape[0]
+        g, c, t = G[:k], C[:k], T[:k]
+        sx = np.sqrt(np.einsum("ij,ij->i", Xb, Xb))
+        np.matmul(Xb, Z.T, out=g)
+        nn = np.multiply.outer(sx, sz)
+        np.divide(g, nn, out=c)
+        np.clip(c, -1, 1, out=c)
+        np.arccos(c, out=t)
+        np.subtract(np.pi, t, out=t)  # pi - theta
+        # K = g (pi - t)/2pi + |x||z| ((pi - t) c + sqrt(1 - c^2))/2pi
+        s_ = np.sqrt(np.maximum(1 - c * c, 0))
+        K = (g * t + nn * (t * c + s_)) / (2 * np.pi)
+        out[s : s + k] = K @ v
+    return out
+
+
+def record(benchmark, machine, flops, gemm, **extra):
+    t = benchmark.stats.stats.min
+    gflops = flops / t / 1e9
+    benchmark.extra_info.update(
+        {"seconds": t, "gflops": gflops, "gemm_gflops": gemm, "ratio_to_gemm": gflops / gemm, **machine, **extra}
+    )
+
+
+@pytest.mark.parametrize("impl", ["pyfeat-numba", "numpy-blocked"])
+def test_first_step_gradient(benchmark, net, impl, gemm_gflops, machine):
+    X, y, W, a, b = net
+    n, d = X.shape
+    m = W.shape[0]
+    flops = 4 * n * m * d
+    fn = (lambda: pf.ops.first_step_gradient(X, y, W, a, b, backend="numba")) if impl == "pyfeat-numba" \
+        else (lambda: numpy_first_step_gradient(X, y, W, a, b))
+    fn()
+    benchmark.pedantic(fn, rounds=3, iterations=1)
+    record(benchmark, machine, flops, gemm_gflops(flops), peak_extra_mb=peak_extra_mb(fn), n=n, d=d, m=m)
+
+
+@pytest.mark.parametrize("impl", ["pyfeat-numba", "numpy-blocked"])
+def test_relu_gram(benchmark, net, impl, gemm_gflops, machine):
+    X, y, W, a, b = net
+    n, d = X.shape
+    m = W.shape[0]
+    flops = 2 * n * m * d + n * m * m
+    fn = (lambda: pf.ops.relu_gram(X, W, b, y, backend="numba")) if impl == "pyfeat-numba" \
+        else (lambda: numpy_relu_gram(X, W, b, y))
+    fn()
+    benchmark.pedantic(fn, rounds=2, iterations=1)
+    record(benchmark, machine, flops, gemm_gflops(flops), peak_extra_mb=peak_extra_mb(fn), n=n, d=d, m=m)
+
+
+@pytest.mark.parametrize("impl", ["pyfeat-numba", "numpy-blocked"])
+def test_kernel_matvec_ntk(benchmark, impl, gemm_gflops, machine):
+    n, d = 50_000, 100
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((n, d), dtype=np.float32)
+    v = rng.standard_normal(n, dtype=np.float32)
+    flops = 2 * n * n * d
+    fn = (lambda: pf.ops.kernel_matvec(X, X, v, "ntk", backend="numba")) if impl == "pyfeat-numba" \
+        else (lambda: numpy_ntk_matvec(X, X, v))
+    fn()
+    benchmark.pedantic(fn, rounds=2, iterations=1)
+    record(benchmark, machine, flops, gemm_gflops(flops), peak_extra_mb=peak_extra_mb(fn), n=n, d=d)
+
+
+def test_pyfeat_matches_numpy_baselines(net):
+    """The baselines compute the same thing (so the comparison is fair)."""
+    X, y, W, a, b = net
+    Xs, ys = X[:20_000], y[:20_000]
+    g = pf.ops.first_step_gradient(Xs, ys, W, a, b)
+    assert np.abs(g - numpy_first_step_gradient(Xs, ys, W, a, b)).max() <= 1e-4 * np.abs(g).max()
+    v = ys[:3000]
+    k = pf.ops.kernel_matvec(Xs[:3000], Xs[:3000], v, "ntk")
+    assert np.abs(k - numpy_ntk_matvec(Xs[:3000], Xs[:3000], v)).max() <= 1e-3 * np.abs(k).max()
+
+
+FIRST_CALL = """
+import time, numpy as np
+t0 = time.perf_counter()
+import pyfeat as pf
+t1 = time.perf_counter()
+X = np.ones((64, 8), np.float32); W = np.ones((16, 8), np.float32); a = np.ones(16, np.float32)
+pf.ops.first_step_gradient(X, X[:, 0], W, a)
+pf.ops.relu_gram(X, W, None, X[:, 0])
+pf.ops.kernel_matvec(X, X, X[:, 0], "ntk")
+t2 = time.perf_counter()
+print(f"{t1 - t0:.3f} {t2 - t1:.3f}")
+"""
+
+
+def test_first_call_latency(benchmark, tmp_path):
+    """Import time and first call of the ops in a fresh process. Run 1 has an empty Numba cache
+    (compiles and writes it: what the first process after an install pays); runs 2-3 load it."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = []
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", FIRST_CALL], capture_output=True, text=True,
+                             check=True, env=env)
+        runs.append(tuple(float(x) for x in out.stdout.split()))
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    benchmark.extra_info.update({"import_s": [r[0] for r in runs], "first_calls_s": [r[1] for r in runs]})
+    print("import / first calls (s), cold cache then warm:", runs)
