@@ -2,9 +2,17 @@
 
 Two-layer ReLU networks trained by Algorithm 1 (Damian, Lee & Soltanolkotabi), kernel ridge
 regression with iterative solvers, and exact task generators, on CPU (Numba) and GPU (CUDA).
-See DESIGN.md for the public API and conventions.
+
+    import pyfeat as pf
+    task = pf.tasks.MultiIndex(d=32, r=2, degree=4, seed=0)
+    X, y = task.sample(8192, seed=1)
+    nn = pf.TwoLayerReLU(width=1024).fit(X, y)
+    krr = pf.KernelRidge(kernel="ntk", ridge=1e-4).fit(X, y)
+
+The heavier submodules (models, kernel ridge, tasks, experiments) load on first use.
 """
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version as _version
 
 try:
@@ -15,4 +23,33 @@ except PackageNotFoundError:  # running from a source tree without an install
 from pyfeat import kernels, ops
 from pyfeat.backend import info
 
-__all__ = ["info", "kernels", "ops"]
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "TwoLayerReLU": "pyfeat.models",
+    "RandomFeatures": "pyfeat.models",
+    "KernelRidge": "pyfeat.kernel_ridge",
+    "kernel_gradient_flow": "pyfeat.kernel_ridge",
+    "tasks": None,
+    "models": None,
+    "solvers": None,
+    "experiments": None,
+}
+
+__all__ = ["info", "kernels", "ops", *_LAZY]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'pyfeat' has no attribute {name!r}")
+    module = _LAZY[name]
+    value = (
+        importlib.import_module(f"pyfeat.{name}")
+        if module is None
+        else getattr(importlib.import_module(module), name)
+    )
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
