@@ -1,0 +1,325 @@
+"""Kernel ridge regression that never forms the n×n matrix (except ``solver="direct"``), and
+kernel gradient flow.
+
+**Convention** (DESIGN.md): ``KernelRidge(ridge=λ)`` minimizes
+
+    (1/n) Σ_i (f(x_i) − y_i)² + λ ‖f‖²_H,     f = Σ_j α_j k(x_j, ·),     α = (K + nλI)⁻¹ y,
+
+so scikit-learn's ``KernelRidge(alpha=nλ, kernel="precomputed")`` gives the same α.
+Solvers and their defaults are documented in ``pyfeat.solvers`` and its modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import time
+
+import numpy as np
+import scipy.linalg
+
+from pyfeat import backend as _backend
+from pyfeat import kernels as _kernels
+from pyfeat import ops
+from pyfeat._base import BaseEstimator, NotFittedError
+from pyfeat.solvers import SOLVERS, Monitor, Problem, host_backend, solve, to_host
+from pyfeat.solvers import direct as _direct
+from pyfeat.solvers import richardson as _richardson
+
+__all__ = ["KernelRidge", "kernel_gradient_flow", "AUTO_DIRECT_MAX_N"]
+
+logger = logging.getLogger(__name__)
+
+# solver="auto": direct up to this n (when the matrix fits the direct memory limit), else eigenpro
+AUTO_DIRECT_MAX_N = 20_000
+# kernel_gradient_flow(method="auto"): eigendecomposition up to this n
+AUTO_EIGH_MAX_N = 5_000
+
+
+class KernelRidge(BaseEstimator):
+    """Kernel ridge regression, α = (K + nλI)⁻¹y, with direct or iterative solvers.
+
+    Parameters
+    ----------
+    kernel : str or pyfeat.kernels.Kernel, default "ntk"
+        Any name of ``pyfeat.kernels.names()``; ``kernel_params`` are passed to
+        ``pyfeat.kernels.get``.
+    ridge : float ≥ 0, default 1e-4
+        λ in (1/n)Σ(f(x_i) − y_i)² + λ‖f‖²_H (scikit-learn's alpha = nλ).
+    solver : {"auto", "direct", "cg", "richardson", "eigenpro", "nystrom"}, default "auto"
+        "auto": ``richardson`` when ``early_stopping`` is set; else ``direct`` when
+        n ≤ 20,000 and the n×n float64 matrix fits ``pyfeat.solvers.direct.memory_limit()``;
+        else ``eigenpro``. The choice is logged (printed when verbose) and kept in ``solver_``.
+    tol : float > 0, default 1e-6
+        Relative residual ‖(K + nλI)α − y‖/‖y‖ (largest over columns of y) at which the
+        iterative solvers stop; for ``nystrom`` the relative residual of its preconditioned
+        M-dimensional system.
+    max_iter : int or None
+        Iterations (CG steps, gradient steps, EigenPro epochs); None: cg 1000, richardson
+        10,000, eigenpro 100 epochs, nystrom 200.
+    block : int or None
+        Rows per block in ``pyfeat.ops`` (None: from ``pyfeat.backend.memory_budget()``).
+    backend : "auto", "numba", "cuda" or "numpy"
+        Where the kernel products run (``pyfeat.backend``).
+    verbose : bool, default False
+        Show which solver runs and a tqdm progress bar.
+    seed : int or None, default 0
+        Seeds numpy.random.default_rng for the Nyström centres, the EigenPro subsample and
+        batches, and the power-iteration start.
+    kernel_params : dict or None
+        Kernel parameters (e.g. {"bandwidth": 2.0} for "rbf").
+    early_stopping : float or None
+        Gradient-flow time t for ``richardson`` (seed 003; see ``pyfeat.solvers.richardson``).
+    n_centers : int or None
+        Nyström centres M for ``nystrom`` (None: min(n, ⌈√n ln n⌉, 20,000)).
+    n_components, subsample, batch_size : int or None
+        EigenPro's q, s and mini-batch size (None: min(100, s/10), min(n, 2000), from the
+        critical batch size).
+
+    Attributes
+    ----------
+    dual_coef_ : (n_coef,) or (n_coef, k) float64 array; X_fit_ : the points it refers to (the
+        training set, or the Nyström centres), so f(x) = k(x, X_fit_) @ dual_coef_.
+    solver_ : the solver that ran.  n_iter_, converged_ : iterations and whether tol was met.
+    history_ : dict of arrays "iteration", "residual" (relative), "time" (seconds since start).
+    solver_info_ : solver settings (step size, EigenPro q/s/batch, Nyström centres, ...).
+    fit_time_ : seconds.  n_features_in_ : d.
+
+    Arrays: NumPy in → NumPy out, CuPy in → CuPy out; float32 X keeps float32 kernel values
+    (see ``pyfeat.solvers`` for the precision model); dual_coef_ is float64, predictions come
+    in the working dtype of X.
+
+    References: Ma & Belkin 2017, 2019 (EigenPro); Rudi, Carratino & Rosasco 2017 (Falkon).
+    """
+
+    def __init__(self, kernel="ntk", ridge=1e-4, solver="auto", tol=1e-6, max_iter=None, block=None,
+                 backend="auto", verbose=False, seed=0, kernel_params=None, early_stopping=None,
+                 n_centers=None, n_components=None, subsample=None, batch_size=None):
+        self.kernel = kernel
+        self.ridge = ridge
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.block = block
+        self.backend = backend
+        self.verbose = verbose
+        self.seed = seed
+        self.kernel_params = kernel_params
+        self.early_stopping = early_stopping
+        self.n_centers = n_centers
+        self.n_components = n_components
+        self.subsample = subsample
+        self.batch_size = batch_size
+
+    # -- validation -------------------------------------------------------------------------
+
+    def _kernel(self):
+        params = self.kernel_params or {}
+        if not isinstance(params, dict):
+            raise TypeError(f"kernel_params must be a dict or None, got {type(params).__name__}")
+        return _kernels.get(self.kernel, **params)
+
+    def _check_params(self):
+        _real("ridge", self.ridge, strict=False)
+        _real("tol", self.tol)
+        for name in ("max_iter", "block", "n_centers", "n_components", "batch_size"):
+            _optional_int(name, getattr(self, name), 1)
+        _optional_int("subsample", self.subsample, 2)
+        if self.seed is not None:
+            _optional_int("seed", self.seed, 0)
+        if self.early_stopping is not None:
+            _real("early_stopping", self.early_stopping)
+            if self.solver not in ("auto", "richardson"):
+                raise ValueError(
+                    f"early_stopping is a parameter of solver='richardson' (gradient flow), got solver={self.solver!r}"
+                )
+        if self.solver != "auto" and self.solver not in SOLVERS:
+            raise ValueError(f"solver must be 'auto' or one of {SOLVERS}, got {self.solver!r}")
+        if not isinstance(self.verbose, (bool, np.bool_)):
+            raise TypeError(f"verbose must be a bool, got {self.verbose!r}")
+        _backend.resolve(self.backend)
+        return self._kernel()
+
+    def _choose_solver(self, n):
+        if self.solver != "auto":
+            return self.solver, "requested"
+        if self.early_stopping is not None:
+            return "richardson", "early_stopping is set"
+        if n <= AUTO_DIRECT_MAX_N and _direct.fits(n):
+            return "direct", f"n={n} ≤ {AUTO_DIRECT_MAX_N} and the matrix fits the direct memory limit"
+        return "eigenpro", f"n={n}: too large for the direct solver"
+
+    # -- fit / predict ----------------------------------------------------------------------
+
+    def fit(self, X, y):
+        """Solve (K + nλI)α = y for X (n, d), y (n,) or (n, k). Returns self."""
+        kernel = self._check_params()
+        X, Y, single = _check_xy(X, y)
+        n = X.shape[0]
+        name, why = self._choose_solver(n)
+        logger.info("KernelRidge: solver=%s (%s)", name, why)
+        if self.verbose:
+            print(f"KernelRidge: solver={name} ({why})")
+        problem = Problem(X, Y, kernel, shift=n * float(self.ridge), ridge=float(self.ridge),
+                          rng=np.random.default_rng(self.seed), backend=self.backend, block_size=self.block)
+        options = {
+            "richardson": {"early_stopping": self.early_stopping},
+            "eigenpro": {"subsample": self.subsample, "n_components": self.n_components, "batch_size": self.batch_size},
+            "nystrom": {"n_centers": self.n_centers},
+        }.get(name, {})
+        t0 = time.perf_counter()
+        monitor = Monitor(name, self.max_iter, self.verbose)
+        sol = solve(name, problem, tol=float(self.tol), max_iter=self.max_iter, monitor=monitor, **options)
+        self.fit_time_ = time.perf_counter() - t0
+        self.solver_ = name
+        self.X_fit_ = X if sol.centers is None else sol.centers
+        self.dual_coef_ = sol.coef[:, 0] if single else sol.coef
+        self.n_iter_, self.converged_ = sol.n_iter, bool(sol.converged)
+        self.history_, self.solver_info_ = sol.history, sol.info
+        self.n_features_in_ = X.shape[1]
+        self.kernel_ = kernel
+        self.n_matvecs_ = problem.n_matvecs
+        return self
+
+    def _check_fitted(self):
+        if not hasattr(self, "dual_coef_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit first")
+
+    def predict(self, X):
+        """f(X) = k(X, X_fit_) @ dual_coef_ (blocked ``kernel_matvec``; the working dtype of X)."""
+        self._check_fitted()
+        X = _check_x(X, "X")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X must have {self.n_features_in_} columns (features seen in fit), got shape {X.shape}")
+        problem = Problem(X, None, self.kernel_, 0.0, 0.0, None, self.backend, self.block)
+        out = problem.kmv(X, self.X_fit_, self.dual_coef_)
+        return out.astype(problem.working_dtype, copy=False)
+
+    def score(self, X, y):
+        """R² = 1 − Σ(y − f(x))² / Σ(y − ȳ)² (scikit-learn's definition, averaged over columns)."""
+        pred = self.predict(X)
+        xp = _backend.array_module(pred)
+        y = xp.asarray(y, dtype=xp.float64).reshape(pred.shape)
+        ss_res = ((y - pred) ** 2).sum(axis=0)
+        ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+        r2 = xp.where(ss_tot > 0, 1 - ss_res / xp.where(ss_tot > 0, ss_tot, 1), 0.0)
+        return float(r2.mean())
+
+
+def kernel_gradient_flow(X, y, t, kernel="ntk", *, X_eval=None, ridge=0.0, method="auto", step=None,
+                         backend="auto", block=None, seed=0):
+    """Predictions of kernel gradient flow at time(s) t (seed 003).
+
+    Gradient flow on L̂(f) = (1/2n)Σ(f(x_i) − y_i)² + (λ/2)‖f‖²_H from f ≡ 0 in the RKHS:
+    dα/dt = −(1/n)((K + nλI)α − y), so with K + nλI = VΛVᵀ
+
+        α(t) = V diag((1 − e^{−tΛ/n})/Λ) Vᵀ y,     ŷ(t) = K α(t)  (u(t) = e^{−tK/n}u(0) for λ=0;
+                                                      seed 003 writes e^{−Kt}, time in units of n)
+
+    and predictions f_t(x) = k(x, X)α(t) at the rows of ``X_eval`` (default: the training X).
+
+    method: "eigh" (closed form, float64 eigendecomposition of the n×n matrix), "gd" (kernel
+    gradient descent, ``pyfeat.solvers.richardson``: never forms K; each step of size η is a time
+    increment nη, the steps are shortened to land exactly on each t; it approaches the flow as
+    ``step`` → 0 — ``step`` is a fraction of the stable step 1/λ_max, default 1), or "auto"
+    ("eigh" for n ≤ 5,000, else "gd").
+
+    t : float ≥ 0 or 1-D array of times. Returns (n_eval,) for a scalar t, else (n_eval, len(t)).
+    """
+    X, Y, _ = _check_xy(X, y, y_name="y", single_only=True)
+    n = X.shape[0]
+    kern = _kernels.get(kernel)
+    _real("ridge", ridge, strict=False)
+    times = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    if times.ndim != 1 or times.size == 0 or not np.isfinite(times).all() or (times < 0).any():
+        raise ValueError(f"t must be a time ≥ 0 or a 1-D array of them, got {t!r}")
+    if method not in ("auto", "eigh", "gd"):
+        raise ValueError(f"method must be 'auto', 'eigh' or 'gd', got {method!r}")
+    if step is not None:
+        _real("step", step)
+    X_eval = X if X_eval is None else _check_x(X_eval, "X_eval")
+    if X_eval.shape[1] != X.shape[1]:
+        raise ValueError(f"X_eval must have {X.shape[1]} columns like X, got shape {X_eval.shape}")
+    if method == "auto":
+        method = "eigh" if n <= AUTO_EIGH_MAX_N else "gd"
+    problem = Problem(X, Y, kern, n * float(ridge), float(ridge), np.random.default_rng(seed), backend, block)
+    if method == "eigh":
+        X64 = to_host(X).astype(np.float64)
+        K = ops.kernel_matrix(X64, X64, kern, backend=host_backend(backend))
+        K[np.diag_indices(n)] += problem.shift
+        lam, V = scipy.linalg.eigh(K, overwrite_a=True, check_finite=False)
+        lam = np.maximum(lam, 0.0)
+        z = V.T @ to_host(Y[:, 0])
+        # (1 − e^{−tλ/n})/λ, with its limit t/n at λ = 0
+        rate = lam[:, None] / n
+        filt = np.where(rate > 0, -np.expm1(-times[None, :] * rate) / np.where(lam > 0, lam, 1.0)[:, None],
+                        times[None, :] / n)
+        alphas = problem.xp.asarray(V @ (filt * z[:, None]))
+    else:
+        eta_max, _ = _richardson.step_size(problem)
+        eta_max *= 1.0 if step is None else float(step)
+        order = np.argsort(times)
+        alphas = problem.xp.zeros((n, times.size))
+        alpha, now = problem.xp.zeros_like(Y), 0.0
+        monitor = Monitor("gd", None, False)
+        for j in order:
+            span = times[j] - now
+            if span > 0:
+                steps = math.ceil(span / (n * eta_max))
+                alpha, _, _ = _richardson.iterate(problem, alpha, span / (n * steps), steps, None, monitor)
+                now = times[j]
+            alphas[:, j] = alpha[:, 0]
+        monitor.history()
+    pred = problem.kmv(X_eval, X, alphas)
+    pred = pred.astype(problem.working_dtype, copy=False)
+    return pred[:, 0] if np.ndim(t) == 0 else pred
+
+
+# ---------------------------------------------------------------------------------------------
+# validation helpers
+
+
+def _real(name, value, strict=True):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    if value < 0 or (strict and value == 0):
+        raise ValueError(f"{name} must be {'> 0' if strict else '≥ 0'}, got {value!r}")
+
+
+def _optional_int(name, value, low):
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral,)) or value < low:
+        raise ValueError(f"{name} must be None or an integer ≥ {low}, got {value!r}")
+
+
+def _check_x(X, name):
+    if not hasattr(X, "shape") or not hasattr(X, "dtype"):
+        X = np.asarray(X)
+    xp = _backend.array_module(X)
+    if X.dtype.kind not in "fiu" or X.dtype.itemsize > 8:
+        raise TypeError(f"{name} must hold real numbers (float32/float64), got dtype {X.dtype}")
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty 2-D array (n_samples, n_features), got shape {X.shape}")
+    if not bool(xp.isfinite(X).all()):
+        raise ValueError(f"{name} contains NaN or inf; expected finite values")
+    if X.dtype.kind != "f":
+        X = X.astype(xp.float64)
+    return X
+
+
+def _check_xy(X, y, y_name="y", single_only=False):
+    """X (n, d) finite; y (n,) or (n, k) finite -> (X, Y (n, k) float64, y was 1-D)."""
+    X = _check_x(X, "X")
+    xp = _backend.array_module(X)
+    y = xp.asarray(y)
+    if y.dtype.kind not in "fiub":
+        raise TypeError(f"{y_name} must hold real numbers, got dtype {y.dtype}")
+    shapes = "(n,)" if single_only else "(n,) or (n, k)"
+    if y.ndim not in ((1,) if single_only else (1, 2)) or y.shape[0] != X.shape[0] or y.size == 0:
+        raise ValueError(f"{y_name} must have shape {shapes} with n = X.shape[0] = {X.shape[0]}, got {y.shape}")
+    Y = y.astype(xp.float64).reshape(X.shape[0], -1)
+    if not bool(xp.isfinite(Y).all()):
+        raise ValueError(f"{y_name} contains NaN or inf; expected finite values")
+    return X, Y, y.ndim == 1
