@@ -3,7 +3,6 @@ single-index f* under spiked covariance data, kernels needing β ≥ 1 − 1/p, 
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
