@@ -467,3 +467,20 @@ def test_repr_names_the_parameters():
     assert repr(tasks.MultiIndex(6, 2, 3, seed=4)) == "MultiIndex(d=6, r=2, degree=3, head='random', seed=4)"
     assert "theta=4" in repr(tasks.SingleIndex(16, beta=0.5))
     assert repr(tasks.Heaviside1D()) == "Heaviside1D(append_one=False)"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_sampling_works_in_a_forked_child():
+    """The sampling thread pool is recreated in a forked child (its threads do not survive fork)."""
+    import multiprocessing
+
+    task = tasks.MultiIndex(5, 2, 3, seed=1)
+    n = 3 * tasks.CHUNK_ROWS
+    X, _ = task.sample(n, seed=2)  # the parent's pool exists now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        total = pool.apply_async(_sum_of_sample, (task, n)).get(timeout=60)
+    assert total == float(X.sum())
+
+
+def _sum_of_sample(task, n):
+    return float(task.sample(n, seed=2)[0].sum())

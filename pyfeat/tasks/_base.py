@@ -46,6 +46,16 @@ def _thread_pool():
     return _pool
 
 
+def _forget_pool_after_fork():
+    """A forked child has none of the parent's worker threads: start a new pool there."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 # -- parameter checks ------------------------------------------------------------------------------
 
 
