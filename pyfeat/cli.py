@@ -55,27 +55,24 @@ def _cmd_run(args):
 
 
 def _cmd_plot(args):
-    import tomllib
-
-    from pyfeat.experiments import load_results, plot_results, sample_complexity, save_figure
+    from pyfeat.experiments import load_config, load_results, plot_results, sample_complexity, save_figure
     from pyfeat.experiments.results import swept_parameters
 
     directory = Path(args.dir)
     rows = load_results(directory)
     if not rows:
         raise UserError(f"{directory / 'results.csv'} has no rows yet")
-    settings = {}
-    if (directory / "config.toml").is_file():
-        settings = tomllib.loads((directory / "config.toml").read_text(encoding="utf-8"))
-    threshold = args.threshold if args.threshold is not None else settings.get("threshold")
-    metric = args.metric or settings.get("metric", "test_mse")
-    fig = plot_results(rows, threshold=threshold, metric=metric, x=args.x,
-                       title=settings.get("name", directory.name))
+    config = load_config(directory / "config.toml") if (directory / "config.toml").is_file() else None
+    threshold = args.threshold if args.threshold is not None else config and config.threshold
+    metric = args.metric or (config.metric if config else "test_mse")
+    interpolate = args.interpolate or bool(config and config.interpolate)
+    fig = plot_results(rows, threshold=threshold, metric=metric, x=args.x, interpolate=interpolate,
+                       title=config.name if config else directory.name)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     for path in save_figure(fig, Path(args.out) if args.out else directory / "plot", formats):
         print(f"wrote {path}")
     if threshold is not None and (args.x or "n") == "n" and not swept_parameters(rows):
-        _print_complexity(sample_complexity(rows, threshold, metric))
+        _print_complexity(sample_complexity(rows, threshold, metric, interpolate=interpolate))
     return 0
 
 
@@ -151,6 +148,8 @@ def build_parser():
                    help="error threshold defining n* (default: the config's threshold)")
     p.add_argument("--metric", choices=["test_mse", "test_rel"], default=None)
     p.add_argument("--x", default=None, help="x axis: n, or a swept task parameter")
+    p.add_argument("--interpolate", action="store_true",
+                   help="n* interpolated (log-log) between grid points (default: the config's interpolate)")
     p.add_argument("--format", default="png,pdf", help="comma-separated formats (default: png,pdf)")
     p.add_argument("--out", default=None, help="output path without suffix (default: DIR/plot)")
     p.set_defaults(func=_cmd_plot)

@@ -87,3 +87,62 @@ def test_python_dash_m_lists_the_commands():
     proc = subprocess.run([sys.executable, "-m", "pyfeat", "info", "--json"], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0 and "version" in json.loads(proc.stdout)
+
+
+# -- with the real tasks and models ----------------------------------------------------------------
+
+REAL = """\
+# a tiny real sweep
+name = "real"
+n_test = 256
+threshold = 0.9
+
+[task]
+family = "MultiIndex"
+r = 2
+degree = 4
+
+[grid]
+d = [8, 12]
+n = [128, 512]
+seeds = 1
+
+[models.nn]
+type = "TwoLayerReLU"
+width = 64
+
+[models.ntk]
+type = "KernelRidge"
+kernel = "ntk"
+ridge = 1e-3
+"""
+
+
+@pytest.mark.slow
+def test_real_sweep_on_a_dask_local_cluster_equals_local(tmp_path):
+    """``--dask local:1`` (a worker process with this machine's thread count) gives exactly the
+    rows of a local run (fit times aside), whatever order the points finish in."""
+    pytest.importorskip("distributed")
+    config = tmp_path / "real.toml"
+    config.write_text(REAL)
+    assert cli.main(["run", str(config), "--out", str(tmp_path / "local"), "--no-progress"]) == 0
+    assert cli.main(["run", str(config), "--out", str(tmp_path / "dask"), "--dask", "local:1",
+                     "--no-progress"]) == 0
+    def strip(rows):  # NaN (an empty alignment) compares unequal to itself: use None
+        return {r["point_id"]: {k: None if v != v else v for k, v in r.items() if k != "fit_time"}
+                for r in rows}
+
+    local, remote = strip(ex.load_results(tmp_path / "local")), strip(ex.load_results(tmp_path / "dask"))
+    assert len(local) == 8 and remote == local
+    nn = [r for r in local.values() if r["model"] == "nn"]
+    assert all(0 <= r["alignment"] <= 1 for r in nn) and all(r["backend"] for r in nn)
+
+
+@pytest.mark.slow
+def test_demo_quick_prints_table_and_writes_plot(tmp_path, capsys):
+    out = tmp_path / "demo.png"
+    assert cli.main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].split() == ["model", "d", "n", "test", "MSE", "time", "(s)"]
+    assert sum(line.split()[0] in ("nn", "rf", "ntk") for line in printed.splitlines()[1:]) == 6 + 6 + 5
+    assert out.read_bytes()[:4] == b"\x89PNG" and str(out.resolve()) in printed

@@ -12,6 +12,7 @@ task parameters) and the models with their constructor parameters::
     dtype = "float32"
     threshold = 0.5             # default MSE threshold of ``pyfeat plot`` / sample_complexity
     metric = "test_mse"         # or "test_rel" (test MSE / variance of the test labels)
+    interpolate = false         # ``pyfeat plot``: n* log-log interpolated between grid points
 
     [task]                      # family = a registered name (see TASKS) or "module:attr"
     family = "MultiIndex"
@@ -128,6 +129,7 @@ class SweepConfig:
     n_source: int | None = None
     threshold: float | None = None
     metric: str = "test_mse"
+    interpolate: bool = False
     text: str = ""
     source: str = "<string>"
 
@@ -264,7 +266,7 @@ class _Validator:
 
     def config(self, data):
         top = self.table(data, (), ["name", "experiment", "seed", "n_test", "noise", "dtype",
-                                    "threshold", "metric", "task", "grid", "models", "transfer"],
+                                    "threshold", "metric", "interpolate", "task", "grid", "models", "transfer"],
                          required=["task", "grid", "models"])
         experiment = self.string(top.get("experiment", "regression"), ("experiment",), EXPERIMENTS)
 
@@ -316,6 +318,9 @@ class _Validator:
         if not models:
             raise self.error(("models",), "needs at least one [models.<name>] table")
 
+        interpolate = top.get("interpolate", False)
+        if not isinstance(interpolate, bool):
+            raise self.error(("interpolate",), f"must be true or false, got {interpolate!r}")
         threshold = top.get("threshold")
         if threshold is not None:
             threshold = self.number(threshold, ("threshold",), 0.0, strict=True)
@@ -332,5 +337,6 @@ class _Validator:
             dtype=self.string(top.get("dtype", "float32"), ("dtype",), DTYPES),
             n_source=n_source, threshold=threshold,
             metric=self.string(top.get("metric", "test_mse"), ("metric",), METRICS),
+            interpolate=interpolate,
             text=self.text, source=self.where,
         )

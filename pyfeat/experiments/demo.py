@@ -1,8 +1,8 @@
 """``pyfeat demo``: TwoLayerReLU (Algorithm 1), RandomFeatures and NTK kernel ridge on a degree-4
 multi-index task over a small grid of n; a table of test MSE and fit time, and a plot.
 
-The grid is n = d²/2 … 16d² at d = 24 (the NTK up to 8d² = 4608), width 1024; ``quick``: d = 16,
-n = d²/2 … 4d², width 512. One seed, float32. Before the sweep every model is fitted once on 64
+The grid is n = d²/2 … 32d² at d = 32 (the NTK up to 8d² = 8192, solved directly), width 1024;
+``quick``: d = 24, n = d²/2 … 16d² (the NTK up to 8d²). One seed, float32. Before the sweep every model is fitted once on 64
 samples, so the table's times do not include Numba's compilation. Runtime on a 2-core CPU: see
 the README.
 """
@@ -21,8 +21,8 @@ __all__ = ["demo_config", "run_demo", "format_table"]
 
 def demo_config(quick=False, backend="auto", warm_up=False):
     """The demo's sweep config as TOML text (``warm_up``: the same models on n = 64)."""
-    d, ns, width, n_test, ntk_max = (16, [128, 256, 512, 1024], 512, 2048, 1024) if quick else \
-        (24, [288, 576, 1152, 2304, 4608, 9216], 1024, 4096, 4608)
+    d, ns, width, n_test, ntk_max = (24, [288, 576, 1152, 2304, 4608, 9216], 1024, 4096, 4608) if quick \
+        else (32, [512, 1024, 2048, 4096, 8192, 16384, 32768], 1024, 8192, 8192)
     if warm_up:
         ns, n_test = [64], 64
     return f"""\

@@ -186,6 +186,7 @@ def _dask_client(dask):
             raise ValueError(f"dask='local:N' needs a worker count N >= 1, got {dask!r}")
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None)
+        # Dask's nannies start workers with OMP/MKL/OPENBLAS_NUM_THREADS=1: set the count here
         return Client(cluster), cluster, max(1, (os.cpu_count() or 1) // workers)
     return Client(dask), None, None
 
@@ -198,8 +199,11 @@ def run_sweep(config, out, dask=None, resume=False, progress=True, on_row=None):
     ----------
     out : directory for ``results.csv`` and a copy of the config (``config.toml``).
     dask : None (run here, one point after another), ``"local:N"`` (a LocalCluster of N
-        single-threaded worker processes; BLAS/Numba threads per point = cores // N), a
-        scheduler address, or a ``distributed.Client``. Rows are written by this process only.
+        worker processes running one point each with cores // N BLAS and Numba threads), a
+        scheduler address, or a ``distributed.Client``. Rows are
+        written by this process only. The rows equal those of a local run exactly when each
+        point runs with the same thread count (N = 1, or a cluster of whole machines); with
+        fewer threads per point, float reductions may round differently.
     resume : skip the points already in ``out/results.csv``. Without it an existing non-empty
         results file is an error (a sweep never silently mixes with an old one).
     progress : show a progress bar over the grid points.
