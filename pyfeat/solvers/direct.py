@@ -52,7 +52,8 @@ def solve(problem, *, tol, max_iter, monitor):
     if not fits(n):
         raise ValueError(
             f"solver='direct' needs the n×n float64 matrix, {matrix_bytes(n) / 2**30:.1f} GiB for "
-            f"n={n}, over the limit of {memory_limit() / 2**30:.1f} GiB (PYFEAT_DIRECT_MEMORY_MB); "
+            f"n={n}, over the direct solver's memory limit of {memory_limit() / 2**30:.1f} GiB "
+            f"(PYFEAT_DIRECT_MEMORY_MB); "
             f"use solver='cg', 'eigenpro' or 'nystrom', which never form it"
         )
     X64 = to_host(problem.X).astype(np.float64)
