@@ -136,3 +136,48 @@ def _array_module(x):
 
         return cupy
     return np
+
+
+def empirical_ntk(X, Z, W, a, b=None, *, block_size=1024):
+    """Empirical NTK ∇_θf(x)·∇_θf(z) of the finite network f(x) = (1/√m) Σ_i a_i σ(w_i·x + b_i).
+
+    Seed 003's parameterization with its names mapped to DESIGN's: W (m, d) holds the first-layer
+    rows (seed 003's a_i ~ N(0, I_d)), ``a`` (m,) the output weights (seed 003's b_i ~ N(0, 1)),
+    ``b`` (m,) biases or None (no bias parameters). With θ = (W, a[, b]):
+
+        K_m(x, z) = (1/m) Σ_i [ σ(w_i·x + b_i) σ(w_i·z + b_i)
+                               + a_i² σ'(w_i·x + b_i) σ'(w_i·z + b_i) (x·z + [b given]) ],
+
+    σ = ReLU, σ'(u) = 1[u > 0]. As m → ∞ with W, a Gaussian and b = None it converges to
+    ``get("ntk")`` (the first term to "nngp", the second to x·z times "arccos0"). Computed in
+    float64 over blocks of ``block_size`` rows of X (σ(XWᵀ + b) by ``pyfeat.ops.relu_features``);
+    returns the (n_x, n_z) float64 matrix (NumPy in → NumPy out, CuPy in → CuPy out).
+    """
+    from pyfeat.ops import relu_features
+
+    xp = _array_module(X)
+    X = xp.asarray(X, dtype=xp.float64)
+    Z = xp.asarray(Z, dtype=xp.float64)
+    W = xp.asarray(W, dtype=xp.float64)
+    a = xp.asarray(a, dtype=xp.float64)
+    if X.ndim != 2 or Z.ndim != 2 or W.ndim != 2 or X.shape[1] != W.shape[1] or Z.shape[1] != W.shape[1]:
+        raise ValueError(
+            f"empirical_ntk: X (n_x, d), Z (n_z, d) and W (m, d) must share d, got shapes "
+            f"{X.shape}, {Z.shape}, {W.shape}"
+        )
+    m = W.shape[0]
+    if a.shape != (m,):
+        raise ValueError(f"empirical_ntk: a must have shape ({m},) (W.shape[0]), got {a.shape}")
+    if b is not None:
+        b = xp.asarray(b, dtype=xp.float64)
+        if b.shape != (m,):
+            raise ValueError(f"empirical_ntk: b must have shape ({m},) or be None, got {b.shape}")
+    phi_z = relu_features(Z, W, b)
+    step_z = (phi_z > 0) * (a * a)
+    out = xp.empty((X.shape[0], Z.shape[0]))
+    for s in range(0, X.shape[0], block_size):
+        Xb = X[s : s + block_size]
+        phi = relu_features(Xb, W, b)
+        inner = Xb @ Z.T + (0.0 if b is None else 1.0)
+        out[s : s + block_size] = (phi @ phi_z.T + ((phi > 0) * 1.0) @ step_z.T * inner) / m
+    return out
