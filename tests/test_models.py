@@ -7,12 +7,16 @@ statistical tests use fixed seeds and state the numbers measured with them in th
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from pyfeat import ops
 from pyfeat._base import NotFittedError, clone
+from pyfeat.kernel_ridge import KernelRidge
 from pyfeat.models import RandomFeatures, TwoLayerReLU
+from pyfeat.tasks import MultiIndex, transfer_pair
 
 
 def _relu_net(X, W, b, a):
@@ -276,53 +280,28 @@ def test_bad_inputs():
 
 
 # ---------------------------------------------------------------------------------------------
-# statistics on a degree-4 multi-index target
+# statistics on degree-4 multi-index targets from pyfeat.tasks
 #
-# The target lives in this file (independent of pyfeat.tasks) so that these tests check the model
-# against formulas written here: f*(x) = g(Ux), U (2, d) orthonormal rows,
-#   g(z) = [ (He₂(z₁) + He₂(z₂))/2 + He₄((z₁ + z₂)/√2)/√24 ] / √2,   Var f* = 1,
-#   H = E[∇²f*] = UᵀU/√2   (E He₂'' = 2, E He₄'' = 0): rank 2, so Assumption 2 holds.
-# Transfer target (same U, another head): g_T(z) = [ z₁z₂ + He₃(z₁)/√6 ] / √2, Var = 1.
+# Default target: MultiIndex(d=32, r=2, degree=4, seed=0), the random g of
+# pyfeat.tasks.multi_index.random_head: E f* = 0, Var f* = 1, Hermite degrees 2, 3, 4 with
+# variance 1/3 each, H = E[∇²f*] of rank 2 (eigenvalues 0.463, 0.673; κ = 1.53).
+# He₂+He₄ target (the issue's reference, ``_he2_he4_task``): the same g as the independent NumPy
+# implementation, g(z) = [ (He₂(z₁) + He₂(z₂))/2 + He₄((z₁ + z₂)/√2)/√24 ] / √2, Var f* = 1,
+# H = UᵀU/√2, given to MultiIndex as Hermite coefficients.
+# Data: float64, the tasks' default (fit_task(task, n, seed) reads the rows of task.sample(n, seed);
+# float32 sampling draws other normals, i.e. another data set).
 
 
-def _he2(t):
-    return t * t - 1
-
-
-def _he4(t):
-    return t**4 - 6 * t * t + 3
-
-
-class _MultiIndex:
-    """Gaussian inputs x ~ N(0, I_d), y = f*(x); ``sample`` equals the concatenated ``stream``."""
-
-    BLOCK = 4096  # fixed internal block: the data does not depend on the caller's block
-
-    def __init__(self, d, seed=0, head="he24"):
-        self.d = d
-        self.U = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, 2)))[0].T
-        self.head = head
-
-    def __call__(self, X):
-        z = X @ self.U.T
-        z1, z2 = z[:, 0], z[:, 1]
-        if self.head == "he24":
-            return ((_he2(z1) + _he2(z2)) / 2 + _he4((z1 + z2) / np.sqrt(2)) / np.sqrt(24)) / np.sqrt(2)
-        return (z1 * z2 + (z1**3 - 3 * z1) / np.sqrt(6)) / np.sqrt(2)
-
-    def hessian(self):
-        assert self.head == "he24"
-        return self.U.T @ self.U / np.sqrt(2)
-
-    def stream(self, n, block=None, seed=0):
-        for k, s in enumerate(range(0, n, self.BLOCK)):
-            rng = np.random.default_rng([seed, k])
-            X = rng.standard_normal((min(self.BLOCK, n - s), self.d)).astype(np.float32)
-            yield X, self(X.astype(np.float64))
-
-    def sample(self, n, seed=0):
-        Xs, ys = zip(*self.stream(n, seed=seed))
-        return np.concatenate(Xs), np.concatenate(ys)
+def _he2_he4_task(d, seed=0):
+    """MultiIndex with g(z) = [ (He₂(z₁) + He₂(z₂))/2 + He₄((z₁ + z₂)/√2)/√24 ] / √2 in the
+    orthonormal Hermite basis Π He_{α_i}(z_i)/√(α_i!): He₂(z_i)/2 = (1/√2)·He₂(z_i)/√2, so
+    c_{2e_i} = 1/2; He_k(v·z) = Σ_{|α|=k} (k!/α!) v^α He_α(z) with v = (1, 1)/√2, so
+    He₄(v·z)/√24 has c_α = √(24/α!)/4 (Σ c_α² = 1), all divided by √2."""
+    coeffs = {(2, 0): 0.5, (0, 2): 0.5}
+    for a1 in range(5):
+        alpha = (a1, 4 - a1)
+        coeffs[alpha] = np.sqrt(24 / (math.factorial(a1) * math.factorial(4 - a1))) / 4 / np.sqrt(2)
+    return MultiIndex(d, 2, 4, head=coeffs, seed=seed)
 
 
 D, WIDTH = 32, 1024
@@ -331,9 +310,10 @@ N = 8 * D * D  # 8192
 
 @pytest.fixture(scope="module")
 def fitted():
-    """NN (Algorithm 1, fitted from the stream) and RF on n = 8d² = 8192 samples, d = 32,
-    width 1024, float32, ridge by GCV; test set of 8192 samples."""
-    task = _MultiIndex(D, seed=0)
+    """NN (Algorithm 1, fitted from the task's stream) and RF on n = 8d² = 8192 samples of
+    MultiIndex(d=32, r=2, degree=4, seed=0), width 1024, ridge by GCV; RF and NTK-KRR see the same rows as arrays; test set
+    of 8192 samples."""
+    task = MultiIndex(D, r=2, degree=4, seed=0)
     nn = TwoLayerReLU(WIDTH, seed=0).fit_task(task, N, seed=1)
     X, y = task.sample(N, seed=1)
     rf = RandomFeatures(WIDTH, seed=0).fit(X, y)
@@ -342,9 +322,13 @@ def fitted():
 
 
 def test_alignment_after_first_step(fitted):
-    """Measured (seeds above): alignment 0.064 at init (r/d = 0.0625), 0.844 after the step
-    (0.895 at n = 16d²); principal angles 0.12 and 0.17 rad (1.28 and 1.49 at init); top
-    singular values of W¹ 23.2, 18.4, then 3.5."""
+    """Default g, n = 8d². Measured (seeds above): alignment 0.060 at init (r/d = 0.0625), 0.742
+    after the step (0.848 at n = 16d²); principal angles 0.14 and 0.22 rad; top singular values
+    of W¹ 21.1, 18.3, then 4.9. Spread over data draws at 8d²: 0.741–0.786 (data seeds 1–4),
+    0.765–0.775 (task seeds 0–3, float32 data). The default g puts only 1/3 of Var f* in He₂
+    (the He₂+He₄ target: 1/2) and 1/3 in He₃, which adds noise to the empirical gradient and
+    nothing to H: hence below the ≈ 0.82 of the He₂+He₄ target. That is the target, not the
+    model: on He₂+He₄ this implementation matches the independent one (test_alignment_he2_he4)."""
     task, nn, rf, *_ = fitted
     assert abs(nn.alignment(task.U, init=True) - 2 / D) < 0.02
     assert rf.alignment(task.U) == nn.alignment(task.U, init=True)
@@ -355,88 +339,108 @@ def test_alignment_after_first_step(fitted):
     assert s[1] > 3 * s[2]  # two dominant directions: the rank-2 H
 
 
+@pytest.mark.slow
+def test_alignment_he2_he4():
+    """The issue's reference target (He₂+He₄, width 1024), against the independent NumPy
+    implementation (≈ 0.82 at 8d², ≈ 0.88 at 16d²). Measured: 0.060 at init, 0.813 at n = 8d²,
+    0.884 at n = 16d²; Lemma-1 cosine (width 1024) 0.799 and 0.865."""
+    task = _he2_he4_task(D, seed=0)
+    np.testing.assert_allclose(task.hessian(), task.U.T @ task.U / np.sqrt(2), atol=1e-12)
+    assert task.variance == pytest.approx(1.0, rel=1e-12)
+    at_8 = TwoLayerReLU(WIDTH, seed=0).fit_task(task, N, seed=1)
+    at_16 = TwoLayerReLU(WIDTH, seed=0).fit_task(task, 2 * N, seed=1)
+    assert abs(at_8.alignment(task.U, init=True) - 2 / D) < 0.02
+    assert at_8.alignment(task.U) >= 0.75
+    assert at_16.alignment(task.U) >= 0.83
+    assert at_16.alignment(task.U) > at_8.alignment(task.U)
+
+
 def test_lemma1_cosine():
-    """cos(∇_{w_j}L, −2a_j H w_j/√(2π)), averaged over neurons, grows with n towards Lemma 1's
-    prediction. Measured: 0.81 at n = 8d², 0.93 at n = 64d² (width 256; 0.82 at 8d² with
-    width 1024)."""
-    task = _MultiIndex(D, seed=0)
+    """cos(∇_{w_j}L, −2a_j H w_j/√(2π)), averaged over neurons, with the task's exact H
+    (task.hessian()), grows with n towards Lemma 1's prediction. Default g, width 256. Measured:
+    0.748 at n = 8d², 0.942 at n = 64d² = 65,536 (float32 data: 0.770, 0.949; He₂+He₄ target:
+    0.818, 0.959); against a random symmetric H: −0.029."""
+    task = MultiIndex(D, r=2, degree=4, seed=0)
     small = TwoLayerReLU(256, ridge=1e-2, seed=0).fit_task(task, N, seed=1)
     large = TwoLayerReLU(256, ridge=1e-2, seed=0).fit_task(task, 8 * N, seed=1)
     assert large.lemma1_cosine(task) > 0.9
     assert large.lemma1_cosine(task) > small.lemma1_cosine(task)
+    np.testing.assert_array_equal(large.lemma1_cosine(task), large.lemma1_cosine(task.hessian()))
     # against a random H the cosine is near 0
     G = np.random.default_rng(0).standard_normal((D, D))
     assert abs(large.lemma1_cosine(G + G.T)) < 0.2
 
 
-def _ntk_krr_best_mse(X, y, Xt, yt, ridges):
-    """NTK kernel ridge regression, α = (K + nλI)⁻¹(y − ȳ), f = K(·, X)α + ȳ, with K from
-    pyfeat.ops.kernel_matrix (DESIGN's NTK) and a float64 Cholesky per λ; the best test MSE
-    over ``ridges`` (an oracle choice: the most favourable to the kernel)."""
-    import scipy.linalg
-
-    n = len(y)
-    K = ops.kernel_matrix(X, X, "ntk").astype(np.float64)
-    Kt = ops.kernel_matrix(Xt, X, "ntk").astype(np.float64)
-    ym = y.mean()
-    best = np.inf
-    for lam in ridges:
-        M = K.copy()
-        M[np.diag_indices(n)] += n * lam
-        alpha = scipy.linalg.cho_solve(scipy.linalg.cho_factor(M, check_finite=False), y - ym)
-        best = min(best, float(np.mean((Kt @ alpha + ym - yt) ** 2)))
-    return best
+NTK_RIDGES = (1e-5, 1e-3)
 
 
 @pytest.mark.slow
 def test_feature_learning_beats_kernels(fitted):
-    """Same n = 8d² = 8192, d = 32, width 1024, degree-4 target with Var f* = 1. Measured test
-    MSE: TwoLayerReLU 0.071, RandomFeatures 0.52, NTK-KRR (best of λ = 1e-5, 1e-4) 0.39
-    (pyfeat.kernel_ridge was not there yet: NTK-KRR is computed here from ops.kernel_matrix and
-    a Cholesky solve). Asserted: NN < 0.5·RF and NN < 0.5·NTK-KRR."""
+    """Same n = 8d² = 8192 rows for all three, d = 32, width 1024, default g (Var f* = 1), test
+    set of 8192. Measured test MSE: TwoLayerReLU 0.114 (R² 0.888), RandomFeatures 0.838 (ridge
+    by GCV), NTK-KRR 0.675 (pf.KernelRidge(kernel="ntk", solver="direct"), the best of
+    λ ∈ {1e-5, 1e-3}: 0.675, 0.692; also 0.675 at 1e-6, 0.677 at 1e-4, 0.748 at 1e-2: an
+    oracle choice of λ, favourable to the kernel). He₂+He₄ target, same sizes: 0.135 vs 0.716 vs
+    0.523 (the issue's independent implementation: 0.155 vs 0.805 vs 0.610).
+    Asserted: NN < 0.25·RF and NN < 0.25·NTK-KRR (measured ratios 0.14 and 0.17)."""
     task, nn, rf, X, y, Xt, yt = fitted
     nn_mse, rf_mse = nn.mse(Xt, yt), rf.mse(Xt, yt)
-    krr_mse = _ntk_krr_best_mse(X, y, Xt, yt, ridges=(1e-5, 1e-4))
-    assert nn_mse < 0.5 * rf_mse
-    assert nn_mse < 0.5 * krr_mse
+    krr_mse = min(
+        float(np.mean((KernelRidge(kernel="ntk", ridge=lam, solver="direct").fit(X, y).predict(Xt) - yt) ** 2))
+        for lam in NTK_RIDGES
+    )
+    assert nn_mse < 0.25 * rf_mse
+    assert nn_mse < 0.25 * krr_mse
     assert nn.score(Xt, yt) > 0.8
 
 
+@pytest.mark.slow
 def test_transfer_needs_few_target_samples(fitted):
-    """Seed 000's transfer setting: the target shares U, with another head g_T. Keeping W¹, b
-    from the source fit (n = 8192) and refitting α, β, a on n_T = 256 target samples gives a
-    low target error; a fresh TwoLayerReLU (or RandomFeatures) on the same 256 samples does not.
-    Measured target test MSE (Var = 1): transfer 0.13, fresh NN 0.93, fresh RF 1.32 (at
-    n_T = 1024: 0.056, 0.27, 0.87)."""
+    """Seed 000's transfer setting: transfer_pair(d=32, r=2, degree=4, seed=0); its source is
+    the fixture's task, the target shares U with another random degree-4 head (Var = 1).
+    Keeping W¹, b from the source fit (n = 8d² = 8192) and refitting α, β, a on n_T = 256
+    target samples gives a low target error; a fresh TwoLayerReLU needs between 4× and 8× as
+    many target samples to match it. Measured target test MSE (8192 test rows): at n_T = 256,
+    transfer 0.324, fresh NN 0.820, fresh RF 0.919; fresh NN 0.490, 0.278, 0.170, 0.110 at
+    n_T = 1024, 2048, 4096, 8192; at n_T = 1024, transfer 0.211 (the error floor of a source
+    first layer with alignment 0.74 is what limits the transfer; the in-test degree-3 target
+    used before pyfeat.tasks gave 0.13 at 256)."""
     task, nn, *_ = fitted
-    target = _MultiIndex(D, seed=0, head="transfer")
-    np.testing.assert_array_equal(target.U, task.U)
-    Xs, ys = target.sample(256, seed=5)
+    source, target = transfer_pair(D, r=2, degree=4, seed=0)
+    np.testing.assert_array_equal(source.U, task.U)
+    assert source.hermite_coefficients == task.hermite_coefficients
+    np.testing.assert_array_equal(target.U, source.U)
+    assert target.hermite_coefficients != source.hermite_coefficients
     Xt, yt = target.sample(8192, seed=6)
-    moved = nn.transfer(Xs, ys)
-    fresh = TwoLayerReLU(WIDTH, seed=0).fit(Xs, ys)
-    rf = RandomFeatures(WIDTH, seed=0).fit(Xs, ys)
+    X, y = target.sample(1024, seed=5)
+    n_t = 256
+    moved = nn.transfer(X[:n_t], y[:n_t])
+    fresh = TwoLayerReLU(WIDTH, seed=0).fit(X[:n_t], y[:n_t])
+    rf = RandomFeatures(WIDTH, seed=0).fit(X[:n_t], y[:n_t])
+    fresh_4x = TwoLayerReLU(WIDTH, seed=0).fit(X, y)
     np.testing.assert_array_equal(moved.W_, nn.W_)
     np.testing.assert_array_equal(moved.b_, nn.b_)
-    assert moved.n_samples_ == 256 and nn.n_samples_ == N  # the source model is unchanged
-    t_mse, f_mse, r_mse = moved.mse(Xt, yt), fresh.mse(Xt, yt), rf.mse(Xt, yt)
-    assert t_mse < 0.3
-    assert t_mse < 0.3 * f_mse and t_mse < 0.3 * r_mse
+    assert moved.n_samples_ == n_t and nn.n_samples_ == N  # the source model is unchanged
+    t_mse = moved.mse(Xt, yt)
+    assert t_mse < 0.4
+    assert t_mse < 0.5 * fresh.mse(Xt, yt) and t_mse < 0.5 * rf.mse(Xt, yt)
+    assert t_mse < fresh_4x.mse(Xt, yt)  # 4× the target samples are not enough for a fresh fit
 
 
 def test_fit_task_memory_does_not_grow_with_n():
     """fit_task never holds X: the traced peak (tracemalloc sees NumPy's allocations) stays at a
-    few blocks, well below the 19 MB that X alone would take (n = 300,000, d = 16, float32). Measured: 1.7 MB
-    at n = 100,000 and at n = 300,000."""
+    few blocks of 8192 rows, well below the 38 MB that X alone would take (n = 300,000, d = 16,
+    float64 as the task streams it). Measured: 6.9 MB at n = 100,000 and at n = 300,000 (72.6 MB
+    with the default 65,536-row blocks, also independent of n)."""
     import tracemalloc
 
-    task = _MultiIndex(16, seed=0)
-    TwoLayerReLU(64, ridge=1e-3).fit_task(task, 5000, seed=0)  # compile/warm outside the trace
+    task = MultiIndex(16, r=2, degree=4, seed=0)
+    TwoLayerReLU(64, ridge=1e-3).fit_task(task, 5000, seed=0, block=8192)  # compile/warm outside the trace
     tracemalloc.start()
     try:
-        nn = TwoLayerReLU(64, ridge=1e-3).fit_task(task, 300_000, seed=0)
+        nn = TwoLayerReLU(64, ridge=1e-3).fit_task(task, 300_000, seed=0, block=8192)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert nn.n_samples_ == 300_000
-    assert peak < 6e6, peak
+    assert peak < 12e6, peak
