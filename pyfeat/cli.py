@@ -80,8 +80,10 @@ def _print_complexity(result):
     for model, sc in result.items():
         stars = ", ".join(f"d={d:g}: {n:.0f}" if n == n else f"d={d:g}: not reached"
                           for d, n in zip(sc.d, sc.n_star))
-        print(f"{model}: n* ∝ d^{sc.exponent:.2f} [{sc.ci_low:.2f}, {sc.ci_high:.2f}] "
-              f"({100 * sc.level:.0f}% bootstrap CI); n*: {stars}")
+        fit = (f"n* ∝ d^{sc.exponent:.2f} [{sc.ci_low:.2f}, {sc.ci_high:.2f}] "
+               f"({100 * sc.level:.0f}% bootstrap CI)" if sc.exponent == sc.exponent
+               else "no exponent (n* reached at fewer than two d)")
+        print(f"{model}: {fit}; n*: {stars}")
 
 
 def _cmd_bench(args):
