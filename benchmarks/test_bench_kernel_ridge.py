@@ -129,6 +129,7 @@ def test_krr_20k(benchmark, machine, solver, options):
 
 @pytest.mark.parametrize("solver", BIG_SOLVERS)
 def test_krr_200k(benchmark, machine, solver):
-    options = {"nystrom": {"n_centers": 2000}, "eigenpro": {"max_iter": 3, "tol": 1e-3}}[solver]
+    # cg to tol 1e-6 is the converged reference the others' test MSE is compared with
+    options = {"nystrom": {"n_centers": 2000}, "eigenpro": {"max_iter": 3, "tol": 1e-3}, "cg": {}}[solver]
     result = benchmark.pedantic(run_child, args=(BIG_N, solver, options), rounds=1, iterations=1)
     report(benchmark, machine, result)
