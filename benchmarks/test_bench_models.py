@@ -1,6 +1,7 @@
 """Benchmark: TwoLayerReLU.fit_task at n = 10⁶, d = 64, m = 2,048, streamed from a task (CPU).
 
 Run:  python -m pytest benchmarks/test_bench_models.py -s   (add --benchmark-disable in CI)
+The stream is float32 unless PYFEAT_BENCH_DTYPE=float64.
 
 The fit runs in a fresh child process (multiprocessing, spawn) so that its peak resident set
 size (``resource.getrusage(RUSAGE_SELF).ru_maxrss`` read inside the child at the end: the peak of
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 
 import pytest
 
 N, D, WIDTH, BLOCK = 1_000_000, 64, 2048, 65536
+DTYPE = os.environ.get("PYFEAT_BENCH_DTYPE", "float32")  # the stream's dtype
 PEAK_RSS_LIMIT = 2e9  # bytes
 
 
@@ -34,18 +37,18 @@ def _fit_in_child(queue):
 
     task = MultiIndex(d=D, r=2, degree=4, seed=0)
     # warm the Numba caches on a small fit so that compilation is not timed
-    TwoLayerReLU(WIDTH // 16, backend="numba").fit_task(task, 4096, seed=2)
+    TwoLayerReLU(WIDTH // 16, backend="numba").fit_task(task, 4096, seed=2, dtype=DTYPE)
     t0 = time.perf_counter()
-    for _ in task.stream(N, block=BLOCK, seed=1):
+    for _ in task.stream(N, block=BLOCK, seed=1, dtype=DTYPE):
         pass
     t_stream = time.perf_counter() - t0
     t0 = time.perf_counter()
-    nn = TwoLayerReLU(WIDTH, backend="numba").fit_task(task, N, seed=1, block=BLOCK)
+    nn = TwoLayerReLU(WIDTH, backend="numba").fit_task(task, N, seed=1, block=BLOCK, dtype=DTYPE)
     t_fit = time.perf_counter() - t0
-    Xt, yt = task.sample(20_000, seed=3)
+    Xt, yt = task.sample(20_000, seed=3, dtype=DTYPE)
     queue.put(
         {
-            "n": N, "d": D, "width": WIDTH, "block": BLOCK,
+            "n": N, "d": D, "width": WIDTH, "block": BLOCK, "dtype": DTYPE,
             "fit_s": t_fit,
             "phases_s": nn.timings_,
             "stream_pass_s": t_stream,

@@ -205,6 +205,20 @@ def test_stream_fit_equals_array_fit(cls):
         np.testing.assert_allclose(getattr(streamed, name), getattr(full, name), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fit_task_equals_fit_on_the_sampled_rows(dtype):
+    """fit_task(task, n, dtype=...) reads exactly task.sample(n, dtype=...) (float32 too)."""
+    from pyfeat.tasks import MultiIndex
+
+    task = MultiIndex(d=6, r=2, degree=3, seed=0)
+    X, y = task.sample(3000, seed=4, dtype=dtype)
+    full = TwoLayerReLU(16, seed=0).fit(X, y)
+    streamed = TwoLayerReLU(16, seed=0).fit_task(task, 3000, seed=4, block=700, dtype=dtype)
+    tol = 1e-4 if dtype == np.float32 else 1e-9
+    for name in ("alpha_", "beta_", "W_", "b_", "a_"):
+        np.testing.assert_allclose(getattr(streamed, name), getattr(full, name), rtol=tol, atol=tol)
+
+
 def test_stream_must_be_reproducible():
     X, y = _small_problem()
     with pytest.raises(TypeError, match="one-shot"):

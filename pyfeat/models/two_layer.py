@@ -242,11 +242,12 @@ class _ReLUNetwork(BaseEstimator):
         (a re-iterable, or a callable returning a fresh iterator; y=None). Returns self."""
         return self._fit(_as_source(X, y))
 
-    def fit_task(self, task, n, seed=0, block=_CHUNK):
-        """Fit on n samples of ``task.stream(n, block=block, seed=seed)``, never holding X whole
-        (memory O(m² + block·(d + m))). Returns self."""
+    def fit_task(self, task, n, seed=0, block=_CHUNK, dtype=np.float64):
+        """Fit on n samples of ``task.stream(n, block=block, seed=seed, dtype=dtype)``, never
+        holding X whole (memory O(m² + block·(d + m))). ``dtype=np.float32`` halves the time at
+        large n (a float32 stream draws other rows than a float64 one). Returns self."""
         n = _int("n", n, 1)
-        return self._fit(lambda: task.stream(n, block=block, seed=seed))
+        return self._fit(lambda: task.stream(n, block=block, seed=seed, dtype=dtype))
 
     def _fit(self, source, first_layer=None):
         """All passes; ``first_layer=(W, b, a_start)`` (transfer) skips the first step."""
@@ -376,13 +377,14 @@ class _ReLUNetwork(BaseEstimator):
         new._copy_first_layer(self)
         return new._fit(_as_source(X, y), first_layer=(self.W_, self.b_, self.a_))
 
-    def transfer_task(self, task, n, seed=0, block=_CHUNK):
-        """``transfer`` on n samples of ``task.stream(n, block=block, seed=seed)``."""
+    def transfer_task(self, task, n, seed=0, block=_CHUNK, dtype=np.float64):
+        """``transfer`` on n samples of ``task.stream(n, block=block, seed=seed, dtype=dtype)``."""
         self._check_fitted()
         n = _int("n", n, 1)
         new = clone(self)
         new._copy_first_layer(self)
-        return new._fit(lambda: task.stream(n, block=block, seed=seed), first_layer=(self.W_, self.b_, self.a_))
+        return new._fit(lambda: task.stream(n, block=block, seed=seed, dtype=dtype),
+                        first_layer=(self.W_, self.b_, self.a_))
 
     _FIRST_LAYER_ATTRS = ("W_init_", "a_init_")
 
