@@ -163,7 +163,13 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `pyfeat bench -k gram`: what argparse does not know goes to pytest
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if unknown:
+        args.pytest_args = unknown + args.pytest_args
     from pyfeat.experiments.config import ConfigError
 
     try:

@@ -78,6 +78,16 @@ def test_bench_table_and_source_checkout(monkeypatch, tmp_path, capsys):
     assert "source checkout" in capsys.readouterr().err
 
 
+def test_bench_passes_unknown_options_to_pytest(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(cli, "_cmd_bench", lambda args: seen.setdefault("args", args.pytest_args) and 0)
+    parser_args = ["bench", "-k", "gram", "--benchmark-min-rounds=1"]
+    cli.main(parser_args)
+    assert seen["args"] == ["-k", "gram", "--benchmark-min-rounds=1"]
+    with pytest.raises(SystemExit):
+        cli.main(["info", "-k", "gram"])  # other commands still reject unknown options
+
+
 def test_python_dash_m_lists_the_commands():
     proc = subprocess.run([sys.executable, "-m", "pyfeat", "--help"], capture_output=True, text=True,
                           timeout=60)
