@@ -27,18 +27,25 @@ BACKENDS = ("cuda", "numba", "numpy")
 DEFAULT_MEMORY_BUDGET = {"cpu": 64 * 2**20, "cuda": 1024 * 2**20}
 
 
+def env_mib(name):
+    """Bytes from the environment variable ``name`` given in MiB, or None when it is unset.
+    Raises ValueError unless it is a positive number."""
+    env = os.environ.get(name)
+    if not env:
+        return None
+    try:
+        mb = float(env)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of MiB, got {env!r}") from None
+    if not mb > 0:
+        raise ValueError(f"{name} must be > 0, got {env!r}")
+    return int(mb * 2**20)
+
+
 def memory_budget(device="cpu") -> int:
     """Bytes of temporaries an op may allocate on ``device`` ("cpu" or "cuda")."""
-    env = os.environ.get("PYFEAT_MEMORY_BUDGET_MB")
-    if env:
-        try:
-            mb = float(env)
-        except ValueError:
-            raise ValueError(f"PYFEAT_MEMORY_BUDGET_MB must be a number of MiB, got {env!r}") from None
-        if mb <= 0:
-            raise ValueError(f"PYFEAT_MEMORY_BUDGET_MB must be > 0, got {env!r}")
-        return int(mb * 2**20)
-    return DEFAULT_MEMORY_BUDGET[device]
+    budget = env_mib("PYFEAT_MEMORY_BUDGET_MB")
+    return DEFAULT_MEMORY_BUDGET[device] if budget is None else budget
 
 
 @functools.lru_cache(maxsize=None)

@@ -404,3 +404,19 @@ def test_numba_arccos_accuracy():
         out = np.empty_like(xs)
         acos_all(xs, out)
         assert np.abs(out.astype(np.float64) - np.arccos(xs.astype(np.float64))).max() <= tol
+
+
+def test_memory_budget_from_environment(monkeypatch, rng):
+    """PYFEAT_MEMORY_BUDGET_MB sets the block budget (results unchanged); bad values say so."""
+    from pyfeat.backend import DEFAULT_MEMORY_BUDGET, memory_budget
+
+    assert memory_budget("cpu") == DEFAULT_MEMORY_BUDGET["cpu"]
+    X, y, W, a, b = network(rng, 400, 5, 8, np.float64)
+    ref = ops.first_step_gradient(X, y, W, a, b, backend="numba")
+    monkeypatch.setenv("PYFEAT_MEMORY_BUDGET_MB", "0.01")
+    assert memory_budget("cpu") == int(0.01 * 2**20)
+    np.testing.assert_allclose(ops.first_step_gradient(X, y, W, a, b, backend="numba"), ref, rtol=1e-12)
+    for bad in ("lots", "0", "-5"):
+        monkeypatch.setenv("PYFEAT_MEMORY_BUDGET_MB", bad)
+        with pytest.raises(ValueError, match="PYFEAT_MEMORY_BUDGET_MB must be"):
+            memory_budget("cpu")

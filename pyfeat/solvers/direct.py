@@ -18,6 +18,7 @@ import numpy as np
 import scipy.linalg
 
 from pyfeat import ops
+from pyfeat.backend import env_mib
 from pyfeat.solvers import Solution, host_backend, to_host
 
 DEFAULT_LIMIT = 8 * 2**30
@@ -25,13 +26,9 @@ DEFAULT_LIMIT = 8 * 2**30
 
 def memory_limit() -> int:
     """Bytes the direct solver may use for the n×n float64 matrix (see the module docstring)."""
-    env = os.environ.get("PYFEAT_DIRECT_MEMORY_MB")
-    if env:
-        try:
-            mb = float(env)
-        except ValueError:
-            raise ValueError(f"PYFEAT_DIRECT_MEMORY_MB must be a number of MiB, got {env!r}") from None
-        return int(mb * 2**20)
+    limit = env_mib("PYFEAT_DIRECT_MEMORY_MB")
+    if limit is not None:
+        return limit
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
