@@ -420,3 +420,27 @@ def test_memory_budget_from_environment(monkeypatch, rng):
         monkeypatch.setenv("PYFEAT_MEMORY_BUDGET_MB", bad)
         with pytest.raises(ValueError, match="PYFEAT_MEMORY_BUDGET_MB must be"):
             memory_budget("cpu")
+
+
+def test_concurrent_ops_restore_blas_threads(rng):
+    """Ops called from several threads at once (Dask threads do this) get the right results and
+    leave the BLAS thread count as it was (the one-thread limit is process-wide)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    X, y, W, a, b = network(rng, 3000, 16, 32, np.float64)
+    P = np.maximum(ref_preact(X, W, b), 0)
+
+    def call(_):
+        return ops.relu_gram(X, W, b, y, backend="numba", block_size=256)[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(call, range(12)))
+    for G in results:
+        assert_close(G, P.T @ P, np.float64, "relu_gram from concurrent threads")
+    assert blas_threads() == before

@@ -18,8 +18,10 @@ and cached on disk.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -176,6 +178,31 @@ def _blas_controller():
     return ThreadpoolController()
 
 
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved = None
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
+    """BLAS at one thread while any op's workers run. The setting is process-wide, so concurrent
+    ops (e.g. several Dask threads) share it: the first to enter saves and sets it, the last to
+    leave restores it."""
+    global _blas_users, _blas_saved
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved = _blas_controller().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_saved.restore_original_limits()
+                _blas_saved = None
+
+
 def _n_workers():
     return max(1, numba.get_num_threads())
 
@@ -200,7 +227,7 @@ def _run(n, rows, make_state, step):
 
     if workers == 1:
         return [work(0)]
-    with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+    with _single_threaded_blas(), ThreadPoolExecutor(workers) as pool:
         return list(pool.map(work, range(workers)))
 
 
