@@ -219,6 +219,18 @@ def test_fit_task_equals_fit_on_the_sampled_rows(dtype):
         np.testing.assert_allclose(getattr(streamed, name), getattr(full, name), rtol=tol, atol=tol)
 
 
+def test_fit_on_a_task_stream_as_in_design():
+    """DESIGN.md's ``nn.fit(task.stream(...))``: the stream is re-iterable, so the passes of
+    Algorithm 1 read the same rows as ``fit(*task.sample(...))``."""
+    from pyfeat.tasks import MultiIndex
+
+    task = MultiIndex(d=8, r=2, degree=3, seed=0)
+    streamed = TwoLayerReLU(64, seed=0).fit(task.stream(2000, block=300, seed=1))
+    full = TwoLayerReLU(64, seed=0).fit(*task.sample(2000, seed=1))
+    for name in ("alpha_", "beta_", "W_", "b_", "a_"):
+        np.testing.assert_allclose(getattr(streamed, name), getattr(full, name), rtol=1e-9, atol=1e-9)
+
+
 def test_stream_must_be_reproducible():
     X, y = _small_problem()
     with pytest.raises(TypeError, match="one-shot"):

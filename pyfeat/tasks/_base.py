@@ -213,13 +213,16 @@ class Task:
         return X, y
 
     def stream(self, n, block=DEFAULT_BLOCK, noise=0.0, seed=0, dtype=np.float64, backend="numpy"):
-        """Iterator over (X_block, y_block) with ``block`` rows each (the last one shorter),
+        """Iterable over (X_block, y_block) with ``block`` rows each (the last one shorter),
         together exactly the rows of ``sample(n, noise, seed, dtype, backend)``, for any block
         size; memory O(max(block, CHUNK_ROWS)·d), so n may be far beyond memory.
-        ``block=None`` means DEFAULT_BLOCK (65536). Parameters are checked at the call."""
+        ``block=None`` means DEFAULT_BLOCK (65536). Parameters are checked at the call.
+
+        Each ``iter()`` regenerates the same rows, so the result can be read several times:
+        ``TwoLayerReLU().fit(task.stream(n, seed=1))`` makes its passes over it."""
         n, noise, seed, dtype, xp = self._check_sampling(n, noise, seed, dtype, backend)
         block = DEFAULT_BLOCK if block is None else check_int("block", block, 1)
-        return self._stream(n, block, noise, seed, dtype, xp)
+        return _Stream(lambda: self._stream(n, block, noise, seed, dtype, xp))
 
     def _make_chunk(self, k, n, seed, noise, dtype, xp):
         m = min(CHUNK_ROWS, n - k * CHUNK_ROWS)
@@ -253,3 +256,13 @@ class Task:
                 yield pieces[0]
             else:
                 yield xp.concatenate([p[0] for p in pieces]), xp.concatenate([p[1] for p in pieces])
+
+
+class _Stream:
+    """A re-iterable task stream: every iteration generates the same blocks again."""
+
+    def __init__(self, blocks):
+        self._blocks = blocks
+
+    def __iter__(self):
+        return self._blocks()
