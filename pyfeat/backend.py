@@ -126,10 +126,6 @@ def array_module(x):
     return np
 
 
-def device_of(backend: str) -> str:
-    return "cuda" if backend == "cuda" else "cpu"
-
-
 def _cpu_flags() -> set:
     try:
         with open("/proc/cpuinfo") as f:
@@ -220,7 +216,11 @@ def info() -> dict:
                     "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
                 }
             )
-    chosen, reason = _resolve_with_reason(None)
+    try:
+        chosen, reason = _resolve_with_reason(None)
+    except (RuntimeError, ValueError) as exc:  # e.g. PYFEAT_BACKEND=cuda where CUDA cannot run
+        chosen, reason = None, f"{exc.__class__.__name__}: {exc}"
+    available = [b for b in BACKENDS if b != "cuda" or ok]
     blas = blas_info()
     return {
         "version": __version__,
@@ -230,6 +230,7 @@ def info() -> dict:
         "cuda_available": ok,
         "cuda_reason": why,
         "devices": devices,
+        "backends_available": available,
         "backend": chosen,
         "backend_reason": reason,
         "cpu": _cpu_name(),
@@ -265,6 +266,7 @@ def format_info(d: dict) -> str:
             f"  device {dev['index']}:       {dev['name']} (sm {dev['compute_capability']}, {dev['memory_gib']} GiB)"
         )
     lines += [
+        f"  backends:       {', '.join(d['backends_available'])} available",
         f"  backend:        {d['backend']} ({d['backend_reason']})",
         f"  CPU:            {d['cpu']}{' (AVX-512)' if d['cpu_avx512'] else ''}",
         f"  Numba:          {d['numba_version']}, {d['numba_threads']} threads, layer {d['numba_threading_layer']}",

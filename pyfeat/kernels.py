@@ -59,7 +59,8 @@ class Kernel:
     @property
     def p(self) -> tuple:
         """Parameters as three floats (p0, p1, p2) for the compiled backends."""
-        vals = [float(v) for v in self.params.values()]
+        defaults = _SPECS[self.name][1]  # its order is the order of p0, p1, p2
+        vals = [float(self.params.get(k, v)) for k, v in defaults.items()]
         return tuple(vals + [0.0] * (3 - len(vals)))
 
     def from_inner(self, g, sx, sz):

@@ -444,3 +444,21 @@ def test_concurrent_ops_restore_blas_threads(rng):
     for G in results:
         assert_close(G, P.T @ P, np.float64, "relu_gram from concurrent threads")
     assert blas_threads() == before
+
+
+def test_info_reports_backends_and_survives_a_bad_forced_backend(monkeypatch):
+    d = pf.info()
+    assert d["backend"] in d["backends_available"] and "numba" in d["backends_available"]
+    assert ("cuda" in d["backends_available"]) == CUDA_OK
+    if not CUDA_OK:
+        monkeypatch.setenv("PYFEAT_BACKEND", "cuda")
+        d = pf.info()
+        assert d["backend"] is None and "unavailable" in d["backend_reason"]
+
+
+def test_kernel_parameters_reach_compiled_code_in_order():
+    """p0, p1, p2 follow the documented order whatever order the parameters were given in."""
+    k = pf.kernels.Kernel("poly", {"degree": 2, "coef0": 3.0, "gamma": 0.5})
+    assert k.p == (0.5, 3.0, 2.0)
+    X = np.array([[1.0, 2.0]])
+    np.testing.assert_allclose(ops.kernel_matrix(X, X, k, backend="numba"), [[(0.5 * 5 + 3) ** 2]])

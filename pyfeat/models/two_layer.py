@@ -436,7 +436,7 @@ class TwoLayerReLU(_ReLUNetwork):
 
     Parameters
     ----------
-    width : int, even. m.
+    width : int, even. m (default 2048).
     eta1 : "auto" or float > 0. η₁. ``"auto"`` computes η₁ = ‖W⁰‖_F / ‖∇_W L(θ⁰)‖_F, so that
         with λ₁ = 1/η₁ the new first layer W¹ = −η₁∇_W L has the Frobenius norm of W⁰: its rows
         have the typical norm ≈ 1 of w_j ~ N(0, I_d/d), and the features σ(w_j·x + b_j) with
@@ -468,7 +468,7 @@ class TwoLayerReLU(_ReLUNetwork):
     n_features_in_, timings_ (seconds per phase: moments, gradient, gram, head).
     """
 
-    def __init__(self, width, eta1="auto", lambda1=None, ridge="auto", head="ridge", lr="auto",
+    def __init__(self, width=2048, eta1="auto", lambda1=None, ridge="auto", head="ridge", lr="auto",
                  steps=1000, bias_scale=1.0, seed=0, backend="auto", block_size=None):
         self.width = width
         self.eta1 = eta1
@@ -541,7 +541,7 @@ class RandomFeatures(_ReLUNetwork):
     same ``seed`` gives the same W⁰ and b as a ``TwoLayerReLU``.
     """
 
-    def __init__(self, width, ridge="auto", head="ridge", lr="auto", steps=1000, bias_scale=1.0,
+    def __init__(self, width=2048, ridge="auto", head="ridge", lr="auto", steps=1000, bias_scale=1.0,
                  seed=0, backend="auto", block_size=None):
         self.width = width
         self.ridge = ridge
