@@ -200,7 +200,12 @@ class KernelRidge(BaseEstimator):
         """R² = 1 − Σ(y − f(x))² / Σ(y − ȳ)² (scikit-learn's definition, averaged over columns)."""
         pred = self.predict(X)
         xp = _backend.array_module(pred)
-        y = xp.asarray(y, dtype=xp.float64).reshape(pred.shape)
+        y = xp.asarray(y, dtype=xp.float64)
+        if y.shape != pred.shape and not (y.size == pred.size and 1 in (y.ndim, pred.ndim)
+                                          and y.shape[0] == pred.shape[0]):
+            raise ValueError(f"score: y must have shape {tuple(pred.shape)} (one value per row of X), "
+                             f"got {tuple(y.shape)}")
+        y = y.reshape(pred.shape)
         ss_res = ((y - pred) ** 2).sum(axis=0)
         ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
         r2 = xp.where(ss_tot > 0, 1 - ss_res / xp.where(ss_tot > 0, ss_tot, 1), 0.0)

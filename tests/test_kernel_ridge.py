@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
+import pyfeat as pf
 import pyfeat.kernels as kernels
 from pyfeat._base import NotFittedError
 from pyfeat.kernel_ridge import KernelRidge, kernel_gradient_flow
@@ -243,3 +244,15 @@ def test_estimator_conventions(problem):
     with pytest.raises(ValueError, match="columns"):
         m.predict(Xt[:, :3])
     assert -1.0 < m.score(X, y) <= 1.0 and m.score(X, y) > 0.5
+
+
+def test_score_rejects_a_misshaped_target():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    Y = rng.standard_normal((40, 2))
+    m = pf.KernelRidge(ridge=1e-2, solver="direct").fit(X, Y)
+    assert np.isfinite(m.score(X, Y))
+    with pytest.raises(ValueError, match="score: y must have shape"):
+        m.score(X, Y.T)
+    m1 = pf.KernelRidge(ridge=1e-2, solver="direct").fit(X, Y[:, 0])
+    assert m1.score(X, Y[:, :1]) == pytest.approx(m1.score(X, Y[:, 0]))  # (n, 1) ~ (n,)

@@ -37,6 +37,7 @@ import numpy as np
 
 from pyfeat import ops
 from pyfeat.backend import array_module
+from pyfeat.ops._common import working_dtype
 
 __all__ = ["SOLVERS", "Problem", "Solution", "Monitor", "ConvergenceWarning", "solve"]
 
@@ -86,7 +87,7 @@ class Problem:
 
     @property
     def working_dtype(self):
-        return np.dtype(np.float32) if self.X.dtype == np.float32 else np.dtype(np.float64)
+        return working_dtype(self.X)  # the ops' rule (float16 X works in float32)
 
     def kmv(self, A, B, V):
         """k(A, B) @ V in float64 for float64 V (n_b,) or (n_b, k); see the module docstring."""
