@@ -65,7 +65,7 @@ def numpy_relu_gram(X, W, b, y):
 
 
 def numpy_ntk_matvec(X, Z, v, rows=256):
-    """GEMM per block of X rows + NumPy arccos/sqrt, block buffers reused (PERF_NOTES.md)."""
+    """GEMM per block of X rows + NumPy arccos/sqrt, block buffers reused (shared/PERF_NOTES.md)."""
     nz = Z.shape[0]
     sz = np.sqrt(np.einsum("ij,ij->i", Z, Z))
     out = np.empty(X.shape[0], X.dtype)

@@ -10,7 +10,7 @@ Sums over n are per-worker float64 accumulators added in worker order at the end
 depends on neither timing nor the caller's block size beyond float64 rounding.
 
 Buffers are allocated once per call and reused (fresh temporaries are expensive on these
-machines, PERF_NOTES.md). float32 math uses the arccos polynomial of the CUDA kernels
+machines: shared/PERF_NOTES.md). float32 math uses the arccos polynomial of the CUDA kernels
 (kernel_math.hpp); float64 arccos is a degree-26 polynomial fit (error <= 2e-15, see
 _acos64_coefficients) because libm's acos does not vectorize. Numba functions are compiled once
 and cached on disk.
