@@ -117,6 +117,11 @@ def is_cupy(x) -> bool:
     return type(x).__module__.startswith("cupy")
 
 
+def to_numpy(x):
+    """x as a NumPy array (copied from the device when it is a CuPy array)."""
+    return x.get() if is_cupy(x) else np.asarray(x)
+
+
 def array_module(x):
     """numpy or cupy, whichever ``x`` belongs to."""
     if is_cupy(x):

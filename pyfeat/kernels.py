@@ -23,7 +23,8 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
-import numpy as np
+
+from pyfeat.backend import array_module
 
 __all__ = ["Kernel", "get", "names"]
 
@@ -68,7 +69,7 @@ class Kernel:
 
         Computed in the dtype of ``g``; this is the reference formula the tests use.
         """
-        xp = _array_module(g)
+        xp = array_module(g)
         if self.name in ("ntk", "nngp", "arccos0"):
             s = sx * sz
             pos = s > 0
@@ -131,12 +132,6 @@ def get(name, **params) -> Kernel:
     return Kernel(key, merged)
 
 
-def _array_module(x):
-    if type(x).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
 
 
 def empirical_ntk(X, Z, W, a, b=None, *, block_size=1024):
@@ -156,7 +151,7 @@ def empirical_ntk(X, Z, W, a, b=None, *, block_size=1024):
     """
     from pyfeat.ops import relu_features
 
-    xp = _array_module(X)
+    xp = array_module(X)
     X = xp.asarray(X, dtype=xp.float64)
     Z = xp.asarray(Z, dtype=xp.float64)
     W = xp.asarray(W, dtype=xp.float64)

@@ -9,7 +9,6 @@ exponent β), the error is drawn against that parameter instead, one line per (m
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pyfeat.backend import to_numpy
 from pyfeat.experiments.config import MODELS, TASKS, ModelSpec, SweepConfig, load_config, resolve
 from pyfeat.experiments.results import BASE_COLUMNS, ResultsWriter, load_results
 
@@ -100,7 +101,7 @@ def _call(factory, kwargs):
 
 
 def _numpy(a):
-    return np.asarray(a.get() if hasattr(a, "get") else a, dtype=np.float64)
+    return np.asarray(to_numpy(a), dtype=np.float64)
 
 
 def _backend_of(model):

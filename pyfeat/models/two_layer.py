@@ -86,10 +86,6 @@ def _as_source(X, y):
     )
 
 
-def _to_numpy(x):
-    return x.get() if _backend.is_cupy(x) else np.asarray(x)
-
-
 def _check_block(k, Xb, yb, d):
     if getattr(Xb, "ndim", None) != 2:
         raise ValueError(f"block {k}: X must be a 2-D array, got {type(Xb).__name__} {getattr(Xb, 'shape', '')}")
@@ -112,7 +108,7 @@ def _moments(source):
         xp = _backend.array_module(Xb)
         y64 = xp.asarray(yb, dtype=xp.float64)
         s_y = _sum64(y64)
-        s_xy = _to_numpy(y64 @ Xb).astype(np.float64)
+        s_xy = _backend.to_numpy(y64 @ Xb).astype(np.float64)
         if not np.isfinite(s_y):
             raise ValueError(f"y contains NaN or inf (block {k}); expected finite values")
         if not np.isfinite(s_xy).all():  # NaN/inf in X always reach Σ y_i x_i (inf·0 = NaN)
@@ -175,7 +171,7 @@ def _int(name, value, low):
 
 def _subspace(U, d):
     """Orthonormal basis (d, r) of span(U) for U (r, d) rows (or a task with ``.U``)."""
-    U = _to_numpy(getattr(U, "U", U)).astype(np.float64)
+    U = _backend.to_numpy(getattr(U, "U", U)).astype(np.float64)
     if U.ndim != 2 or U.shape[1] != d or U.shape[0] == 0:
         raise ValueError(f"U must have shape (r, {d}) (rows spanning the principal subspace), got {U.shape}")
     if not np.isfinite(U).all():
@@ -280,8 +276,8 @@ class _ReLUNetwork(BaseEstimator):
         for Xb, yb in _blocks_again(source, n, sum_y):
             r = _residual(Xb, yb, alpha, beta)
             Gb, cb = ops.relu_gram(Xb, W, b, r, **self._ops_kw())
-            A += _to_numpy(Gb)
-            c += _to_numpy(cb)
+            A += _backend.to_numpy(Gb)
+            c += _backend.to_numpy(cb)
             q += float(r @ r)
         A /= n
         c /= n
@@ -355,12 +351,12 @@ class _ReLUNetwork(BaseEstimator):
     def score(self, X, y):
         """R² = 1 − Σ(y_i − f(x_i))² / Σ(y_i − ȳ)², as scikit-learn's ``score``."""
         res = self._residuals(X, y)
-        y = _to_numpy(y).astype(np.float64)
+        y = _backend.to_numpy(y).astype(np.float64)
         return float(1.0 - np.sum(res**2) / np.sum((y - y.mean()) ** 2))
 
     def _residuals(self, X, y):
-        pred = _to_numpy(self.predict(X)).astype(np.float64)
-        y = _to_numpy(y)
+        pred = _backend.to_numpy(self.predict(X)).astype(np.float64)
+        y = _backend.to_numpy(y)
         if y.shape != pred.shape:
             raise ValueError(f"y must have shape {pred.shape} (one label per row of X), got {y.shape}")
         return pred - y
@@ -498,7 +494,7 @@ class TwoLayerReLU(_ReLUNetwork):
         for Xb, yb in _blocks_again(source, n, sum_y):
             r = _residual(Xb, yb, self.alpha_, self.beta_)
             g = ops.first_step_gradient(Xb, r, W0, a0, None, **self._ops_kw())
-            G += (Xb.shape[0] / n) * _to_numpy(g)
+            G += (Xb.shape[0] / n) * _backend.to_numpy(g)
         self.grad_ = G
         if isinstance(self.eta1, str):
             norm = np.linalg.norm(G)
@@ -516,7 +512,7 @@ class TwoLayerReLU(_ReLUNetwork):
         task's exact average Hessian (``task.hessian()``, or a (d, d) array). Lemma 1 says the
         cosine tends to 1 as n grows (up to Õ(√r/d) terms)."""
         self._check_fitted()
-        H = _to_numpy(task.hessian() if hasattr(task, "hessian") else task).astype(np.float64)
+        H = _backend.to_numpy(task.hessian() if hasattr(task, "hessian") else task).astype(np.float64)
         d = self.n_features_in_
         if H.shape != (d, d):
             raise ValueError(f"the Hessian must have shape ({d}, {d}), got {H.shape}")

@@ -37,6 +37,7 @@ import numpy as np
 
 from pyfeat import ops
 from pyfeat.backend import array_module
+from pyfeat.backend import to_numpy as to_host  # small matrices for SciPy
 from pyfeat.ops._common import working_dtype
 
 __all__ = ["SOLVERS", "Problem", "Solution", "Monitor", "ConvergenceWarning", "solve"]
@@ -46,11 +47,6 @@ SOLVERS = ("direct", "cg", "richardson", "eigenpro", "nystrom")
 
 class ConvergenceWarning(UserWarning):
     """An iterative solver stopped before reaching its tolerance."""
-
-
-def to_host(a):
-    """A NumPy copy/view of a NumPy or CuPy array (small matrices for SciPy)."""
-    return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
 def host_backend(backend):
