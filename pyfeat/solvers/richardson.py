@@ -35,19 +35,18 @@ def step_size(problem):
 
 def iterate(problem, alpha, step, steps, tol, monitor, it0=0):
     """``steps`` Richardson steps from ``alpha`` (stopping early when tol is not None and the
-    relative residual reaches it); returns (alpha, steps done, last relative residual)."""
+    relative residual reaches it); returns (alpha, steps done, relative residual of the returned
+    alpha)."""
     from pyfeat.solvers import column_ratio
 
     Y = problem.Y
-    rel = float("inf")
-    for i in range(steps):
+    for i in range(steps + 1):
         R = problem.matvec(alpha) - Y
         rel = float(column_ratio(R, Y).max())
         monitor.record(it0 + i, rel)
-        if tol is not None and rel <= tol:
+        if i == steps or (tol is not None and rel <= tol):
             return alpha, i, rel
         alpha = alpha - step * R
-    return alpha, steps, rel
 
 
 def solve(problem, *, tol, max_iter, monitor, early_stopping=None):
