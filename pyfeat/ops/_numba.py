@@ -355,24 +355,25 @@ def kernel_matvec(X, Z, V, kernel, block_size):
     out = np.empty((nx, k), dt)
 
     def make_state():
-        return np.empty(tx * tz, dt), np.empty(tx, np.float64), np.empty((tx, k), np.float64), np.empty((tx, k), dt)
+        return np.empty(tx * tz, dt), np.empty((tx, k), np.float64), np.empty((tx, k), dt)
 
     def step(state, s, e):
-        Gbuf, acc1, acc, Kv = state
+        Gbuf, acc, Kv = state
         Xb = _block_of(X, s, e, dt)
         sx = _sq_norms(Xb)
-        A = acc1[: e - s] if k == 1 else acc[: e - s]
+        A = acc[: e - s]
         A[:] = 0.0
+        a1 = A.reshape(-1)  # k == 1: a contiguous 1-D view, the layout the fused loop is compiled for
         for zs, ze in blocks(nz, tz):
             G = Gbuf[: (e - s) * (ze - zs)].reshape(e - s, ze - zs)
             np.matmul(Xb, Z[zs:ze].T, out=G)
             if k == 1:
-                _kernel_dot(code, G, sx, sz[zs:ze], v[zs:ze], p0, p1, p2, A)
+                _kernel_dot(code, G, sx, sz[zs:ze], v[zs:ze], p0, p1, p2, a1)
             else:
                 _kernel_inplace(code, G, sx, sz[zs:ze], p0, p1, p2)
                 np.matmul(G, V[zs:ze], out=Kv[: e - s])
                 A += Kv[: e - s]
-        out[s:e] = A.reshape(e - s, -1)
+        out[s:e] = A
 
     _run(nx, tx, make_state, step)
     return out
