@@ -25,7 +25,7 @@ py::array_t<T> kernel_values(int code, carray<T> g, carray<T> sx, carray<T> sz, 
   if (g.ndim() != 1 || sx.ndim() != 1 || sz.ndim() != 1 || g.shape(0) != sx.shape(0) ||
       g.shape(0) != sz.shape(0))
     throw std::invalid_argument("kernel_values: g, sx, sz must be 1-D arrays of equal length");
-  if (code < pyfeat::NTK || code > pyfeat::POLY)
+  if (!pyfeat::is_kernel_code(code))
     throw std::invalid_argument("kernel_values: unknown kernel code " + std::to_string(code));
   const py::ssize_t n = g.shape(0);
   py::array_t<T> out(n);

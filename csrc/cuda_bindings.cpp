@@ -56,15 +56,17 @@ void bind_dtype(py::module_& m, const std::string& sfx) {
   m.def(
       ("cuda_kernel_matvec_" + sfx).c_str(),
       [](int code, double p0, double p1, double p2, ptr X, i64 nx, ptr Z, i64 nz, i64 d, ptr sx,
-         ptr sz, ptr V, i64 k, ptr out, ptr stream) {
+         ptr sz, ptr V, i64 k, ptr out, ptr stream, i64 splits) {
         py::gil_scoped_release release;
         kernel_matvec<T>(code, p0, p1, p2, as<const T>(X), nx, as<const T>(Z), nz, d,
-                         as<const T>(sx), as<const T>(sz), as<const T>(V), k, as<T>(out), stream);
+                         as<const T>(sx), as<const T>(sz), as<const T>(V), k, as<T>(out), splits,
+                         stream);
       },
       py::arg("code"), py::arg("p0"), py::arg("p1"), py::arg("p2"), py::arg("X"), py::arg("nx"),
       py::arg("Z"), py::arg("nz"), py::arg("d"), py::arg("sx"), py::arg("sz"), py::arg("V"),
-      py::arg("k"), py::arg("out"), py::arg("stream"),
-      "out (nx, k) = K(X, Z) @ V, fused; contiguous row-major device arrays.");
+      py::arg("k"), py::arg("out"), py::arg("stream"), py::arg("splits") = 1,
+      "out (splits, nx, k): K(X, Z) @ V over `splits` chunks of Z, fused; contiguous row-major "
+      "device arrays (the chunks' sum is K(X, Z) @ V).");
 }
 
 }  // namespace

@@ -21,9 +21,9 @@ import scipy.linalg
 
 from pyfeat import backend as _backend
 from pyfeat import kernels as _kernels
-from pyfeat import ops
 from pyfeat._base import BaseEstimator, NotFittedError
-from pyfeat.solvers import SOLVERS, Monitor, Problem, host_backend, solve, to_host
+from pyfeat.solvers import SOLVERS, Monitor, Problem, solve
+from pyfeat.solvers.problem import to_host
 from pyfeat.solvers import direct as _direct
 from pyfeat.solvers import richardson as _richardson
 
@@ -162,7 +162,7 @@ class KernelRidge(BaseEstimator):
         if self.verbose:
             print(f"KernelRidge: solver={name} ({why})")
         problem = Problem(X, Y, kernel, shift=n * float(self.ridge), ridge=float(self.ridge),
-                          rng=np.random.default_rng(self.seed), backend=self.backend, block_size=self.block)
+                          rng=np.random.default_rng(self.seed), device=self.backend, block_size=self.block)
         options = {
             "richardson": {"early_stopping": self.early_stopping},
             "eigenpro": {"subsample": self.subsample, "n_components": self.n_components, "batch_size": self.batch_size},
@@ -173,7 +173,7 @@ class KernelRidge(BaseEstimator):
         sol = solve(name, problem, tol=float(self.tol), max_iter=self.max_iter, monitor=monitor, **options)
         self.fit_time_ = time.perf_counter() - t0
         self.solver_ = name
-        self.X_fit_ = X if sol.centers is None else sol.centers
+        self.X_fit_ = problem.X if sol.centers is None else sol.centers
         self.dual_coef_ = sol.coef[:, 0] if single else sol.coef
         self.n_iter_, self.converged_ = sol.n_iter, bool(sol.converged)
         self.history_, self.solver_info_ = sol.history, sol.info
@@ -193,8 +193,8 @@ class KernelRidge(BaseEstimator):
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X must have {self.n_features_in_} columns (features seen in fit), got shape {X.shape}")
         problem = Problem(X, None, self.kernel_, 0.0, 0.0, None, self.backend, self.block)
-        out = problem.kmv(X, self.X_fit_, self.dual_coef_)
-        return out.astype(problem.working_dtype, copy=False)
+        out = problem.kmv(problem.X, self.X_fit_, self.dual_coef_).astype(problem.working_dtype, copy=False)
+        return out if _backend.is_cupy(X) else to_host(out)
 
     def score(self, X, y):
         """R² = 1 − Σ(y − f(x))² / Σ(y − ȳ)² (scikit-learn's definition, averaged over columns)."""
@@ -250,12 +250,11 @@ def kernel_gradient_flow(X, y, t, kernel="ntk", *, X_eval=None, ridge=0.0, metho
         method = "eigh" if n <= AUTO_EIGH_MAX_N else "gd"
     problem = Problem(X, Y, kern, n * float(ridge), float(ridge), np.random.default_rng(seed), backend, block)
     if method == "eigh":
-        X64 = to_host(X).astype(np.float64)
-        K = ops.kernel_matrix(X64, X64, kern, backend=host_backend(backend))
+        K = problem.host_kernel_matrix(problem.X)
         K[np.diag_indices(n)] += problem.shift
         lam, V = scipy.linalg.eigh(K, overwrite_a=True, check_finite=False)
         lam = np.maximum(lam, 0.0)
-        z = V.T @ to_host(Y[:, 0])
+        z = V.T @ to_host(problem.Y[:, 0])
         # (1 − e^{−tλ/n})/λ, with its limit t/n at λ = 0
         rate = lam[:, None] / n
         filt = np.where(rate > 0, -np.expm1(-times[None, :] * rate) / np.where(lam > 0, lam, 1.0)[:, None],
@@ -266,7 +265,7 @@ def kernel_gradient_flow(X, y, t, kernel="ntk", *, X_eval=None, ridge=0.0, metho
         eta_max *= 1.0 if step is None else float(step)
         order = np.argsort(times)
         alphas = problem.xp.zeros((n, times.size))
-        alpha, now = problem.xp.zeros_like(Y), 0.0
+        alpha, now = problem.xp.zeros_like(problem.Y), 0.0
         monitor = Monitor("gd", None, False)
         for j in order:
             span = times[j] - now
@@ -276,8 +275,9 @@ def kernel_gradient_flow(X, y, t, kernel="ntk", *, X_eval=None, ridge=0.0, metho
                 now = times[j]
             alphas[:, j] = alpha[:, 0]
         monitor.history()
-    pred = problem.kmv(X_eval, X, alphas)
+    pred = problem.kmv(problem.device.asarray(X_eval), problem.X, alphas)
     pred = pred.astype(problem.working_dtype, copy=False)
+    pred = pred if _backend.is_cupy(X) else to_host(pred)
     return pred[:, 0] if np.ndim(t) == 0 else pred
 
 

@@ -97,7 +97,7 @@ template <class T>
 void kernel_matrix(int code, double p0, double p1, double p2, T* G, std::int64_t ldg,
                    std::int64_t rows, std::int64_t cols, const T* sx, const T* sz,
                    std::uintptr_t stream) {
-  require(code >= NTK && code <= POLY, "kernel_matrix", "unknown kernel code " + std::to_string(code));
+  require(is_kernel_code(code), "kernel_matrix", "unknown kernel code " + std::to_string(code));
   require_pointer("kernel_matrix", "sx", sx, rows);
   require_pointer("kernel_matrix", "sz", sz, cols);
   launch_2d("kernel_matrix", G, ldg, rows, cols,

@@ -1,13 +1,15 @@
 // out = K(X, Z) V, fused (flash / KeOps style): the nx x nz kernel matrix never exists.
 //
-// One thread block owns TX rows of X and walks over all of Z in tiles of TZ rows. For each Z tile
+// One thread block owns TX rows of X and walks over one chunk of Z (blockIdx.y; all of Z when the
+// launch has one chunk) in tiles of TZ rows. For each Z tile
 // it computes the TX x TZ tile of inner products like a simple SGEMM (X and Z staged in shared
 // memory TD features at a time, each of the 16 x 16 threads accumulating a 4 x 4 micro-tile in
 // registers), applies kernel_value (kernel_math.hpp) to its micro-tile in registers, and reduces
 // the tile against the matching rows of V at once. Per Z tile the sums run in the working type T
 // (64 terms: 4 in a thread, then 16 threads by warp shuffles); across Z tiles they accumulate in
-// double in shared memory. Each row of out is written by exactly one block, so no atomics are used
-// and the result is deterministic.
+// double in shared memory. Chunk c writes its partial result to out + c * nx * k (the caller sums
+// the chunks: a small nx then still fills the GPU); each row of a chunk's output is written by
+// exactly one block, so no atomics are used and the result is deterministic.
 #include <algorithm>
 #include <climits>
 
@@ -45,13 +47,16 @@ __global__ void __launch_bounds__(NT* NT)
                         const T* __restrict__ Z, std::int64_t nz, std::int64_t d,
                         const T* __restrict__ sx, const T* __restrict__ sz,
                         const T* __restrict__ V, std::int64_t k, std::int64_t c0, int kc,
-                        T* __restrict__ out) {
+                        std::int64_t zchunk, T* __restrict__ out) {
   __shared__ T Xs[TX][TD + 1];
   __shared__ T Zs[TZ][TD + 1];
   extern __shared__ double acc[];  // TX x kc: out[x0 + row, c0 + col] so far, in double
 
   const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * NT + tx;
   const std::int64_t x0 = std::int64_t(blockIdx.x) * TX;
+  const std::int64_t zbegin = std::int64_t(blockIdx.y) * zchunk;
+  const std::int64_t zend = zbegin + zchunk < nz ? zbegin + zchunk : nz;
+  out += std::int64_t(blockIdx.y) * nx * k;
 
   for (int e = tid; e < TX * kc; e += NT * NT) acc[e] = 0.0;
 
@@ -62,7 +67,7 @@ __global__ void __launch_bounds__(NT* NT)
     sxr[r] = xi < nx ? sx[xi] : T(0);
   }
 
-  for (std::int64_t z0 = 0; z0 < nz; z0 += TZ) {
+  for (std::int64_t z0 = zbegin; z0 < zend; z0 += TZ) {
     // 1. g = X[x0 : x0+TX] Z[z0 : z0+TZ]^T, this thread's 4 x 4 entries, in registers.
     T g[R][C];
 #pragma unroll
@@ -77,7 +82,7 @@ __global__ void __launch_bounds__(NT* NT)
         const int row = e / TD, col = e % TD;
         const std::int64_t f = f0 + col, xi = x0 + row, zj = z0 + row;
         Xs[row][col] = (xi < nx && f < d) ? X[xi * d + f] : T(0);
-        Zs[row][col] = (zj < nz && f < d) ? Z[zj * d + f] : T(0);
+        Zs[row][col] = (zj < zend && f < d) ? Z[zj * d + f] : T(0);
       }
       __syncthreads();
 #pragma unroll
@@ -99,7 +104,7 @@ __global__ void __launch_bounds__(NT* NT)
 #pragma unroll
     for (int c = 0; c < C; ++c) {
       const std::int64_t zj = z0 + tx + NT * c;
-      const bool in = zj < nz;
+      const bool in = zj < zend;
       const T szc = in ? sz[zj] : T(0);
 #pragma unroll
       for (int r = 0; r < R; ++r)
@@ -112,7 +117,7 @@ __global__ void __launch_bounds__(NT* NT)
 #pragma unroll
       for (int c = 0; c < C; ++c) {
         const std::int64_t zj = z0 + tx + NT * c;
-        vc[c] = zj < nz ? V[zj * k + c0 + col] : T(0);
+        vc[c] = zj < zend ? V[zj * k + c0 + col] : T(0);
       }
 #pragma unroll
       for (int r = 0; r < R; ++r) {
@@ -140,29 +145,32 @@ __global__ void __launch_bounds__(NT* NT)
 template <class T>
 void kernel_matvec(int code, double p0, double p1, double p2, const T* X, std::int64_t nx,
                    const T* Z, std::int64_t nz, std::int64_t d, const T* sx, const T* sz,
-                   const T* V, std::int64_t k, T* out, std::uintptr_t stream) {
+                   const T* V, std::int64_t k, T* out, std::int64_t splits, std::uintptr_t stream) {
   const char* op = "kernel_matvec";
-  require(code >= NTK && code <= POLY, op, "unknown kernel code " + std::to_string(code));
+  require(is_kernel_code(code), op, "unknown kernel code " + std::to_string(code));
   require_nonnegative(op, "nx", nx);
   require_nonnegative(op, "nz", nz);
   require_nonnegative(op, "d", d);
   require_nonnegative(op, "k", k);
+  require(splits >= 1 && splits <= 65535, op, "splits must be in [1, 65535], got " + std::to_string(splits));
   require_pointer(op, "X", X, nx * d);
   require_pointer(op, "Z", Z, nz * d);
   require_pointer(op, "sx", sx, nx);
   require_pointer(op, "sz", sz, nz);
   require_pointer(op, "V", V, nz * k);
-  require_pointer(op, "out", out, nx * k);
+  require_pointer(op, "out", out, splits * nx * k);
   if (nx == 0 || k == 0) return;
   const std::int64_t blocks = ceil_div(nx, TX);
   require(blocks <= INT_MAX, op, "nx too large for one launch: " + std::to_string(nx));
+  const std::int64_t zchunk = ceil_div(nz, splits);  // chunks past nz are empty: they write zeros
 
   const dim3 block(NT, NT);
+  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(splits));
   for (std::int64_t c0 = 0; c0 < k; c0 += KCHUNK) {
     const int kc = int(std::min<std::int64_t>(KCHUNK, k - c0));
     const size_t smem = size_t(TX) * kc * sizeof(double);
-    kernel_matvec_tiled<T><<<unsigned(blocks), block, smem, detail::as_stream(stream)>>>(
-        code, T(p0), T(p1), T(p2), X, nx, Z, nz, d, sx, sz, V, k, c0, kc, out);
+    kernel_matvec_tiled<T><<<grid, block, smem, detail::as_stream(stream)>>>(
+        code, T(p0), T(p1), T(p2), X, nx, Z, nz, d, sx, sz, V, k, c0, kc, zchunk, out);
     CHECK_LAUNCH();
   }
 }
@@ -170,10 +178,10 @@ void kernel_matvec(int code, double p0, double p1, double p2, const T* X, std::i
 template void kernel_matvec<float>(int, double, double, double, const float*, std::int64_t,
                                    const float*, std::int64_t, std::int64_t, const float*,
                                    const float*, const float*, std::int64_t, float*,
-                                   std::uintptr_t);
+                                   std::int64_t, std::uintptr_t);
 template void kernel_matvec<double>(int, double, double, double, const double*, std::int64_t,
                                     const double*, std::int64_t, std::int64_t, const double*,
                                     const double*, const double*, std::int64_t, double*,
-                                    std::uintptr_t);
+                                    std::int64_t, std::uintptr_t);
 
 }  // namespace pyfeat::cuda

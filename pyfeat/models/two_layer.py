@@ -30,6 +30,7 @@ and a source that yields different data raises ValueError.
 
 from __future__ import annotations
 
+import functools
 import numbers
 import time
 
@@ -38,6 +39,8 @@ import scipy.linalg
 
 from pyfeat import backend as _backend
 from pyfeat import ops
+from pyfeat.ops import blocked
+from pyfeat.ops._plan import working_dtype
 from pyfeat._base import BaseEstimator, NotFittedError, clone
 from pyfeat.models import _head
 
@@ -216,8 +219,16 @@ class _ReLUNetwork(BaseEstimator):
         _backend.resolve(self.backend)
         return width
 
-    def _ops_kw(self):
-        return {"backend": self.backend, "block_size": self.block_size}
+    def _on_device(self, *arrays):
+        """(device, f): f(dt) gives ``arrays`` on the device as contiguous arrays of dtype dt
+        (converted once per dtype); the blocks go to ``pyfeat.ops.blocked``, already checked."""
+        dev = ops.device(self.backend)
+
+        @functools.cache
+        def f(dt):
+            return [dev.asarray(np.ascontiguousarray(a, dtype=dt)) for a in arrays]
+
+        return dev, f
 
     def _rngs(self):
         """Independent generators for the init and the bias re-initialization."""
@@ -273,9 +284,12 @@ class _ReLUNetwork(BaseEstimator):
         A = np.zeros((m, m))
         c = np.zeros(m)
         q = 0.0
+        dev, layer = self._on_device(W, b)
         for Xb, yb in _blocks_again(source, n, sum_y):
             r = _residual(Xb, yb, alpha, beta)
-            Gb, cb = ops.relu_gram(Xb, W, b, r, **self._ops_kw())
+            Xb = dev.asarray(Xb)
+            dt = working_dtype(Xb)
+            Gb, cb = blocked.relu_gram(dev, Xb, *layer(dt), dev.asarray(r, dt), self.block_size)
             A += _backend.to_numpy(Gb)
             c += _backend.to_numpy(cb)
             q += float(r @ r)
@@ -339,7 +353,7 @@ class _ReLUNetwork(BaseEstimator):
         X = self._check_X(X)
         xp = _backend.array_module(X)
         dt = X.dtype if X.dtype.kind == "f" else np.dtype(np.float64)
-        out = ops.relu_predict(X, self.W_, self.b_, self.a_, **self._ops_kw())
+        out = ops.relu_predict(X, self.W_, self.b_, self.a_, backend=self.backend, block_size=self.block_size)
         out += X @ xp.asarray(self.beta_, dtype=dt)
         out += dt.type(self.alpha_)
         return out
@@ -491,9 +505,12 @@ class TwoLayerReLU(_ReLUNetwork):
     def _first_step(self, source, n, sum_y, W0, a0):
         """Pass 2: G = ∇_W L(θ⁰) on ỹ, then W¹ = W⁰ − η₁[G + λ₁W⁰]."""
         G = np.zeros_like(W0)
+        dev, layer = self._on_device(W0, a0, np.zeros(len(a0)))
         for Xb, yb in _blocks_again(source, n, sum_y):
             r = _residual(Xb, yb, self.alpha_, self.beta_)
-            g = ops.first_step_gradient(Xb, r, W0, a0, None, **self._ops_kw())
+            Xb = dev.asarray(Xb)
+            dt = working_dtype(Xb)
+            g = blocked.first_step_gradient(dev, Xb, dev.asarray(r, dt), *layer(dt), self.block_size)
             G += (Xb.shape[0] / n) * _backend.to_numpy(g)
         self.grad_ = G
         if isinstance(self.eta1, str):

@@ -11,15 +11,19 @@ GPU by default; environment variable PYFEAT_MEMORY_BUDGET_MB), independent of n.
 
 Bad inputs raise ValueError/TypeError naming the argument; a forced backend that cannot run here
 raises RuntimeError saying why.
+
+Inside pyfeat, models and solvers validate their data once and call ``pyfeat.ops.blocked`` (the
+same blocked loops, without checks or copies) on a ``device(backend)``. How the ops are built
+(one loop per op, written against a small per-backend interface): ``pyfeat.ops._device``.
 """
 
 from __future__ import annotations
 
-import numpy as np
 
-from pyfeat import backend as _backend
-from pyfeat import kernels as _kernels
-from pyfeat.ops._common import working_dtype
+from pyfeat.ops import blocked
+from pyfeat.ops._device import Device, device
+from pyfeat.ops._validate import Args as _Args
+from pyfeat.ops._validate import block_size as _block
 
 __all__ = [
     "first_step_gradient",
@@ -28,6 +32,8 @@ __all__ = [
     "relu_predict",
     "kernel_matvec",
     "kernel_matrix",
+    "device",
+    "Device",
 ]
 
 
@@ -58,7 +64,7 @@ def first_step_gradient(X, y, W, a, b=None, *, backend=None, block_size=None):
     m = W.shape[0]
     a = args.vector("a", a, m, length_name="W.shape[0]")
     b = args.bias(b, m)
-    out = args.impl().first_step_gradient(X, y, W, a, b, _block(block_size))
+    out = blocked.first_step_gradient(args.device, X, y, W, a, b, _block(block_size))
     return args.result(out)
 
 
@@ -68,7 +74,7 @@ def relu_features(X, W, b=None, *, backend=None, block_size=None):
     X = args.matrix("X", X)
     W = args.matrix("W", W, cols=X.shape[1], cols_name="X.shape[1]")
     b = args.bias(b, W.shape[0])
-    return args.result(args.impl().relu_features(X, W, b, _block(block_size)))
+    return args.result(blocked.relu_features(args.device, X, W, b, _block(block_size)))
 
 
 def relu_gram(X, W, b, y=None, *, backend=None, block_size=None):
@@ -84,7 +90,7 @@ def relu_gram(X, W, b, y=None, *, backend=None, block_size=None):
     b = args.bias(b, W.shape[0])
     if y is not None:
         y = args.vector_or_matrix("y", y, n)
-    G, c = args.impl().relu_gram(X, W, b, y, _block(block_size))
+    G, c = blocked.relu_gram(args.device, X, W, b, y, _block(block_size))
     return args.result(G), (None if c is None else args.result(c))
 
 
@@ -96,7 +102,7 @@ def relu_predict(X, W, b, a, *, backend=None, block_size=None):
     m = W.shape[0]
     b = args.bias(b, m)
     a = args.vector_or_matrix("a", a, m, length_name="W.shape[0]")
-    return args.result(args.impl().relu_predict(X, W, b, a, _block(block_size)))
+    return args.result(blocked.relu_predict(args.device, X, W, b, a, _block(block_size)))
 
 
 def kernel_matvec(X, Z, V, kernel="ntk", *, backend=None, block_size=None):
@@ -107,12 +113,12 @@ def kernel_matvec(X, Z, V, kernel="ntk", *, backend=None, block_size=None):
     (tiles accumulate in float64). ``kernel`` is a name or a ``pyfeat.kernels.get(...)`` result.
     """
     args = _Args("kernel_matvec", backend)
-    kern = _kernels.get(kernel)
+    kern = args.kernel(kernel)
     X = args.matrix("X", X)
     Z = args.matrix("Z", Z, cols=X.shape[1], cols_name="X.shape[1]")
     V = args.vector_or_matrix("V", V, Z.shape[0], length_name="Z.shape[0]")
     V2 = V.reshape(-1, 1) if V.ndim == 1 else V
-    out = args.impl().kernel_matvec(X, Z, V2, kern, _block(block_size))
+    out = blocked.kernel_matvec(args.device, X, Z, V2, kern, _block(block_size))
     return args.result(out[:, 0] if V.ndim == 1 else out)
 
 
@@ -122,125 +128,7 @@ def kernel_matrix(X, Z=None, kernel="ntk", *, backend=None, block_size=None):
     The matrix is materialized (what the caller asked for); temporaries are bounded by blocks.
     """
     args = _Args("kernel_matrix", backend)
-    kern = _kernels.get(kernel)
+    kern = args.kernel(kernel)
     X = args.matrix("X", X)
     Z = X if Z is None else args.matrix("Z", Z, cols=X.shape[1], cols_name="X.shape[1]")
-    return args.result(args.impl().kernel_matrix(X, Z, kern, _block(block_size)))
-
-
-# --------------------------------------------------------------------------------------------
-# validation and dispatch
-
-
-def _block(block_size):
-    if block_size is None:
-        return None
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
-    return int(block_size)
-
-
-class _Args:
-    """Validates one call's arrays, moves them to the backend's device, and remembers whether
-    the caller gave CuPy or NumPy arrays (the result comes back the same way)."""
-
-    def __init__(self, op, backend):
-        self.op = op
-        self.backend = _backend.resolve(backend)
-        self.on_gpu = self.backend == "cuda"
-        self.cupy_in = None
-        self.dtype = None
-
-    def impl(self):
-        if self.backend == "numba":
-            from pyfeat.ops import _numba as impl
-        elif self.backend == "cuda":
-            from pyfeat.ops import _cuda as impl
-        else:
-            from pyfeat.ops import _reference as impl
-        return impl
-
-    def _to_device(self, name, x):
-        if x is None:
-            raise ValueError(f"{self.op}: {name} must be an array, got None")
-        cupy_x = _backend.is_cupy(x)
-        if self.cupy_in is None:
-            self.cupy_in = cupy_x
-        if self.on_gpu:
-            import cupy
-
-            return cupy.asarray(x)
-        if cupy_x:
-            return x.get()
-        x = np.asarray(x)
-        return x
-
-    def _check_dtype(self, name, x):
-        if x.dtype.kind not in "fiub" or x.dtype.itemsize > 8:
-            raise TypeError(f"{self.op}: {name} must hold real numbers (float32/float64), got dtype {x.dtype}")
-
-    def _check_finite(self, name, x):
-        if x.size == 0:
-            raise ValueError(f"{self.op}: {name} is empty (shape {x.shape})")
-        xp = _backend.array_module(x)
-        # one float64 sum: NaN/inf anywhere make it non-finite, without an n-sized temporary
-        if not bool(xp.isfinite(xp.sum(x, dtype=xp.float64))):
-            bad = "NaN" if bool(xp.isnan(x).any()) else "inf"
-            raise ValueError(f"{self.op}: {name} contains {bad}; expected finite values")
-
-    def matrix(self, name, x, cols=None, cols_name=None):
-        """The first matrix fixes the working dtype; later inputs are converted to it."""
-        x = self._to_device(name, x)
-        self._check_dtype(name, x)
-        if x.ndim != 2:
-            raise ValueError(f"{self.op}: {name} must be a 2-D array, got shape {x.shape}")
-        if cols is not None and x.shape[1] != cols:
-            raise ValueError(
-                f"{self.op}: {name} must have {cols} columns ({cols_name}), got shape {x.shape}"
-            )
-        self._check_finite(name, x)
-        if self.dtype is None:
-            self.dtype = working_dtype(x)
-            return x  # X itself is converted block by block
-        return self._small(x)
-
-    def _small(self, x):
-        xp = _backend.array_module(x)
-        return xp.ascontiguousarray(x, dtype=self.dtype)
-
-    def vector(self, name, x, length, length_name="X.shape[0]"):
-        x = self._to_device(name, x)
-        self._check_dtype(name, x)
-        if x.ndim != 1 or x.shape[0] != length:
-            raise ValueError(
-                f"{self.op}: {name} must have shape ({length},) (length {length_name}), got {x.shape}"
-            )
-        self._check_finite(name, x)
-        return self._small(x)
-
-    def vector_or_matrix(self, name, x, length, length_name="X.shape[0]"):
-        x = self._to_device(name, x)
-        self._check_dtype(name, x)
-        if x.ndim not in (1, 2) or x.shape[0] != length:
-            raise ValueError(
-                f"{self.op}: {name} must have shape ({length},) or ({length}, k) "
-                f"(length {length_name}), got {x.shape}"
-            )
-        self._check_finite(name, x)
-        return self._small(x)
-
-    def bias(self, b, m):
-        if b is None:
-            xp = __import__("cupy") if self.on_gpu else np
-            return xp.zeros(m, dtype=self.dtype)
-        return self.vector("b", b, m, length_name="W.shape[0]")
-
-    def result(self, out):
-        gpu_out = _backend.is_cupy(out)
-        if self.cupy_in and not gpu_out:
-            import cupy
-
-            return cupy.asarray(out)
-        if not self.cupy_in and gpu_out:
-            return out.get()
-        return out
+    return args.result(blocked.kernel_matrix(args.device, X, Z, kern, _block(block_size)))

@@ -1,19 +1,20 @@
-"""CPU backend: BLAS (NumPy matmul) for the GEMM parts, Numba for the fused passes between them.
+"""CPU device: BLAS (NumPy matmul) for the GEMM parts, Numba for the fused passes between them.
 
-Parallelism is one worker per core (``numba.get_num_threads()`` workers, Python threads): worker
-w takes row blocks w, w + T, w + 2T, ... and runs, on its own buffers, the block's GEMM in BLAS
-limited to one thread and the fused element-wise pass in a serial Numba loop (``nogil``). Both
-release the GIL, so the workers run in parallel with no thread pool handing the cores back and
-forth: alternating a Numba parallel region with multi-threaded BLAS left spinning threads of one
-pool competing with the other (measured: 10x the CPU time per kernel pair on these machines).
-Sums over n are per-worker float64 accumulators added in worker order at the end, so a result
-depends on neither timing nor the caller's block size beyond float64 rounding.
+It provides the primitives and the executor of ``pyfeat.ops._device.Device``; the blocked loops
+are ``pyfeat.ops.blocked``'s. The executor is one worker per core (``numba.get_num_threads()``
+workers, Python threads): worker w takes row blocks w, w + T, w + 2T, ... and runs, on its own
+buffers, the block's GEMM in BLAS limited to one thread and the fused element-wise pass in a
+serial Numba loop (``nogil``). Both release the GIL, so the workers run in parallel with no
+thread pool handing the cores back and forth: alternating a Numba parallel region with
+multi-threaded BLAS left spinning threads of one pool competing with the other (measured: 10x
+the CPU time per kernel pair on these machines). With one block (or one worker) the step runs
+in the calling thread and BLAS keeps its threads.
 
 Buffers are allocated once per call and reused (fresh temporaries are expensive on these
 machines: shared/PERF_NOTES.md). float32 math uses the arccos polynomial of the CUDA kernels
-(kernel_math.hpp); float64 arccos is a degree-26 polynomial fit (error <= 2e-15, see
-_acos64_coefficients) because libm's acos does not vectorize. Numba functions are compiled once
-and cached on disk.
+(``pyfeat._kernel_table.ACOS32_COEFFICIENTS``, also in kernel_math.hpp); float64 arccos is a
+degree-26 polynomial fit (error <= 2e-15, see _acos64_coefficients) because libm's acos does not
+vectorize. Numba functions are compiled once and cached on disk.
 """
 
 from __future__ import annotations
@@ -29,15 +30,16 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from pyfeat.backend import memory_budget
-from pyfeat.ops._common import blocks, rows_per_block, working_dtype
+from pyfeat._kernel_table import ACOS32_COEFFICIENTS, TABLE
+from pyfeat.ops._device import Device
+from pyfeat.ops._plan import blocks
 
 # fast-math without nnan/ninf: NaN and inf keep their IEEE meaning
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # error_model="numpy": no ZeroDivisionError checks in the loops (they block vectorization)
 _JIT = dict(fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
 
-NTK, NNGP, ARCCOS0, RBF, LAPLACE, POLY = range(6)
+NTK, NNGP, ARCCOS0, RBF, LAPLACE, POLY = (TABLE[k].code for k in ("ntk", "nngp", "arccos0", "rbf", "laplace", "poly"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,9 +54,7 @@ def _acos(x):
 def _ov_acos(x):
     if x == types.float32:
         # Abramowitz & Stegun 4.4.46 on [0, 1], |error| <= 2e-8; acos(-x) = pi - acos(x)
-        c = [np.float32(v) for v in (-0.0012624911, 0.0066700901, -0.0170881256, 0.0308918810,
-                                     -0.0501743046, 0.0889789874, -0.2145988016, 1.5707963050)]
-        c0, c1, c2, c3, c4, c5, c6, c7 = c
+        c0, c1, c2, c3, c4, c5, c6, c7 = (np.float32(v) for v in ACOS32_COEFFICIENTS)
         one, zero, pi = np.float32(1), np.float32(0), np.float32(math.pi)
 
         def acos32(x):
@@ -105,7 +105,7 @@ def _ov_kval(code, g, sx, sz, p0, p1, p2):
     zero, one, two, pi, inv2pi = T(0), T(1), T(2), T(math.pi), T(0.5 / math.pi)
 
     def kval(code, g, sx, sz, p0, p1, p2):
-        if code <= ARCCOS0:
+        if code == NTK or code == NNGP or code == ARCCOS0:
             s = sx * sz
             c = g / math.sqrt(s) if s > zero else zero
             c = min(max(c, -one), one)
@@ -203,82 +203,8 @@ def _single_threaded_blas():
                 _blas_saved = None
 
 
-def _n_workers():
-    return max(1, numba.get_num_threads())
-
-
-def _rows(block_size, bytes_per_row):
-    """Rows per block: the caller's, or the per-worker share of the memory budget."""
-    return block_size or rows_per_block(bytes_per_row, memory_budget("cpu") // _n_workers())
-
-
-def _run(n, rows, make_state, step):
-    """Row blocks of range(n): worker w builds its state once (buffers, accumulators) and runs
-    step(state, s, e) on blocks w, w + T, ...; returns the states in worker order. With one
-    block (or one worker) it runs here and BLAS keeps its threads."""
-    spans = list(blocks(n, rows))
-    workers = min(_n_workers(), len(spans))
-
-    def work(w):
-        state = make_state()
-        for s, e in spans[w::workers]:
-            step(state, s, e)
-        return state
-
-    if workers == 1:
-        return [work(0)]
-    with _single_threaded_blas(), ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(work, range(workers)))
-
-
 def _block_of(X, s, e, dt):
     return np.ascontiguousarray(X[s:e], dtype=dt)
-
-
-def _sum(arrays):
-    total = arrays[0]
-    for a in arrays[1:]:
-        total += a
-    return total
-
-
-# ---------------------------------------------------------------------------------------------
-# ops (validated arrays in; see pyfeat.ops for the contract)
-
-
-def first_step_gradient(X, y, W, a, b, block_size):
-    n, d = X.shape
-    m = W.shape[0]
-    dt = W.dtype
-    rows = min(_rows(block_size, dt.itemsize * (m + d)), n)
-
-    def make_state():
-        return np.empty(rows * m, dt), np.empty((m, d), dt), np.zeros((m, d), np.float64)
-
-    def step(state, s, e):
-        Zbuf, Gbuf, acc = state
-        Xb = _block_of(X, s, e, dt)
-        Z = Zbuf[: (e - s) * m].reshape(e - s, m)
-        np.matmul(Xb, W.T, out=Z)
-        _mask_times_y(Z, b, y[s:e])
-        np.matmul(Z.T, Xb, out=Gbuf)
-        acc += Gbuf
-
-    acc = _sum([st[2] for st in _run(n, rows, make_state, step)])
-    acc *= (-2.0 / n) * a[:, None]
-    return acc.astype(dt)
-
-
-def relu_features(X, W, b, block_size):
-    n = X.shape[0]
-    out = np.empty((n, W.shape[0]), W.dtype)
-
-    def step(state, s, e):
-        np.matmul(_block_of(X, s, e, W.dtype), W.T, out=out[s:e])
-        _relu_bias(out[s:e], b)
-
-    _run(n, _rows(block_size, W.dtype.itemsize * (X.shape[1] + W.shape[0])), lambda: None, step)
-    return out
 
 
 # Column panels of the Gram: the upper triangle of PᵀP as panel GEMMs (NumPy matmul releases the
@@ -286,111 +212,92 @@ def relu_features(X, W, b, block_size):
 _PANEL = 256
 
 
-def relu_gram(X, W, b, y, block_size):
-    n, d = X.shape
-    m = W.shape[0]
-    dt = W.dtype
-    rows = min(_rows(block_size, dt.itemsize * (m + d)), n)
-    panels = list(blocks(m, _PANEL))
+class NumbaDevice(Device):
+    """The "numba" backend (see the module docstring)."""
 
-    def make_state():
-        G = np.zeros((m, m), np.float64)
-        c = None if y is None else np.zeros((m,) + y.shape[1:], np.float64)
-        return np.empty(rows * m, dt), np.empty((_PANEL, m), dt), G, c
+    name = "numba"
+    kind = "cpu"
+    # Tile of kernel products: rows of X x rows of Z. 256 x 4096 float32 is 4 MiB per worker: the
+    # GEMM writes it and the fused pass reads it back while it is still in cache.
+    kernel_tile = (256, 4096)
 
-    def step(state, s, e):
-        Pbuf, Cbuf, G, c = state
-        P = Pbuf[: (e - s) * m].reshape(e - s, m)
-        np.matmul(_block_of(X, s, e, dt), W.T, out=P)
-        _relu_bias(P, b)
-        for i0, i1 in panels:  # rows i0:i1 of the upper triangle: P[:, i0:i1]ᵀ P[:, i0:]
-            C = Cbuf[: i1 - i0, : m - i0]
+    @property
+    def workers(self):
+        return max(1, numba.get_num_threads())
+
+    def run(self, n, rows, make_state, step):
+        spans = list(blocks(n, rows))
+        workers = min(self.workers, len(spans))
+
+        def work(w):
+            state = make_state()
+            for s, e in spans[w::workers]:
+                step(state, s, e)
+            return state
+
+        if workers == 1:
+            return [work(0)]
+        with _single_threaded_blas(), ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(work, range(workers)))
+
+    block = staticmethod(_block_of)
+
+    @staticmethod
+    def matmul(A, B, out):
+        np.matmul(A, B, out=out)
+
+    @staticmethod
+    def sq_norms(A):
+        return np.einsum("ij,ij->i", A, A)
+
+    mask_times_y = staticmethod(_mask_times_y)
+    relu_bias = staticmethod(_relu_bias)
+
+    @staticmethod
+    def _params(kernel, dt):
+        return tuple(dt.type(p) for p in kernel.p)
+
+    def kernel_apply(self, kernel, G, sx, sz):
+        _kernel_inplace(kernel.code, G, sx, sz, *self._params(kernel, G.dtype))
+
+    @staticmethod
+    def tile_cell_bytes(dt):
+        return dt.itemsize
+
+    @staticmethod
+    def kernel_workspace(rows, cols, k, dt):
+        """The tile buffer, and for k > 1 columns the tile's product with V."""
+        return np.empty(rows * cols, dt), (np.empty((rows, k), dt) if k > 1 else None)
+
+    def kernel_reduce(self, kernel, Xb, sx, Zc, szc, Vc, acc, ws):
+        """acc += K(Xb, Zc) Vc: the tile of inner products by BLAS, then for one column the
+        kernel and the reduction in one fused pass, else the kernel in place and a GEMM."""
+        Gbuf, Kv = ws
+        rows, cols = Xb.shape[0], Zc.shape[0]
+        G = Gbuf[: rows * cols].reshape(rows, cols)
+        np.matmul(Xb, Zc.T, out=G)
+        p = self._params(kernel, G.dtype)
+        if Kv is None:
+            # contiguous 1-D views: the layout the fused loop is compiled (and vectorized) for
+            _kernel_dot(kernel.code, G, sx, szc, np.ascontiguousarray(Vc[:, 0]), *p, acc.reshape(-1))
+        else:
+            _kernel_inplace(kernel.code, G, sx, szc, *p)
+            np.matmul(G, Vc, out=Kv[:rows])
+            acc += Kv[:rows]
+
+    @staticmethod
+    def gram_workspace(m, dt):
+        return np.empty((_PANEL, m), dt)
+
+    @staticmethod
+    def gram_update(P, G, ws):
+        """The upper triangle of G += PᵀP, row panels i0:i1 as P[:, i0:i1]ᵀ P[:, i0:]."""
+        m = P.shape[1]
+        for i0, i1 in blocks(m, _PANEL):
+            C = ws[: i1 - i0, : m - i0]
             np.matmul(P[:, i0:i1].T, P[:, i0:], out=C)
             G[i0:i1, i0:] += C
-        if c is not None:
-            c += P.T @ y[s:e]
 
-    states = _run(n, rows, make_state, step)
-    G = _sum([st[2] for st in states])
-    G = np.triu(G) + np.triu(G, 1).T
-    return G, (None if y is None else _sum([st[3] for st in states]))
-
-
-def relu_predict(X, W, b, a, block_size):
-    n, d = X.shape
-    m = W.shape[0]
-    dt = W.dtype
-    rows = min(_rows(block_size, dt.itemsize * (m + d)), n)
-    out = np.empty((n,) + a.shape[1:], dt)
-
-    def step(Pbuf, s, e):
-        P = Pbuf[: (e - s) * m].reshape(e - s, m)
-        np.matmul(_block_of(X, s, e, dt), W.T, out=P)
-        _relu_bias(P, b)
-        np.matmul(P, a, out=out[s:e])
-
-    _run(n, rows, lambda: np.empty(rows * m, dt), step)
-    return out
-
-
-def _sq_norms(A):
-    return np.einsum("ij,ij->i", A, A)
-
-
-# Tile of kernel products: rows of X x rows of Z. 256 x 4096 float32 is 4 MiB per worker: the GEMM
-# writes it and the fused pass reads it back while it is still in cache.
-_TILE_X, _TILE_Z = 256, 4096
-
-
-def kernel_matvec(X, Z, V, kernel, block_size):
-    nx = X.shape[0]
-    nz, k = V.shape
-    dt = Z.dtype
-    code = kernel.code
-    p0, p1, p2 = (dt.type(p) for p in kernel.p)
-    tx = min(block_size or _TILE_X, nx)
-    tz = min(_TILE_Z, nz)
-    sz = _sq_norms(Z)
-    v = np.ascontiguousarray(V[:, 0])  # contiguous: the fused loop vectorizes only over unit stride
-    out = np.empty((nx, k), dt)
-
-    def make_state():
-        return np.empty(tx * tz, dt), np.empty((tx, k), np.float64), np.empty((tx, k), dt)
-
-    def step(state, s, e):
-        Gbuf, acc, Kv = state
-        Xb = _block_of(X, s, e, dt)
-        sx = _sq_norms(Xb)
-        A = acc[: e - s]
-        A[:] = 0.0
-        a1 = A.reshape(-1)  # k == 1: a contiguous 1-D view, the layout the fused loop is compiled for
-        for zs, ze in blocks(nz, tz):
-            G = Gbuf[: (e - s) * (ze - zs)].reshape(e - s, ze - zs)
-            np.matmul(Xb, Z[zs:ze].T, out=G)
-            if k == 1:
-                _kernel_dot(code, G, sx, sz[zs:ze], v[zs:ze], p0, p1, p2, a1)
-            else:
-                _kernel_inplace(code, G, sx, sz[zs:ze], p0, p1, p2)
-                np.matmul(G, V[zs:ze], out=Kv[: e - s])
-                A += Kv[: e - s]
-        out[s:e] = A
-
-    _run(nx, tx, make_state, step)
-    return out
-
-
-def kernel_matrix(X, Z, kernel, block_size):
-    nx, nz = X.shape[0], Z.shape[0]
-    dt = working_dtype(X)
-    p0, p1, p2 = (dt.type(p) for p in kernel.p)
-    Zc = np.ascontiguousarray(Z, dtype=dt)
-    sz = _sq_norms(Zc)
-    out = np.empty((nx, nz), dt)
-
-    def step(state, s, e):
-        Xb = _block_of(X, s, e, dt)
-        np.matmul(Xb, Zc.T, out=out[s:e])
-        _kernel_inplace(kernel.code, out[s:e], _sq_norms(Xb), sz, p0, p1, p2)
-
-    _run(nx, _rows(block_size, dt.itemsize * X.shape[1]), lambda: None, step)
-    return out
+    @staticmethod
+    def gram_result(G):
+        return np.triu(G) + np.triu(G, 1).T

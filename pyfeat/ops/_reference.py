@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyfeat.backend import memory_budget
-from pyfeat.ops._common import blocks, rows_per_block, working_dtype
+from pyfeat.ops._plan import blocks, rows_per_block, working_dtype
 
 f64 = np.float64
 

@@ -11,7 +11,9 @@ Default ``max_iter``: 1000 iterations (restarts included).
 
 from __future__ import annotations
 
-from pyfeat.solvers import Solution, conjugate_gradient, warn_not_converged
+from pyfeat.solvers.krylov import conjugate_gradient
+from pyfeat.solvers.monitor import warn_not_converged
+from pyfeat.solvers.problem import Solution
 
 DEFAULT_MAX_ITER = 1000
 

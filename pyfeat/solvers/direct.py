@@ -17,9 +17,8 @@ import os
 import numpy as np
 import scipy.linalg
 
-from pyfeat import ops
 from pyfeat.backend import env_mib
-from pyfeat.solvers import Solution, host_backend, to_host
+from pyfeat.solvers.problem import Solution, to_host
 
 DEFAULT_LIMIT = 8 * 2**30
 
@@ -53,8 +52,7 @@ def solve(problem, *, tol, max_iter, monitor):
             f"(PYFEAT_DIRECT_MEMORY_MB); "
             f"use solver='cg', 'eigenpro' or 'nystrom', which never form it"
         )
-    X64 = to_host(problem.X).astype(np.float64)
-    K = ops.kernel_matrix(X64, X64, problem.kernel, backend=host_backend(problem.backend))
+    K = problem.host_kernel_matrix(problem.X)
     K[np.diag_indices(n)] += problem.shift
     try:
         factor = scipy.linalg.cho_factor(K, lower=True, overwrite_a=True, check_finite=False)

@@ -48,8 +48,8 @@ import math
 import numpy as np
 import scipy.linalg
 
-from pyfeat import ops
-from pyfeat.solvers import Solution, host_backend, to_host, warn_not_converged
+from pyfeat.solvers.monitor import warn_not_converged
+from pyfeat.solvers.problem import Solution, to_host
 
 DEFAULT_SUBSAMPLE = 2000
 DEFAULT_COMPONENTS = 100
@@ -61,8 +61,7 @@ def preconditioner(problem, s, q):
     """Subsample indices S, eigenvectors U (s, q), weights c_i/σ_i (q,), Λ and β."""
     n, lam = problem.n, problem.ridge
     S = np.sort(problem.rng.choice(n, size=s, replace=False))
-    XS = to_host(problem.X[problem.xp.asarray(S)]).astype(np.float64)
-    Kss = ops.kernel_matrix(XS, XS, problem.kernel, backend=host_backend(problem.backend))
+    Kss = problem.host_kernel_matrix(problem.X[problem.xp.asarray(S)])
     sigma, V = scipy.linalg.eigh(Kss, subset_by_index=[s - q - 1, s - 1])
     sigma, V = np.maximum(sigma[::-1], 0.0), V[:, ::-1]
     top, tau = sigma[:q], sigma / s

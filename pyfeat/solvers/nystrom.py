@@ -33,8 +33,9 @@ import math
 import numpy as np
 import scipy.linalg
 
-from pyfeat import ops
-from pyfeat.solvers import Solution, conjugate_gradient, host_backend, to_host, warn_not_converged
+from pyfeat.solvers.krylov import conjugate_gradient
+from pyfeat.solvers.monitor import warn_not_converged
+from pyfeat.solvers.problem import Solution
 
 DEFAULT_MAX_ITER = 200
 MAX_DEFAULT_CENTERS = 20_000
@@ -50,8 +51,7 @@ def solve(problem, *, tol, max_iter, monitor, n_centers=None):
     M = default_centers(n) if n_centers is None else min(n, n_centers)
     idx = np.arange(n) if M == n else np.sort(problem.rng.choice(n, size=M, replace=False))
     C = problem.X[xp.asarray(idx)]
-    C64 = to_host(C).astype(np.float64)
-    Kmm = ops.kernel_matrix(C64, C64, problem.kernel, backend=host_backend(problem.backend))
+    Kmm = problem.host_kernel_matrix(C)
     eps = np.finfo(problem.working_dtype).eps
     try:
         T = scipy.linalg.cholesky(Kmm + eps * M * np.eye(M), lower=False, check_finite=False)

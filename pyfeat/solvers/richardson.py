@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import math
 
-from pyfeat.solvers import Solution, top_eigenvalue, warn_not_converged
+from pyfeat.solvers.monitor import warn_not_converged
+from pyfeat.solvers.power import top_eigenvalue
+from pyfeat.solvers.problem import Solution, column_ratio
 
 DEFAULT_MAX_ITER = 10_000
 
@@ -37,8 +39,6 @@ def iterate(problem, alpha, step, steps, tol, monitor, it0=0):
     """``steps`` Richardson steps from ``alpha`` (stopping early when tol is not None and the
     relative residual reaches it); returns (alpha, steps done, relative residual of the returned
     alpha)."""
-    from pyfeat.solvers import column_ratio
-
     Y = problem.Y
     for i in range(steps + 1):
         R = problem.matvec(alpha) - Y

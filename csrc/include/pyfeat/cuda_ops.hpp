@@ -36,14 +36,16 @@ void kernel_matrix(int code, double p0, double p1, double p2, T* G, std::int64_t
                    std::int64_t rows, std::int64_t cols, const T* sx, const T* sz,
                    std::uintptr_t stream);
 
-// out = K(X, Z) V without forming K: out[i, c] = sum_j kernel_value(code, <x_i, z_j>, sx[i],
-// sz[j], p0, p1, p2) V[j, c]. Contiguous row-major X: nx x d, Z: nz x d, V: nz x k, out: nx x k;
-// sx, sz: squared row norms of X and Z. Every element of out is written (zeros when nz == 0).
+// out = K(X, Z) V without forming K, in `splits` partial sums over consecutive chunks of Z:
+// out[c, i, :] = sum_{j in chunk c} kernel_value(code, <x_i, z_j>, sx[i], sz[j], p0, p1, p2) V[j, :]
+// (chunk c = rows [c q, (c+1) q) of Z, q = ceil(nz / splits)); the caller adds the chunks.
+// Contiguous row-major X: nx x d, Z: nz x d, V: nz x k, out: splits x nx x k; sx, sz: squared
+// row norms of X and Z. Every element of out is written (zeros for empty chunks).
 // Per Z tile the sums run in T; across Z tiles they accumulate in double.
 template <class T>
 void kernel_matvec(int code, double p0, double p1, double p2, const T* X, std::int64_t nx,
                    const T* Z, std::int64_t nz, std::int64_t d, const T* sx, const T* sz,
-                   const T* V, std::int64_t k, T* out, std::uintptr_t stream);
+                   const T* V, std::int64_t k, T* out, std::int64_t splits, std::uintptr_t stream);
 
 // cudaRuntimeGetVersion of the (statically linked) runtime, e.g. 13000; needs no device.
 int runtime_version();

@@ -15,12 +15,18 @@
 
 namespace pyfeat {
 
-// Kernel codes: the same integers as pyfeat.kernels.Kernel.code.
+// Kernel codes: the codes of pyfeat/_kernel_table.py's TABLE (tests/test_kernel_table.py checks
+// that they agree). Adding a kernel: its table row, its code here and its case in kernel_value.
 enum KernelCode : int { NTK = 0, NNGP = 1, ARCCOS0 = 2, RBF = 3, LAPLACE = 4, POLY = 5 };
+constexpr int kKernelCount = 6;
+
+// Whether `code` names a kernel of kernel_value (the launchers reject any other code).
+PF_HD bool is_kernel_code(int code) { return code >= 0 && code < kKernelCount; }
 
 constexpr double kPi = 3.14159265358979323846;
 
-// arccos on [-1, 1]. float: Abramowitz & Stegun 4.4.46, acos(x) = sqrt(1-x) * P7(x) on [0, 1],
+// arccos on [-1, 1]. float: Abramowitz & Stegun 4.4.46, acos(x) = sqrt(1-x) * P7(x) on [0, 1]
+// (the coefficients of _kernel_table.ACOS32_COEFFICIENTS, highest first),
 // |error| <= 2e-8 in exact arithmetic, 4.2e-7 measured in float32 arithmetic (tests), and
 // acos(-x) = pi - acos(x). double: libm acos.
 PF_HD float pf_acos(float x) {

@@ -1,0 +1,173 @@
+"""The kernel table: every kernel's name, integer code, parameters (in the order the compiled
+code receives them as p0, p1, p2) and float64 reference formula, defined once.
+
+Every kernel k(x, z) here is a function of g = <x, z>, sx = |x|^2 and sz = |z|^2, so a tile of
+inner products (one GEMM) is all the blocked operations need. With t = angle(x, z) (cos t clamped
+to [-1, 1]; a zero vector gives t = pi/2 by convention, never NaN):
+
+- ``ntk``:      <x,z>(pi - t)/(2 pi) + |x||z|((pi - t) cos t + sin t)/(2 pi) — the NTK of the
+  two-layer ReLU net f(x) = (1/sqrt(m)) sum_i b_i relu(a_i.x), a ~ N(0, I_d), b ~ N(0, 1), at
+  infinite width (seed 003; DESIGN.md). neural-tangents' ``stax`` NTK equals this divided by d.
+- ``nngp`` (alias ``arccos1``): |x||z|((pi - t) cos t + sin t)/(2 pi), the second NTK term.
+- ``arccos0``: (pi - t)/(2 pi).
+- ``rbf``:      exp(-|x - z|^2 / (2 bandwidth^2)).
+- ``laplace``:  exp(-|x - z| / bandwidth)  (Euclidean distance, as in the EigenPro papers).
+- ``poly``:     (gamma <x,z> + coef0)^degree, degree a positive integer.
+
+The same formulas are compiled for the CPU (``pyfeat.ops._numba``, ``_kval``) and the GPU
+(``csrc/include/pyfeat/kernel_math.hpp``, ``kernel_value``), which select one by ``code``.
+tests/test_kernel_table.py checks that the header's codes and arccos coefficients are the ones
+below. Adding a kernel: a row of ``TABLE`` (with its reference formula) and its formula in
+kernel_math.hpp and in ``pyfeat.ops._numba._kval``; nothing else.
+
+This module sits below ``pyfeat.ops``; ``pyfeat.kernels`` (above the ops) adds what needs them.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+
+from pyfeat.backend import array_module
+
+__all__ = ["TABLE", "ALIASES", "ACOS32_COEFFICIENTS", "KernelSpec", "parse", "names"]
+
+# float32 arccos on [0, 1]: acos(x) = sqrt(1 - x) * P(x), P of degree 7 with these coefficients
+# (highest first; Abramowitz & Stegun 4.4.46, |error| <= 2e-8), acos(-x) = pi - acos(x).
+ACOS32_COEFFICIENTS = (-0.0012624911, 0.0066700901, -0.0170881256, 0.0308918810,
+                       -0.0501743046, 0.0889789874, -0.2145988016, 1.5707963050)
+
+
+def _positive(name, value):
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+def _positive_integer(name, value):
+    if int(value) != value or value < 1:
+        raise ValueError(f"degree must be a positive integer, got {value!r}")
+
+
+def _cosine(xp, g, s):
+    """cos t = g / sqrt(s), s = sx sz, clamped to [-1, 1]; 0 where s = 0 (t = pi/2)."""
+    pos = s > 0
+    return xp.clip(xp.where(pos, g / xp.sqrt(xp.where(pos, s, 1)), 0), -1, 1)
+
+
+def _nngp(xp, g, sx, sz):
+    s = sx * sz
+    c = _cosine(xp, g, s)
+    return xp.sqrt(s) * ((math.pi - xp.arccos(c)) * c + xp.sqrt(xp.maximum(1 - c * c, 0))) / (2 * math.pi)
+
+
+def _arccos0(xp, g, sx, sz):
+    return (math.pi - xp.arccos(_cosine(xp, g, sx * sz))) / (2 * math.pi)
+
+
+def _sq_distance(xp, g, sx, sz):
+    return xp.maximum(sx + sz - 2 * g, 0)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One kernel: its code in the compiled backends, its parameters as (name, default, check)
+    in the order p0, p1, p2, and its reference formula ``reference(xp, g, sx, sz, *p)``."""
+
+    code: int
+    params: tuple
+    reference: object
+
+
+TABLE = {
+    "ntk": Row(0, (), lambda xp, g, sx, sz: g * _arccos0(xp, g, sx, sz) + _nngp(xp, g, sx, sz)),
+    "nngp": Row(1, (), _nngp),
+    "arccos0": Row(2, (), _arccos0),
+    "rbf": Row(3, (("bandwidth", 1.0, _positive),),
+               lambda xp, g, sx, sz, bw: xp.exp(-_sq_distance(xp, g, sx, sz) / (2 * bw * bw))),
+    "laplace": Row(4, (("bandwidth", 1.0, _positive),),
+                   lambda xp, g, sx, sz, bw: xp.exp(-xp.sqrt(_sq_distance(xp, g, sx, sz)) / bw)),
+    "poly": Row(5, (("gamma", 1.0, None), ("coef0", 1.0, None), ("degree", 3, _positive_integer)),
+                lambda xp, g, sx, sz, gamma, coef0, degree: (gamma * g + coef0) ** degree),
+}
+ALIASES = {"arccos1": "nngp"}
+MAX_PARAMS = 3  # p0, p1, p2 in the compiled code
+
+
+def names():
+    """The kernel names `parse` accepts (aliases included)."""
+    return sorted(list(TABLE) + list(ALIASES))
+
+
+def _check_params(name, params):
+    """Validated parameters of kernel ``name`` in table order (dict); ValueError/TypeError."""
+    row = TABLE[name]
+    known = [p for p, _, _ in row.params]
+    unknown = set(params) - set(known)
+    if unknown:
+        raise TypeError(f"kernel {name!r}: unknown parameter(s) {sorted(unknown)}; expected {known or 'none'}")
+    out = {}
+    for pname, default, check in row.params:
+        value = params.get(pname, default)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"kernel {name!r}: {pname} must be a finite real number, got {value!r}")
+        if check is not None:
+            try:
+                check(pname, value)
+            except ValueError as exc:
+                raise ValueError(f"kernel {name!r}: {exc}") from None
+        out[pname] = int(value) if check is _positive_integer else value
+    return out
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A kernel of the table with its parameters (``pyfeat.kernels.Kernel`` adds ``__call__``)."""
+
+    name: str
+    params: dict = field(default_factory=dict)
+
+    def validated(self):
+        """This kernel with its name checked and its parameters completed and checked (the ops
+        call this at their boundary, so a KernelSpec built directly is validated too)."""
+        if not isinstance(self.name, str) or self.name not in TABLE:
+            raise ValueError(f"kernel: unknown kernel {self.name!r}; expected one of {names()}")
+        if not isinstance(self.params, dict):
+            raise TypeError(f"kernel {self.name!r}: params must be a dict, got {type(self.params).__name__}")
+        params = _check_params(self.name, self.params)
+        return self if params == self.params else type(self)(self.name, params)
+
+    @property
+    def code(self) -> int:
+        """Integer code used by the compiled backends (kernel_math.hpp KernelCode)."""
+        return TABLE[self.name].code
+
+    @property
+    def p(self) -> tuple:
+        """Parameters as three floats (p0, p1, p2) for the compiled backends, in table order."""
+        vals = [float(self.params.get(pname, default)) for pname, default, _ in TABLE[self.name].params]
+        return tuple(vals + [0.0] * (MAX_PARAMS - len(vals)))
+
+    def from_inner(self, g, sx, sz):
+        """k as an array function of g = <x,z>, sx = |x|^2, sz = |z|^2 (NumPy or CuPy, broadcast).
+
+        Computed in the dtype of ``g``; this is the reference formula the tests use."""
+        row = TABLE[self.name]
+        p = [self.params.get(pname, default) for pname, default, _ in row.params]
+        return row.reference(array_module(g), g, sx, sz, *p)
+
+
+def parse(kernel, cls=KernelSpec, **params):
+    """A validated ``cls`` instance for a kernel name (aliases included) with ``params``, or a
+    KernelSpec instance (validated; then no params may be given). ValueError for an unknown
+    name or a bad value, TypeError for an unknown parameter name or a wrong type."""
+    if isinstance(kernel, KernelSpec):
+        if params:
+            raise TypeError("kernel: parameters cannot be given together with a Kernel instance")
+        return kernel.validated()
+    if not isinstance(kernel, str):
+        raise TypeError(f"kernel: expected a kernel name (str) or a Kernel, got {type(kernel).__name__}")
+    key = ALIASES.get(kernel.lower(), kernel.lower())
+    if key not in TABLE:
+        raise ValueError(f"kernel: unknown kernel {kernel!r}; expected one of {names()}")
+    return cls(key, _check_params(key, params))

@@ -1,0 +1,91 @@
+"""The per-backend interface the blocked loops of ``pyfeat.ops.blocked`` are written against.
+
+A :class:`Device` gives the loops an array module, a memory budget, an executor and a handful
+of primitives; the loops themselves (row blocks, column tiles, float64 accumulation) exist once,
+in ``pyfeat.ops.blocked``, so a backend adds only primitives:
+
+=================================  ==========================================================
+``xp``, ``budget()``, ``workers``  array module; bytes of temporaries per call; parallel workers
+``run(n, rows, make_state, step)`` the executor: every row block [s, e) of range(n) is passed
+                                   to ``step(state, s, e)`` on some worker's ``state``
+                                   (``make_state()`` once per worker); returns the states in
+                                   worker order (serial: one state)
+``block(X, s, e, dt)``             rows s:e of X, contiguous, in dtype dt, on the device
+``matmul(A, B, out)``              out = A @ B (GEMM into a buffer)
+``relu_bias(Z, b)``                Z ← max(Z + b, 0) in place (ReLU epilogue)
+``mask_times_y(Z, b, y)``          Z[i, j] ← y_i 1[Z_ij + b_j ≥ 0] in place (mask epilogue)
+``kernel_apply(k, G, sx, sz)``     G ← k(G, sx, sz) in place (kernel epilogue of a GEMM tile)
+``kernel_reduce(k, ..., acc, ws)`` acc += K(X_b, Z_c) V_c for one tile, fused (the kernel tile
+                                   reduction; CPU: GEMM + fused pass, GPU: one fused kernel)
+``gram_update(P, G, ws)``          G += PᵀP (float64 G; the CPU fills only its upper triangle)
+``gram_result(G)``                 the full symmetric Gram from the accumulated G
+``sq_norms(A)``                    |a_i|² per row
+=================================  ==========================================================
+
+``device(backend)`` returns the Device of a backend name ("numba", "cuda", "numpy"). The
+"numpy" device is the float64 reference: ``reference = True`` and the loops hand the call to
+``pyfeat.ops._reference`` (an independent oracle for the tests, not written on the loops).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from pyfeat import backend as _backend
+from pyfeat.ops._plan import blocks
+
+
+class Device:
+    """Defaults shared by the devices (a serial executor); see the module docstring."""
+
+    name = "?"
+    xp = np
+    reference = False
+    workers = 1
+    kind = "cpu"  # which memory budget applies
+
+    def budget(self) -> int:
+        return _backend.memory_budget(self.kind)
+
+    def run(self, n, rows, make_state, step):
+        state = make_state()
+        for s, e in blocks(n, rows):
+            step(state, s, e)
+        return [state]
+
+    def asarray(self, x, dtype=None):
+        """x on this device (a copy only when it lives elsewhere or has another dtype)."""
+        return self.xp.asarray(x, dtype=dtype)
+
+    def __repr__(self):
+        return f"<pyfeat device {self.name!r}>"
+
+
+class ReferenceDevice(Device):
+    """The "numpy" backend: NumPy arrays, every op computed by ``pyfeat.ops._reference``."""
+
+    name = "numpy"
+    reference = True
+
+
+@functools.lru_cache(maxsize=None)
+def _make(name):
+    if name == "numba":
+        from pyfeat.ops._numba import NumbaDevice
+
+        return NumbaDevice()
+    if name == "cuda":
+        from pyfeat.ops._cuda import CudaDevice
+
+        return CudaDevice()
+    return ReferenceDevice()
+
+
+def device(backend=None) -> Device:
+    """The Device of ``backend`` (None/"auto", "numba", "cuda", "numpy"; ``pyfeat.backend.resolve``
+    raises ValueError for an unknown name and RuntimeError when "cuda" cannot run here)."""
+    if isinstance(backend, Device):
+        return backend
+    return _make(_backend.resolve(backend))

@@ -1,0 +1,183 @@
+"""Each blocked op written once, against the Device interface (``pyfeat.ops._device``).
+
+This is also the internal entry point of the ops for pyfeat's own layers (models, solvers):
+these functions neither check nor convert their inputs. The caller passes arrays already on
+``dev`` (``dev.asarray``), X of any real dtype and layout (converted one row block at a time),
+the other arrays contiguous in the working dtype (``pyfeat.ops._plan.working_dtype(X)``); the
+public functions of ``pyfeat.ops`` validate and convert, then call these.
+
+Memory: every op works in row blocks of X (and column tiles of Z for the kernel ops) sized by
+``pyfeat.ops._plan`` from ``dev.budget()`` split over ``dev.workers``, or ``block_size`` rows;
+buffers are allocated once per worker and reused; sums over n accumulate in float64, per worker,
+added in worker order (results depend on neither timing nor the block size beyond float64
+rounding). On the "numpy" device the call goes to the float64 reference instead.
+"""
+
+from __future__ import annotations
+
+from pyfeat.ops import _reference
+from pyfeat.ops._plan import blocks, rows_per_block, tiles, working_dtype
+
+__all__ = ["first_step_gradient", "relu_features", "relu_gram", "relu_predict", "kernel_matvec",
+           "kernel_matrix"]
+
+
+def _rows(dev, block_size, bytes_per_row):
+    """Rows per block: the caller's, or each worker's share of the budget."""
+    return block_size or rows_per_block(bytes_per_row, dev.budget() // dev.workers)
+
+
+def _network_plan(dev, X, W, block_size):
+    """(n, d, m, rows): the shapes of a network op and its rows per block, each block holding
+    rows of X and their m activations in the working dtype."""
+    n, d = X.shape
+    m = W.shape[0]
+    return n, d, m, min(_rows(dev, block_size, W.dtype.itemsize * (m + d)), n)
+
+
+def _sum(arrays):
+    total = arrays[0]
+    for a in arrays[1:]:
+        total += a
+    return total
+
+
+def first_step_gradient(dev, X, y, W, a, b, block_size=None):
+    """−(2/n) Σ_i y_i a_j 1[w_j·x_i + b_j ≥ 0] x_i (see ``pyfeat.ops.first_step_gradient``):
+    per row block Z = X_b Wᵀ, the mask epilogue Z ← y 1[Z + b ≥ 0], then G += Zᵀ X_b."""
+    if dev.reference:
+        return _reference.first_step_gradient(X, y, W, a, b, block_size)
+    xp, dt = dev.xp, W.dtype
+    n, d, m, rows = _network_plan(dev, X, W, block_size)
+
+    def make_state():
+        return xp.empty(rows * m, dt), xp.empty((m, d), dt), xp.zeros((m, d), xp.float64)
+
+    def step(state, s, e):
+        Zbuf, Gbuf, acc = state
+        Xb = dev.block(X, s, e, dt)
+        Z = Zbuf[: (e - s) * m].reshape(e - s, m)
+        dev.matmul(Xb, W.T, Z)
+        dev.mask_times_y(Z, b, y[s:e])
+        dev.matmul(Z.T, Xb, Gbuf)
+        acc += Gbuf
+
+    acc = _sum([st[2] for st in dev.run(n, rows, make_state, step)])
+    acc *= (-2.0 / n) * a.astype(xp.float64)[:, None]
+    return acc.astype(dt)
+
+
+def relu_features(dev, X, W, b, block_size=None):
+    """Φ = relu(X Wᵀ + b) (n, m), materialized."""
+    if dev.reference:
+        return _reference.relu_features(X, W, b, block_size)
+    dt = W.dtype
+    n, d = X.shape
+    out = dev.xp.empty((n, W.shape[0]), dt)
+
+    def step(state, s, e):
+        dev.matmul(dev.block(X, s, e, dt), W.T, out[s:e])
+        dev.relu_bias(out[s:e], b)
+
+    dev.run(n, min(_rows(dev, block_size, dt.itemsize * d), n), lambda: None, step)
+    return out
+
+
+def _relu_block(dev, X, W, b, s, e, buf):
+    """P = relu(X[s:e] Wᵀ + b) in ``buf`` (the block shared by the Gram and the predictions)."""
+    dt, m = W.dtype, W.shape[0]
+    P = buf[: (e - s) * m].reshape(e - s, m)
+    dev.matmul(dev.block(X, s, e, dt), W.T, P)
+    dev.relu_bias(P, b)
+    return P
+
+
+def relu_gram(dev, X, W, b, y, block_size=None):
+    """(ΦᵀΦ, Φᵀy) in float64, Φ = relu(X Wᵀ + b) one row block at a time."""
+    if dev.reference:
+        return _reference.relu_gram(X, W, b, y, block_size)
+    xp, dt = dev.xp, W.dtype
+    n, d, m, rows = _network_plan(dev, X, W, block_size)
+
+    def make_state():
+        c = None if y is None else xp.zeros((m,) + y.shape[1:], xp.float64)
+        return xp.empty(rows * m, dt), dev.gram_workspace(m, dt), xp.zeros((m, m), xp.float64), c
+
+    def step(state, s, e):
+        Pbuf, ws, G, c = state
+        P = _relu_block(dev, X, W, b, s, e, Pbuf)
+        dev.gram_update(P, G, ws)
+        if c is not None:
+            c += P.T @ y[s:e]
+
+    states = dev.run(n, rows, make_state, step)
+    G = dev.gram_result(_sum([st[2] for st in states]))
+    return G, (None if y is None else _sum([st[3] for st in states]))
+
+
+def relu_predict(dev, X, W, b, a, block_size=None):
+    """Φ a, a (m,) or (m, k), one row block of Φ at a time."""
+    if dev.reference:
+        return _reference.relu_predict(X, W, b, a, block_size)
+    xp, dt = dev.xp, W.dtype
+    n, d, m, rows = _network_plan(dev, X, W, block_size)
+    out = xp.empty((n,) + a.shape[1:], dt)
+
+    def step(Pbuf, s, e):
+        dev.matmul(_relu_block(dev, X, W, b, s, e, Pbuf), a, out[s:e])
+
+    dev.run(n, rows, lambda: xp.empty(rows * m, dt), step)
+    return out
+
+
+def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
+    """K(X, Z) V for V (n_z, k), never forming K: row blocks of X against column tiles of Z,
+    each tile reduced against V by ``dev.kernel_reduce`` into a float64 accumulator."""
+    if dev.reference:
+        return _reference.kernel_matvec(X, Z, V, kernel, block_size)
+    xp, dt = dev.xp, Z.dtype
+    nx, d = X.shape
+    nz, k = V.shape
+    max_rows, max_cols = dev.kernel_tile
+    rows, cols = tiles(nx, nz, row_bytes=dt.itemsize * (d + 1) + 16 * k, col_bytes=0,
+                       cell_bytes=dev.tile_cell_bytes(dt), budget=dev.budget() // dev.workers,
+                       max_rows=max_rows, max_cols=max_cols, rows=block_size)
+    sz = dev.sq_norms(Z)
+    out = xp.empty((nx, k), dt)
+
+    def make_state():
+        return dev.kernel_workspace(rows, cols, k, dt), xp.empty((rows, k), xp.float64)
+
+    def step(state, s, e):
+        ws, acc = state
+        Xb = dev.block(X, s, e, dt)
+        sx = dev.sq_norms(Xb)
+        A = acc[: e - s]
+        A[...] = 0
+        for zs, ze in blocks(nz, cols):
+            dev.kernel_reduce(kernel, Xb, sx, Z[zs:ze], sz[zs:ze], V[zs:ze], A, ws)
+        out[s:e] = A
+
+    dev.run(nx, rows, make_state, step)
+    return out
+
+
+def kernel_matrix(dev, X, Z, kernel, block_size=None):
+    """K(X, Z) (n_x, n_z), materialized: per row block a GEMM into the output and the kernel
+    epilogue in place."""
+    if dev.reference:
+        return _reference.kernel_matrix(X, Z, kernel, block_size)
+    dt = working_dtype(X)
+    nx, d = X.shape
+    Zc = dev.xp.ascontiguousarray(Z, dtype=dt)
+    sz = dev.sq_norms(Zc)
+    out = dev.xp.empty((nx, Z.shape[0]), dt)
+
+    def step(state, s, e):
+        Xb = dev.block(X, s, e, dt)
+        dev.matmul(Xb, Zc.T, out[s:e])
+        dev.kernel_apply(kernel, out[s:e], dev.sq_norms(Xb), sz)
+
+    dev.run(nx, min(_rows(dev, block_size, dt.itemsize * d), nx), lambda: None, step)
+    return out
+

@@ -1,0 +1,50 @@
+"""Progress of an iterative solver: residual history, a tqdm bar, and the warning for a solver
+that stopped before its tolerance."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+__all__ = ["ConvergenceWarning", "Monitor", "warn_not_converged"]
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative solver stopped before reaching its tolerance."""
+
+
+class Monitor:
+    """Records (iteration, relative residual, elapsed seconds) and shows a tqdm bar when verbose."""
+
+    def __init__(self, solver, max_iter, verbose):
+        from tqdm.auto import tqdm
+
+        self.start = time.perf_counter()
+        self.iteration, self.residual, self.time = [], [], []
+        self.bar = tqdm(total=max_iter, desc=f"KernelRidge[{solver}]", disable=not verbose, leave=False)
+
+    def record(self, iteration, residual):
+        self.iteration.append(int(iteration))
+        self.residual.append(float(residual))
+        self.time.append(time.perf_counter() - self.start)
+        self.bar.update(1)
+        self.bar.set_postfix(residual=f"{residual:.2e}")
+
+    def history(self):
+        self.bar.close()
+        return {
+            "iteration": np.asarray(self.iteration, dtype=np.int64),
+            "residual": np.asarray(self.residual, dtype=np.float64),
+            "time": np.asarray(self.time, dtype=np.float64),
+        }
+
+
+def warn_not_converged(solver, residual, tol, n_iter, why=""):
+    warnings.warn(
+        f"solver={solver!r} stopped after {n_iter} iterations at relative residual "
+        f"{residual:.3g} > tol={tol:g}{why}",
+        ConvergenceWarning,
+        stacklevel=4,
+    )
