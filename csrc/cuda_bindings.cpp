@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "pyfeat/cuda_ops.hpp"
 
@@ -22,6 +23,34 @@ using ptr = std::uintptr_t;
 template <class T>
 T* as(ptr p) {
   return reinterpret_cast<T*>(p);
+}
+
+// kernel_matvec<T, T>, and for T = float with v_f64 = true kernel_matvec<float, double> (float
+// X, double V and out).
+template <class T>
+void bind_kernel_matvec(py::module_& m, const std::string& name) {
+  m.def(
+      name.c_str(),
+      [](int code, double p0, double p1, double p2, ptr X, i64 nx, ptr Z, i64 nz, i64 d, ptr sx,
+         ptr sz, ptr V, i64 k, ptr out, ptr stream, i64 splits, bool v_f64) {
+        py::gil_scoped_release release;
+        if (v_f64 && !std::is_same_v<T, double>) {
+          kernel_matvec<T, double>(code, p0, p1, p2, as<const T>(X), nx, as<const T>(Z), nz, d,
+                                   as<const T>(sx), as<const T>(sz), as<const double>(V), k,
+                                   as<double>(out), splits, stream);
+        } else {
+          kernel_matvec<T, T>(code, p0, p1, p2, as<const T>(X), nx, as<const T>(Z), nz, d,
+                              as<const T>(sx), as<const T>(sz), as<const T>(V), k, as<T>(out),
+                              splits, stream);
+        }
+      },
+      py::arg("code"), py::arg("p0"), py::arg("p1"), py::arg("p2"), py::arg("X"), py::arg("nx"),
+      py::arg("Z"), py::arg("nz"), py::arg("d"), py::arg("sx"), py::arg("sz"), py::arg("V"),
+      py::arg("k"), py::arg("out"), py::arg("stream"), py::arg("splits") = 1,
+      py::arg("v_f64") = false,
+      "out (splits, nx, k): K(X, Z) @ V over `splits` chunks of Z, fused; contiguous row-major "
+      "device arrays (the chunks' sum is K(X, Z) @ V); v_f64: V and out are float64 (float32 "
+      "X, Z, sx, sz only).");
 }
 
 template <class T>
@@ -53,20 +82,7 @@ void bind_dtype(py::module_& m, const std::string& sfx) {
       py::arg("code"), py::arg("p0"), py::arg("p1"), py::arg("p2"), py::arg("G"), py::arg("ldg"),
       py::arg("rows"), py::arg("cols"), py::arg("sx"), py::arg("sz"), py::arg("stream"),
       "G[i,j] <- k(G[i,j], sx[i], sz[j]) (in place, device pointers).");
-  m.def(
-      ("cuda_kernel_matvec_" + sfx).c_str(),
-      [](int code, double p0, double p1, double p2, ptr X, i64 nx, ptr Z, i64 nz, i64 d, ptr sx,
-         ptr sz, ptr V, i64 k, ptr out, ptr stream, i64 splits) {
-        py::gil_scoped_release release;
-        kernel_matvec<T>(code, p0, p1, p2, as<const T>(X), nx, as<const T>(Z), nz, d,
-                         as<const T>(sx), as<const T>(sz), as<const T>(V), k, as<T>(out), splits,
-                         stream);
-      },
-      py::arg("code"), py::arg("p0"), py::arg("p1"), py::arg("p2"), py::arg("X"), py::arg("nx"),
-      py::arg("Z"), py::arg("nz"), py::arg("d"), py::arg("sx"), py::arg("sz"), py::arg("V"),
-      py::arg("k"), py::arg("out"), py::arg("stream"), py::arg("splits") = 1,
-      "out (splits, nx, k): K(X, Z) @ V over `splits` chunks of Z, fused; contiguous row-major "
-      "device arrays (the chunks' sum is K(X, Z) @ V).");
+  bind_kernel_matvec<T>(m, "cuda_kernel_matvec_" + sfx);
 }
 
 }  // namespace

@@ -14,7 +14,8 @@ to [-1, 1]; a zero vector gives t = pi/2 by convention, never NaN):
 - ``laplace``:  exp(-|x - z| / bandwidth)  (Euclidean distance, as in the EigenPro papers).
 - ``poly``:     (gamma <x,z> + coef0)^degree, degree a positive integer.
 
-The same formulas are compiled for the CPU (``pyfeat.ops._numba``, ``_kval``) and the GPU
+The same formulas are compiled for the CPU (``pyfeat.ops._numba``: ``_cosine_unit`` for the
+cosine kernels ntk/nngp/arccos0, ``_kval`` for the others) and the GPU
 (``csrc/include/pyfeat/kernel_math.hpp``, ``kernel_value``), which select one by ``code``.
 tests/test_kernel_table.py checks that the header's codes and arccos coefficients are the ones
 below. Adding a kernel: a row of ``TABLE`` (with its reference formula) and its formula in

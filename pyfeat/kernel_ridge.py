@@ -179,7 +179,7 @@ class KernelRidge(BaseEstimator):
         self.history_, self.solver_info_ = sol.history, sol.info
         self.n_features_in_ = X.shape[1]
         self.kernel_ = kernel
-        self.n_matvecs_ = problem.n_matvecs
+        self.n_matvecs_ = problem.matvecs
         return self
 
     def _check_fitted(self):

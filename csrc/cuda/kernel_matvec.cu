@@ -5,9 +5,10 @@
 // it computes the TX x TZ tile of inner products like a simple SGEMM (X and Z staged in shared
 // memory TD features at a time, each of the 16 x 16 threads accumulating a 4 x 4 micro-tile in
 // registers), applies kernel_value (kernel_math.hpp) to its micro-tile in registers, and reduces
-// the tile against the matching rows of V at once. Per Z tile the sums run in the working type T
-// (64 terms: 4 in a thread, then 16 threads by warp shuffles); across Z tiles they accumulate in
-// double in shared memory. Chunk c writes its partial result to out + c * nx * k (the caller sums
+// the tile against the matching rows of V at once. Per Z tile the sums run in V's type TV (the
+// working type T, or double for a double V with float X: the float kernel values multiply V in
+// double; 64 terms: 4 in a thread, then 16 threads by warp shuffles); across Z tiles they
+// accumulate in double in shared memory. Chunk c writes its partial result to out + c * nx * k (the caller sums
 // the chunks: a small nx then still fills the GPU); each row of a chunk's output is written by
 // exactly one block, so no atomics are used and the result is deterministic.
 #include <algorithm>
@@ -41,13 +42,13 @@ static_assert((TX * TD) % (NT * NT) == 0, "staging assumes whole rounds of the b
 // are 17 words apart, which falls on 16 different banks (float and double alike).
 // Lanes 0-15 of a warp share one ty (the block is x-major), so the sum over tx of a row is a
 // shuffle reduction within half a warp.
-template <class T>
+template <class T, class TV>
 __global__ void __launch_bounds__(NT* NT)
     kernel_matvec_tiled(int code, T p0, T p1, T p2, const T* __restrict__ X, std::int64_t nx,
                         const T* __restrict__ Z, std::int64_t nz, std::int64_t d,
                         const T* __restrict__ sx, const T* __restrict__ sz,
-                        const T* __restrict__ V, std::int64_t k, std::int64_t c0, int kc,
-                        std::int64_t zchunk, T* __restrict__ out) {
+                        const TV* __restrict__ V, std::int64_t k, std::int64_t c0, int kc,
+                        std::int64_t zchunk, TV* __restrict__ out) {
   __shared__ T Xs[TX][TD + 1];
   __shared__ T Zs[TZ][TD + 1];
   extern __shared__ double acc[];  // TX x kc: out[x0 + row, c0 + col] so far, in double
@@ -113,17 +114,17 @@ __global__ void __launch_bounds__(NT* NT)
 
     // 3. acc[row, col] += sum_j g[row, j] V[z0 + j, c0 + col].
     for (int col = 0; col < kc; ++col) {
-      T vc[C];
+      TV vc[C];
 #pragma unroll
       for (int c = 0; c < C; ++c) {
         const std::int64_t zj = z0 + tx + NT * c;
-        vc[c] = zj < zend ? V[zj * k + c0 + col] : T(0);
+        vc[c] = zj < zend ? V[zj * k + c0 + col] : TV(0);
       }
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        T s = T(0);
+        TV s = TV(0);
 #pragma unroll
-        for (int c = 0; c < C; ++c) s += g[r][c] * vc[c];
+        for (int c = 0; c < C; ++c) s += TV(g[r][c]) * vc[c];
         // Sum over the 16 lanes tx = 0..15 of this half warp (xor offsets < 16 stay inside it).
 #pragma unroll
         for (int off = NT / 2; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
@@ -136,16 +137,16 @@ __global__ void __launch_bounds__(NT* NT)
   for (int e = tid; e < TX * kc; e += NT * NT) {
     const int row = e / kc, col = e % kc;
     const std::int64_t xi = x0 + row;
-    if (xi < nx) out[xi * k + c0 + col] = T(acc[e]);
+    if (xi < nx) out[xi * k + c0 + col] = TV(acc[e]);
   }
 }
 
 }  // namespace
 
-template <class T>
+template <class T, class TV>
 void kernel_matvec(int code, double p0, double p1, double p2, const T* X, std::int64_t nx,
                    const T* Z, std::int64_t nz, std::int64_t d, const T* sx, const T* sz,
-                   const T* V, std::int64_t k, T* out, std::int64_t splits, std::uintptr_t stream) {
+                   const TV* V, std::int64_t k, TV* out, std::int64_t splits, std::uintptr_t stream) {
   const char* op = "kernel_matvec";
   require(is_kernel_code(code), op, "unknown kernel code " + std::to_string(code));
   require_nonnegative(op, "nx", nx);
@@ -169,19 +170,23 @@ void kernel_matvec(int code, double p0, double p1, double p2, const T* X, std::i
   for (std::int64_t c0 = 0; c0 < k; c0 += KCHUNK) {
     const int kc = int(std::min<std::int64_t>(KCHUNK, k - c0));
     const size_t smem = size_t(TX) * kc * sizeof(double);
-    kernel_matvec_tiled<T><<<grid, block, smem, detail::as_stream(stream)>>>(
+    kernel_matvec_tiled<T, TV><<<grid, block, smem, detail::as_stream(stream)>>>(
         code, T(p0), T(p1), T(p2), X, nx, Z, nz, d, sx, sz, V, k, c0, kc, zchunk, out);
     CHECK_LAUNCH();
   }
 }
 
-template void kernel_matvec<float>(int, double, double, double, const float*, std::int64_t,
-                                   const float*, std::int64_t, std::int64_t, const float*,
-                                   const float*, const float*, std::int64_t, float*,
-                                   std::int64_t, std::uintptr_t);
-template void kernel_matvec<double>(int, double, double, double, const double*, std::int64_t,
-                                    const double*, std::int64_t, std::int64_t, const double*,
-                                    const double*, const double*, std::int64_t, double*,
-                                    std::int64_t, std::uintptr_t);
+template void kernel_matvec<float, float>(int, double, double, double, const float*, std::int64_t,
+                                          const float*, std::int64_t, std::int64_t, const float*,
+                                          const float*, const float*, std::int64_t, float*,
+                                          std::int64_t, std::uintptr_t);
+template void kernel_matvec<double, double>(int, double, double, double, const double*,
+                                            std::int64_t, const double*, std::int64_t, std::int64_t,
+                                            const double*, const double*, const double*,
+                                            std::int64_t, double*, std::int64_t, std::uintptr_t);
+template void kernel_matvec<float, double>(int, double, double, double, const float*, std::int64_t,
+                                           const float*, std::int64_t, std::int64_t, const float*,
+                                           const float*, const double*, std::int64_t, double*,
+                                           std::int64_t, std::uintptr_t);
 
 }  // namespace pyfeat::cuda

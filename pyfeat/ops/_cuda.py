@@ -15,7 +15,7 @@ import cupy as cp
 import numpy as np
 
 from pyfeat import _core
-from pyfeat.ops._device import Device
+from pyfeat.ops._device import Device, Workspace
 
 # Rows of X per thread block of the fused kernel_matvec (TX in csrc/cuda/kernel_matvec.cu).
 _KERNEL_TX = 64
@@ -84,22 +84,33 @@ class CudaDevice(Device):
 
     @staticmethod
     def kernel_workspace(rows, cols, k, dt):
-        return cp.empty(_MAX_SPLITS * rows * k, dt)  # flat: each launch takes a contiguous prefix
+        return Workspace(cp)
 
     @staticmethod
     def kernel_reduce(kernel, Xb, sx, Zc, szc, Vc, acc, ws):
-        """acc += K(Xb, Zc) Vc by the fused kernel. One launch runs ceil(rows / 64) thread blocks
+        """acc += K(Xb, Zc) Vc by the fused kernel (V float64 with float32 X: the mixed launcher,
+        float32 kernel values times float64 V). One launch runs ceil(rows / 64) thread blocks
         per chunk of Z; when that is too few to fill the GPU (small row blocks), Z is cut into up
         to 16 chunks of at least 256 rows, run as one grid, and the partial sums added here."""
         rows, d = Xb.shape
         nz, k = Vc.shape
         want = 4 * _sm_count(cp.cuda.runtime.getDevice())
         splits = max(1, min(_MAX_SPLITS, -(-want // -(-rows // _KERNEL_TX)), nz // 256))
-        parts = ws[: splits * rows * k].reshape(splits, rows, k)
+        parts = ws.get("parts", (splits, rows, k), Vc.dtype)
         _launcher("kernel_matvec", Xb.dtype)(kernel.code, *kernel.p, Xb.data.ptr, rows, Zc.data.ptr, nz,
                                              d, sx.data.ptr, szc.data.ptr, Vc.data.ptr, k,
-                                             parts.data.ptr, _stream(), splits)
+                                             parts.data.ptr, _stream(), splits, Vc.dtype != Xb.dtype)
         acc += parts.sum(axis=0, dtype=cp.float64)
+
+    def kernel_gram_reduce(self, kernel, Xb, sx, C, sc, V, acc, ws):
+        """acc += K_bᵀ (K_b V): K_b = K(Xb, C) by one GEMM and the kernel epilogue, then two
+        cuBLAS products (in float64 for a float64 V: the float32 values cast once)."""
+        G = ws.get("tile", (Xb.shape[0], C.shape[0]), Xb.dtype)
+        cp.matmul(Xb, C.T, out=G)
+        self.kernel_apply(kernel, G, sx, sc)
+        if V.dtype != G.dtype:
+            G = G.astype(V.dtype)
+        acc += G.T @ (G @ V)
 
     @staticmethod
     def gram_workspace(m, dt):

@@ -15,6 +15,10 @@ in ``pyfeat.ops.blocked``, so a backend adds only primitives:
 ``relu_bias(Z, b)``                Z ← max(Z + b, 0) in place (ReLU epilogue)
 ``mask_times_y(Z, b, y)``          Z[i, j] ← y_i 1[Z_ij + b_j ≥ 0] in place (mask epilogue)
 ``kernel_apply(k, G, sx, sz)``     G ← k(G, sx, sz) in place (kernel epilogue of a GEMM tile)
+``kernel_store(k, G, sx, sz, R, c)`` R[:, c:c + G.shape[1]] ← k(G, sx, sz) (the epilogue of a
+                                   tile of a wider output; default: kernel_apply, then a copy)
+``kernel_gram_reduce(k, ..., acc)`` acc += K_bᵀ(K_b V) for one row block, K_b evaluated once
+                                   (Falkon's fused Nyström product)
 ``kernel_reduce(k, ..., acc, ws)`` acc += K(X_b, Z_c) V_c for one tile, fused (the kernel tile
                                    reduction; CPU: GEMM + fused pass, GPU: one fused kernel)
 ``gram_update(P, G, ws)``          G += PᵀP (float64 G; the CPU fills only its upper triangle)
@@ -30,6 +34,7 @@ in ``pyfeat.ops.blocked``, so a backend adds only primitives:
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -55,12 +60,33 @@ class Device:
             step(state, s, e)
         return [state]
 
+    def kernel_store(self, kernel, G, sx, sz, R, col):
+        self.kernel_apply(kernel, G, sx, sz)
+        R[:, col : col + G.shape[1]] = G
+
     def asarray(self, x, dtype=None):
         """x on this device (a copy only when it lives elsewhere or has another dtype)."""
         return self.xp.asarray(x, dtype=dtype)
 
     def __repr__(self):
         return f"<pyfeat device {self.name!r}>"
+
+
+class Workspace:
+    """One worker's buffers for the kernel primitives (``Device.kernel_workspace``), allocated on
+    first use and reused: ``get(name, shape, dtype)`` is a view of the buffer ``name`` (the
+    first tile of a call is its largest, so it is allocated once per call)."""
+
+    def __init__(self, xp):
+        self.xp = xp
+        self._buffers = {}
+
+    def get(self, name, shape, dtype):
+        size = math.prod(shape)
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = self._buffers[name] = self.xp.empty(size, dtype)
+        return buf[:size].reshape(shape)
 
 
 class ReferenceDevice(Device):

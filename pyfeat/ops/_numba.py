@@ -11,10 +11,13 @@ the CPU time per kernel pair on these machines). With one block (or one worker) 
 in the calling thread and BLAS keeps its threads.
 
 Buffers are allocated once per call and reused (fresh temporaries are expensive on these
-machines: shared/PERF_NOTES.md). float32 math uses the arccos polynomial of the CUDA kernels
-(``pyfeat._kernel_table.ACOS32_COEFFICIENTS``, also in kernel_math.hpp); float64 arccos is a
-degree-26 polynomial fit (error <= 2e-15, see _acos64_coefficients) because libm's acos does not
-vectorize. Numba functions are compiled once and cached on disk.
+machines: shared/PERF_NOTES.md). The cosine kernels (ntk, nngp, arccos0) are evaluated as
+polynomials of |cos t| with one square root per pair and no division (see ``_cosine_unit``);
+arccos itself is the polynomial of the CUDA kernels in float32
+(``pyfeat._kernel_table.ACOS32_COEFFICIENTS``, also in kernel_math.hpp) and a degree-26 fit in
+float64 (error <= 2e-15, see _acos64_coefficients), because libm's acos does not vectorize.
+Numba (LLVM) vectorizes these loops with 256-bit registers on AVX-512 CPUs too (its tuning for
+them prefers 256 bits). Numba functions are compiled once and cached on disk.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from pyfeat._kernel_table import ACOS32_COEFFICIENTS, TABLE
-from pyfeat.ops._device import Device
+from pyfeat.ops._device import Device, Workspace
 from pyfeat.ops._plan import blocks
 
 # fast-math without nnan/ninf: NaN and inf keep their IEEE meaning
@@ -79,20 +82,101 @@ def _ov_acos(x):
     return acos64
 
 
-def _acos64_coefficients(degree=26):
-    """Power-basis coefficients (highest first) in t = 2|x| - 1 of acos(|x|)/sqrt(1 - |x|) on
-    [0, 1], from Chebyshev interpolation at degree + 1 nodes (the function is analytic there;
-    the last coefficients are below 1e-16). float64 arccos is then sqrt(1 - |x|) * P(t), a loop
-    of FMAs that vectorizes, unlike libm's acos: |error| <= 2e-15 on [-1, 1] (tested)."""
+def _power_fit(f, degree):
+    """Power-basis coefficients (highest first) in t = 2a - 1 of f(a) on [0, 1], from Chebyshev
+    interpolation at degree + 1 nodes (f analytic on [0, 1]: the error falls geometrically with
+    the degree; each use states the degree it needs)."""
     from numpy.polynomial import chebyshev
 
     nodes = np.cos(np.pi * (np.arange(degree + 1) + 0.5) / (degree + 1))
-    x = (nodes + 1) / 2
-    cheb = chebyshev.chebfit(nodes, np.arccos(x) / np.sqrt(1 - x), degree)
-    return chebyshev.cheb2poly(cheb)[::-1].copy()
+    return chebyshev.cheb2poly(chebyshev.chebfit(nodes, f((nodes + 1) / 2), degree))[::-1].copy()
+
+
+def _acos_over_sqrt(a):
+    """P(a) = arccos(a)/sqrt(1 - a) on [0, 1), analytic on [0, 1] (P(1) = sqrt(2))."""
+    return np.arccos(a) / np.sqrt(1 - a)
+
+
+def _acos64_coefficients(degree=26):
+    """P(a) = acos(a)/sqrt(1 - a) in t = 2a - 1: float64 arccos is then sqrt(1 - |x|) * P(t), a
+    loop of FMAs that vectorizes, unlike libm's acos: |error| <= 2e-15 on [-1, 1] (tested)."""
+    return _power_fit(_acos_over_sqrt, degree)
 
 
 _ACOS64_COEF = _acos64_coefficients()
+
+
+# The cosine kernels (ntk, nngp, arccos0) as functions of c = cos t alone: with a = |c|,
+# P(a) = arccos(a)/sqrt(1 - a) and arccos(-a) = pi - arccos(a),
+#
+#   2 pi K_ntk / (|x||z|)  = 2c(pi - t) + sin t = 2 pi max(c, 0) + sqrt(1 - a) Q_ntk(a),   Q_ntk  = sqrt(1 + a) - 2a P(a)
+#   2 pi K_nngp / (|x||z|) =  c(pi - t) + sin t =   pi max(c, 0) + sqrt(1 - a) Q_nngp(a),  Q_nngp = sqrt(1 + a) -  a P(a)
+#   2 pi K_arccos0         =  pi - t            =  pi - arccos(c)
+#
+# Q is analytic on [0, 1], so each kernel costs one polynomial and one square root per pair (no
+# division, no second sqrt for sin t); c comes from rows scaled to unit norm before the GEMM
+# (zero rows stay zero: c = 0, the convention t = pi/2). Degrees: float32 7 (|error| <= 4e-8 in
+# exact arithmetic), float64 18 (<= 4e-15); tests/test_ops.py checks every kernel.
+COSINE = (NTK, NNGP, ARCCOS0)
+
+
+def _q_ntk(a):
+    return np.sqrt(1 + a) - 2 * a * _acos_over_sqrt(a)
+
+
+def _q_nngp(a):
+    return np.sqrt(1 + a) - a * _acos_over_sqrt(a)
+
+
+def _horner(coefficients, dtype):
+    """A Numba function t -> p(t), Horner's rule with the coefficients (highest first) written
+    out as constants of ``dtype``: a loop over a coefficient array would not vectorize."""
+    consts = {f"c{i}": dtype(c) for i, c in enumerate(coefficients)}
+    expr = "c0"
+    for i in range(1, len(coefficients)):
+        expr = f"({expr} * t + c{i})"
+    exec(f"def horner(t):\n    return {expr}\n", consts)
+    return njit(inline="always", fastmath=FASTMATH)(consts["horner"])
+
+
+_Q = {(code, dt): _horner(_power_fit(f, degree), dt)
+      for code, f in ((NTK, _q_ntk), (NNGP, _q_nngp))
+      for dt, degree in ((np.float32, 7), (np.float64, 18))}
+
+
+def _cosine_unit(code, c):
+    raise NotImplementedError  # compiled only, through the overload below
+
+
+@overload(_cosine_unit, inline="always", jit_options={"fastmath": FASTMATH})
+def _ov_cosine_unit(code, c):
+    """h(c) = 2 pi K/(|x||z|) (ntk, nngp) or 2 pi K (arccos0) for a literal kernel ``code``
+    (formulas above; |c| may exceed 1 by rounding: then sqrt(1 - a) is 0 and h is continuous)."""
+    if not isinstance(code, types.IntegerLiteral):
+        return None
+    T = np.float32 if c == types.float32 else np.float64
+    zero, one, pi = T(0), T(1), T(math.pi)
+    if code.literal_value == ARCCOS0:
+        return lambda code, c: pi - _acos(c)
+    q = _Q[code.literal_value, T]
+    slope = T(2 * math.pi) if code.literal_value == NTK else pi
+
+    def unit(code, c):
+        a = abs(c)
+        return slope * max(c, zero) + math.sqrt(max(one - a, zero)) * q(a + a - one)
+
+    return unit
+
+
+def _typed(A, x):
+    raise NotImplementedError  # compiled only, through the overload below
+
+
+@overload(_typed, inline="always")
+def _ov_typed(A, x):
+    """x as a number of A's dtype (a compile-time cast)."""
+    T = A.dtype
+    return lambda A, x: T(x)
 
 
 def _kval(code, g, sx, sz, p0, p1, p2):
@@ -101,19 +185,11 @@ def _kval(code, g, sx, sz, p0, p1, p2):
 
 @overload(_kval, inline="always", jit_options={"fastmath": FASTMATH})
 def _ov_kval(code, g, sx, sz, p0, p1, p2):
+    """k(g, sx, sz) of the kernels that are not cosine kernels (rbf, laplace, poly)."""
     T = np.float32 if g == types.float32 else np.float64
-    zero, one, two, pi, inv2pi = T(0), T(1), T(2), T(math.pi), T(0.5 / math.pi)
+    zero, two = T(0), T(2)
 
     def kval(code, g, sx, sz, p0, p1, p2):
-        if code == NTK or code == NNGP or code == ARCCOS0:
-            s = sx * sz
-            c = g / math.sqrt(s) if s > zero else zero
-            c = min(max(c, -one), one)
-            pit = pi - _acos(c)
-            if code == ARCCOS0:
-                return pit * inv2pi
-            nngp = math.sqrt(s) * (pit * c + math.sqrt(max(one - c * c, zero))) * inv2pi
-            return g * pit * inv2pi + nngp if code == NTK else nngp
         if code == POLY:
             return (p0 * g + p1) ** p2
         d2 = max(sx + sz - two * g, zero)
@@ -147,9 +223,85 @@ def _relu_bias(Z, b):
             Z[i, j] = max(Z[i, j] + b[j], zero)
 
 
+# kernel passes: K = u_i v_j h(c_ij) for the cosine kernels (u, v from the row norms), k(g) for
+# the others; each entry point branches on the kernel code once and runs a loop compiled for it
+
+
+@njit(**_JIT)
+def _inverse_norms(sq, radial, factor, r, scale):
+    """r[j] = 1/|z_j| (0 for a zero row); scale[j] = factor |z_j| if radial else factor."""
+    zero, one = _typed(r, 0), _typed(r, 1)
+    for j in range(sq.shape[0]):
+        n = math.sqrt(sq[j])
+        r[j] = one / n if n > zero else zero
+        scale[j] = factor * (n if radial else one)
+
+
+@njit(**_JIT)
+def _scaled_transpose(V, v, W):
+    """W[c, j] = v[j] V[j, c]."""
+    for j in range(V.shape[0]):
+        for c in range(V.shape[1]):
+            W[c, j] = v[j] * V[j, c]
+
+
+@njit(inline="always", **_JIT)
+def _reduce_row(row, W, scale, out):
+    """out[c] += scale sum_j row[j] W[c, j], summed in float64."""
+    for c in range(W.shape[0]):
+        s = 0.0
+        for j in range(row.shape[0]):
+            s += np.float64(row[j]) * W[c, j]
+        out[c] += scale * s
+
+
+# modes of the cosine pass
+APPLY, DOT, ROWS = 0, 1, 2
+
+
+@njit(**_JIT)
+def _cosine_pass_code(code, mode, G, rx, rz, u, v, W, acc, R, col):
+    numba.literally(code)
+    for i in range(G.shape[0]):
+        ri, ui = rx[i], u[i]
+        if mode == APPLY:
+            for j in range(G.shape[1]):
+                R[i, col + j] = ui * v[j] * _cosine_unit(code, G[i, j] * (ri * rz[j]))
+        elif mode == DOT:
+            w = W[0]
+            s = _typed(G, 0)
+            for j in range(G.shape[1]):
+                s += _cosine_unit(code, G[i, j] * (ri * rz[j])) * w[j]
+            acc[i, 0] += ui * s
+        else:
+            row = G[i]
+            for j in range(G.shape[1]):
+                row[j] = _cosine_unit(code, row[j] * (ri * rz[j]))
+            _reduce_row(row, W, ui, acc[i])
+
+
+@njit(**_JIT)
+def _cosine_pass(code, mode, G, rx, rz, u, v, W, acc, R, col):
+    """One pass over a tile of inner products G[i, j] = <x_i, z_j> of a cosine kernel, K_ij =
+    u_i v_j h(c_ij) with c_ij = G[i, j] rx[i] rz[j] (rx, rz the inverse norms: the same cosines
+    in every op, so K(X, X) and its products agree to rounding):
+
+    APPLY  R[i, col + j] = K_ij                     (R = G, col = 0: in place)
+    DOT    acc[i, 0] += u_i sum_j h(c_ij) W[0, j]   (W[0] = v ⊙ V[:, 0]; the sum in G's dtype)
+    ROWS   G[i, j] = h(c_ij) and acc[i, c] += u_i sum_j h(c_ij) W[c, j] in float64 while the
+           row is in cache (W = (v ⊙ V)ᵀ; W may have no rows: then only the kernel)
+    """
+    if code == NTK:
+        _cosine_pass_code(NTK, mode, G, rx, rz, u, v, W, acc, R, col)
+    elif code == NNGP:
+        _cosine_pass_code(NNGP, mode, G, rx, rz, u, v, W, acc, R, col)
+    else:
+        _cosine_pass_code(ARCCOS0, mode, G, rx, rz, u, v, W, acc, R, col)
+
+
 @njit(**_JIT)
 def _kernel_inplace(code, G, sx, sz, p0, p1, p2):
-    """G[i, j] <- k(G[i, j], sx[i], sz[j])   (in place)."""
+    """G[i, j] <- k(G[i, j], sx[i], sz[j])   (in place; rbf, laplace, poly)."""
     for i in range(G.shape[0]):
         sxi = sx[i]
         for j in range(G.shape[1]):
@@ -165,6 +317,38 @@ def _kernel_dot(code, G, sx, sz, v, p0, p1, p2, acc):
         for j in range(G.shape[1]):
             s += _kval(code, G[i, j], sxi, sz[j], p0, p1, p2) * v[j]
         acc[i] += s
+
+
+@njit(**_JIT)
+def _kernel_rows(code, G, sx, sz, p0, p1, p2, W, acc):
+    """G <- k(G) row by row and acc[i, c] += sum_j k(G[i, j]) W[c, j] in float64."""
+    one = np.float64(1)
+    for i in range(G.shape[0]):
+        sxi = sx[i]
+        row = G[i]
+        for j in range(G.shape[1]):
+            row[j] = _kval(code, row[j], sxi, sz[j], p0, p1, p2)
+        _reduce_row(row, W, one, acc[i])
+
+
+@njit(**_JIT)
+def _transposed_rows(H, S, T):
+    """T[c, j] += sum_i H[i, j] S[i, c], in float64 (T: k x M, S: rows x k)."""
+    for i in range(H.shape[0]):
+        row = H[i]
+        for c in range(S.shape[1]):
+            s = S[i, c]
+            t = T[c]
+            for j in range(row.shape[0]):
+                t[j] += np.float64(row[j]) * s
+
+
+@njit(**_JIT)
+def _add_scaled_transpose(T, v, acc):
+    """acc[j, c] += v[j] T[c, j]."""
+    for j in range(acc.shape[0]):
+        for c in range(acc.shape[1]):
+            acc[j, c] += v[j] * T[c, j]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,6 +391,13 @@ def _block_of(X, s, e, dt):
     return np.ascontiguousarray(X[s:e], dtype=dt)
 
 
+# Above this many columns of V a kernel tile is reduced by a GEMM instead of the fused row sums.
+_FUSED_COLUMNS = 8
+# placeholders for the arguments a mode of _cosine_pass does not use
+_NO_COLUMNS = np.empty((0, 1))
+_NO_ACC = np.empty((0, 1))
+
+
 # Column panels of the Gram: the upper triangle of PᵀP as panel GEMMs (NumPy matmul releases the
 # GIL, SciPy's syrk does not); 256-wide panels do 56% of the full product's FLOPs at m = 2048.
 _PANEL = 256
@@ -217,9 +408,11 @@ class NumbaDevice(Device):
 
     name = "numba"
     kind = "cpu"
-    # Tile of kernel products: rows of X x rows of Z. 256 x 4096 float32 is 4 MiB per worker: the
-    # GEMM writes it and the fused pass reads it back while it is still in cache.
-    kernel_tile = (256, 4096)
+    # Tile of kernel products: rows of X x rows of Z (columns for 4-byte values; float64 tiles
+    # have half as many). 512 x 512 float32 is 1 MiB per worker: the GEMM writes it and the
+    # fused pass reads it back while it is in the L2 cache (measured best of 128-2048 rows x
+    # 256-4096 columns at d = 32, both dtypes: 10-20% faster than 4 MiB tiles).
+    kernel_tile = (512, 512)
 
     @property
     def workers(self):
@@ -258,7 +451,18 @@ class NumbaDevice(Device):
         return tuple(dt.type(p) for p in kernel.p)
 
     def kernel_apply(self, kernel, G, sx, sz):
-        _kernel_inplace(kernel.code, G, sx, sz, *self._params(kernel, G.dtype))
+        if kernel.code in COSINE:
+            self.kernel_store(kernel, G, sx, sz, G, 0)
+        else:
+            _kernel_inplace(kernel.code, G, sx, sz, *self._params(kernel, G.dtype))
+
+    def kernel_store(self, kernel, G, sx, sz, R, col):
+        """R[:, col:col + G.shape[1]] <- k(G): one pass from the tile (in cache) to the
+        output's rows (C-contiguous, so the loop vectorizes; a view of the columns would not)."""
+        if kernel.code not in COSINE:
+            return super().kernel_store(kernel, G, sx, sz, R, col)
+        rx, u, rz, v = self._cosine_scales(kernel.code, sx, sz, Workspace(np))
+        _cosine_pass(kernel.code, APPLY, G, rx, rz, u, v, _NO_COLUMNS, _NO_ACC, R, col)
 
     @staticmethod
     def tile_cell_bytes(dt):
@@ -266,24 +470,89 @@ class NumbaDevice(Device):
 
     @staticmethod
     def kernel_workspace(rows, cols, k, dt):
-        """The tile buffer, and for k > 1 columns the tile's product with V."""
-        return np.empty(rows * cols, dt), (np.empty((rows, k), dt) if k > 1 else None)
+        return Workspace(np)
 
     def kernel_reduce(self, kernel, Xb, sx, Zc, szc, Vc, acc, ws):
-        """acc += K(Xb, Zc) Vc: the tile of inner products by BLAS, then for one column the
-        kernel and the reduction in one fused pass, else the kernel in place and a GEMM."""
-        Gbuf, Kv = ws
-        rows, cols = Xb.shape[0], Zc.shape[0]
-        G = Gbuf[: rows * cols].reshape(rows, cols)
+        """acc += K(Xb, Zc) Vc for one tile: the inner products by BLAS, then one pass over the
+        tile that evaluates the kernel and, while each row is in cache, reduces it against V.
+        One column of V in the working dtype sums in that dtype in the same loop; otherwise
+        (several columns, or a float64 V with float32 X: a single product, no split of V) the
+        sums run in float64, and above _FUSED_COLUMNS columns a GEMM of the kernel tile does
+        the reduction."""
+        rows, cols, k = Xb.shape[0], Zc.shape[0], Vc.shape[1]
+        dt, code = Xb.dtype, kernel.code
+        G = ws.get("tile", (rows, cols), dt)
+        fused = k == 1 and Vc.dtype == dt
+        W = ws.get("w", (k, cols), Vc.dtype)
         np.matmul(Xb, Zc.T, out=G)
-        p = self._params(kernel, G.dtype)
-        if Kv is None:
-            # contiguous 1-D views: the layout the fused loop is compiled (and vectorized) for
-            _kernel_dot(kernel.code, G, sx, szc, np.ascontiguousarray(Vc[:, 0]), *p, acc.reshape(-1))
+        if code in COSINE:
+            rx, u, rz, v = self._cosine_scales(code, sx, szc, ws)
+            _scaled_transpose(Vc, v, W)
+            if fused or k <= _FUSED_COLUMNS:
+                _cosine_pass(code, DOT if fused else ROWS, G, rx, rz, u, v, W, acc, G, 0)
+            else:
+                _cosine_pass(code, ROWS, G, rx, rz, u, v, W[:0], acc, G, 0)
+                acc += u[:, None] * self._tile_times(G, W, ws)
         else:
-            _kernel_inplace(kernel.code, G, sx, szc, *p)
-            np.matmul(G, Vc, out=Kv[:rows])
-            acc += Kv[:rows]
+            p = self._params(kernel, dt)
+            if fused:
+                # contiguous 1-D views: the layout the fused loop is compiled (and vectorized) for
+                _kernel_dot(code, G, sx, szc, np.ascontiguousarray(Vc[:, 0]), *p, acc.reshape(-1))
+                return
+            W[...] = Vc.T
+            if k <= _FUSED_COLUMNS:
+                _kernel_rows(code, G, sx, szc, *p, W, acc)
+            else:
+                _kernel_inplace(code, G, sx, szc, *p)
+                acc += self._tile_times(G, W, ws)
+
+    def kernel_gram_reduce(self, kernel, Xb, sx, C, sc, V, acc, ws):
+        """acc += K_bᵀ (K_b V), K_b = K(Xb, C) (rows × M) evaluated once: the kernel pass
+        computes K_b V row by row (float64 sums) while it leaves the kernel values in the block,
+        and one more pass over the block adds K_bᵀ (K_b V)."""
+        rows, M, k = Xb.shape[0], C.shape[0], V.shape[1]
+        dt, code = Xb.dtype, kernel.code
+        G = ws.get("tile", (rows, M), dt)
+        W = ws.get("w", (k, M), V.dtype)
+        Kv = ws.get("kv", (rows, k), np.float64)
+        Kv[...] = 0
+        np.matmul(Xb, C.T, out=G)
+        if code in COSINE:
+            rx, u, rc, v = self._cosine_scales(code, sx, sc, ws)
+            _scaled_transpose(V, v, W)
+            _cosine_pass(code, ROWS, G, rx, rc, u, v, W, Kv, G, 0)  # G <- h, Kv = K_b V
+            Kv *= u[:, None]  # K_bᵀ w = v ⊙ Hᵀ (u ⊙ w)
+        else:
+            v = ws.get("v", (M,), dt)
+            v[...] = 1
+            W[...] = V.T
+            _kernel_rows(code, G, sx, sc, *self._params(kernel, dt), W, Kv)
+        T = ws.get("t", (k, M), np.float64)
+        T[...] = 0
+        _transposed_rows(G, Kv, T)
+        _add_scaled_transpose(T, v, acc)
+
+    @staticmethod
+    def _cosine_scales(code, sx, sz, ws):
+        """Inverse norms and scales of a tile's rows and columns: K = u_i v_j h(c_ij) with
+        u = |x|/(2 pi), v = |z| (arccos0: u = 1/(2 pi), v = 1)."""
+        dt, radial = sx.dtype, code != ARCCOS0
+        rx, u = ws.get("rx", sx.shape, dt), ws.get("u", sx.shape, dt)
+        rz, v = ws.get("rz", sz.shape, dt), ws.get("v", sz.shape, dt)
+        _inverse_norms(sx, radial, dt.type(0.5 / math.pi), rx, u)
+        _inverse_norms(sz, radial, dt.type(1), rz, v)
+        return rx, u, rz, v
+
+    @staticmethod
+    def _tile_times(G, W, ws):
+        """G Wᵀ by BLAS in W's dtype (a float32 tile is copied to float64 for a float64 W)."""
+        if G.dtype != W.dtype:
+            G64 = ws.get("tile64", G.shape, W.dtype)
+            G64[...] = G
+            G = G64
+        out = ws.get("gw", (G.shape[0], W.shape[0]), W.dtype)
+        np.matmul(G, W.T, out=out)
+        return out
 
     @staticmethod
     def gram_workspace(m, dt):

@@ -82,3 +82,14 @@ def kernel_matvec(X, Z, V, kernel, block_size):
         K = kernel.from_inner(Xb @ Zf.T, _sq_norms(Xb)[:, None], sz[None, :])
         out[s:e] = K @ V.astype(f64)
     return out
+
+
+def kernel_gram_matvec(X, C, V, kernel, block_size):
+    Cf = np.asarray(C, f64)
+    sc = _sq_norms(Cf)
+    out = np.zeros((C.shape[0], V.shape[1]), f64)
+    for s, e in blocks(X.shape[0], _rows(block_size, 8 * (C.shape[0] + X.shape[1]))):
+        Xb = np.asarray(X[s:e], f64)
+        K = kernel.from_inner(Xb @ Cf.T, _sq_norms(Xb)[:, None], sc[None, :])
+        out += K.T @ (K @ V.astype(f64))
+    return out

@@ -19,7 +19,7 @@ from pyfeat.ops import _reference
 from pyfeat.ops._plan import blocks, rows_per_block, tiles, working_dtype
 
 __all__ = ["first_step_gradient", "relu_features", "relu_gram", "relu_predict", "kernel_matvec",
-           "kernel_matrix"]
+           "kernel_matrix", "kernel_gram_matvec"]
 
 
 def _rows(dev, block_size, bytes_per_row):
@@ -132,18 +132,19 @@ def relu_predict(dev, X, W, b, a, block_size=None):
 
 def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
     """K(X, Z) V for V (n_z, k), never forming K: row blocks of X against column tiles of Z,
-    each tile reduced against V by ``dev.kernel_reduce`` into a float64 accumulator."""
+    each tile reduced against V by ``dev.kernel_reduce`` into a float64 accumulator.
+
+    V is in the working dtype, or float64 with float32 X: then the float32 kernel values
+    multiply V in float64 (one product, V at full precision); the result has V's dtype."""
     if dev.reference:
         return _reference.kernel_matvec(X, Z, V, kernel, block_size)
     xp, dt = dev.xp, Z.dtype
     nx, d = X.shape
     nz, k = V.shape
-    max_rows, max_cols = dev.kernel_tile
-    rows, cols = tiles(nx, nz, row_bytes=dt.itemsize * (d + 1) + 16 * k, col_bytes=0,
-                       cell_bytes=dev.tile_cell_bytes(dt), budget=dev.budget() // dev.workers,
-                       max_rows=max_rows, max_cols=max_cols, rows=block_size)
+    rows, cols = _kernel_tiles(dev, nx, nz, d, dt, row_bytes=16 * k, col_bytes=V.dtype.itemsize * k,
+                               block_size=block_size)
     sz = dev.sq_norms(Z)
-    out = xp.empty((nx, k), dt)
+    out = xp.empty((nx, k), V.dtype)
 
     def make_state():
         return dev.kernel_workspace(rows, cols, k, dt), xp.empty((rows, k), xp.float64)
@@ -163,21 +164,75 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
 
 
 def kernel_matrix(dev, X, Z, kernel, block_size=None):
-    """K(X, Z) (n_x, n_z), materialized: per row block a GEMM into the output and the kernel
-    epilogue in place."""
+    """K(X, Z) (n_x, n_z), materialized: per tile a GEMM and the kernel epilogue while the tile
+    is in cache (a tile buffer stored into the output by ``dev.kernel_store``, or in place in
+    the output's rows when one tile spans all of Z)."""
     if dev.reference:
         return _reference.kernel_matrix(X, Z, kernel, block_size)
-    dt = working_dtype(X)
+    xp, dt = dev.xp, working_dtype(X)
     nx, d = X.shape
-    Zc = dev.xp.ascontiguousarray(Z, dtype=dt)
+    nz = Z.shape[0]
+    Zc = xp.ascontiguousarray(Z, dtype=dt)
     sz = dev.sq_norms(Zc)
-    out = dev.xp.empty((nx, Z.shape[0]), dt)
+    out = xp.empty((nx, nz), dt)
+    rows, cols = _kernel_tiles(dev, nx, nz, d, dt, row_bytes=0, col_bytes=0, block_size=block_size)
 
-    def step(state, s, e):
+    def make_state():
+        return None if cols >= nz else xp.empty(rows * cols, dt)
+
+    def step(buf, s, e):
         Xb = dev.block(X, s, e, dt)
-        dev.matmul(Xb, Zc.T, out[s:e])
-        dev.kernel_apply(kernel, out[s:e], dev.sq_norms(Xb), sz)
+        sx = dev.sq_norms(Xb)
+        if buf is None:
+            dev.matmul(Xb, Zc.T, out[s:e])
+            dev.kernel_apply(kernel, out[s:e], sx, sz)
+            return
+        for zs, ze in blocks(nz, cols):
+            G = buf[: (e - s) * (ze - zs)].reshape(e - s, ze - zs)
+            dev.matmul(Xb, Zc[zs:ze].T, G)
+            dev.kernel_store(kernel, G, sx, sz[zs:ze], out[s:e], zs)
 
-    dev.run(nx, min(_rows(dev, block_size, dt.itemsize * d), nx), lambda: None, step)
+    dev.run(nx, rows, make_state, step)
     return out
 
+
+def kernel_gram_matvec(dev, X, C, V, kernel, block_size=None):
+    """K(X, C)ᵀ K(X, C) V for V (M, k), Falkon's fused product: per row block X_b the block
+    K_b = K(X_b, C) (rows × M) is evaluated once (``dev.kernel_gram_reduce``) and reduced
+    twice, acc += K_bᵀ (K_b V), in float64. X any dtype; C (M, d) in the working dtype; V in
+    the working dtype or float64. Returns float64 (M, k)."""
+    if dev.reference:
+        return _reference.kernel_gram_matvec(X, C, V, kernel, block_size)
+    xp, dt = dev.xp, C.dtype
+    nx, d = X.shape
+    M, k = V.shape
+    # the block of kernel values is the tile: all M columns at once (and a copy in V's dtype)
+    rows, _ = _kernel_tiles(dev, nx, M, d, dt, row_bytes=16 * k + (dt.itemsize + V.dtype.itemsize) * M,
+                            col_bytes=V.dtype.itemsize * k + 8 * k, block_size=block_size, whole_z=True)
+    sc = dev.sq_norms(C)
+
+    def make_state():
+        return dev.kernel_workspace(rows, M, k, dt), xp.zeros((M, k), xp.float64)
+
+    def step(state, s, e):
+        ws, acc = state
+        Xb = dev.block(X, s, e, dt)
+        dev.kernel_gram_reduce(kernel, Xb, dev.sq_norms(Xb), C, sc, V, acc, ws)
+
+    return _sum([st[1] for st in dev.run(nx, rows, make_state, step)])
+
+
+def _kernel_tiles(dev, nx, nz, d, dt, *, row_bytes, col_bytes, block_size, whole_z=False):
+    """(rows, cols) of the kernel ops' tiles: ``dev.kernel_tile`` at most (its columns count
+    4-byte values: float64 tiles get half), within each worker's share of the budget with the X
+    block, its scaled copy and norms (per row), a Z tile row's norms (per column) and the tile
+    itself; ``whole_z``: one tile spans all of Z."""
+    max_rows, max_cols = dev.kernel_tile
+    size = dt.itemsize
+    max_cols = max(1, max_cols * 4 // size)
+    rows, cols = tiles(nx, nz, row_bytes=size * (2 * d + 2) + row_bytes,
+                       col_bytes=size * 2 + col_bytes,
+                       cell_bytes=0 if whole_z else dev.tile_cell_bytes(dt),
+                       budget=dev.budget() // dev.workers, max_rows=max_rows,
+                       max_cols=nz if whole_z else max_cols, rows=block_size)
+    return rows, cols

@@ -19,8 +19,9 @@ CG runs on the preconditioned system (BᵀHB scaled by n; T⁻ᵀK_MM T⁻¹ ≈
 
 whose condition number is O(1) when M ≳ √n log n. ``tol`` applies to the relative residual of
 this M-dimensional system (it is not ‖(K + nλI)α − y‖/‖y‖, which the Nyström problem does not
-solve). Per iteration: K_nM v and K_nMᵀ w, two ``kernel_matvec`` calls of n·M kernel values
-(O(nMd) FLOPs); memory O(M²) for T and A (float64) plus O(n) vectors.
+solve). Per iteration one fused product K_nMᵀ(K_nM v) (``Problem.kgram``: each block of K_nM is
+evaluated once and reduced twice, as Falkon's fmmv does; n·M kernel values, O(nMd) FLOPs);
+memory O(M²) for T and A (float64) plus O(n) vectors.
 
 Defaults: M = min(n, ⌈√n · ln n⌉, 20,000); ``max_iter`` = 200 CG iterations (Falkon typically
 needs 10–50).
@@ -70,8 +71,8 @@ def solve(problem, *, tol, max_iter, monitor, n_centers=None):
     def precond_t(v):  # A⁻ᵀT⁻ᵀv
         return solve_tri(A_d, solve_tri(T_d, v, trans="T"), trans="T")
 
-    def knm_t_knm(v):  # K_nMᵀ K_nM v
-        return problem.kmv(C, problem.X, problem.kmv(problem.X, C, v))
+    def knm_t_knm(v):  # K_nMᵀ K_nM v, each block of K_nM evaluated once
+        return problem.kgram(C, v)
 
     def apply(u):
         au = solve_tri(A_d, u)

@@ -20,8 +20,9 @@ class Problem:
     """(K + shift·I) α = Y with K = k(X, X).
 
     X : (n, d) training inputs, any real dtype (the working dtype is the ops' rule: float32 for
-        float32 X). Placed on ``device`` once, here; every kernel product then runs on the
-        device through ``pyfeat.ops.blocked`` (no per-call checks or copies of X).
+        float32 X). Placed on ``device`` once, here, contiguous in the working dtype; every
+        kernel product then runs on the device through ``pyfeat.ops.blocked`` (no per-call
+        checks or copies of X).
     Y : (n, k) float64 targets (or None for prediction-only problems).
     shift : nλ.  rng : numpy.random.Generator for subsamples and starting vectors.
     device : a backend name or ``pyfeat.ops.Device``.  block_size : rows per block of the ops.
@@ -36,17 +37,23 @@ class Problem:
     rng: np.random.Generator
     device: object = None
     block_size: int | None = None
-    n_matvecs: int = field(default=0, init=False)
+    kernel_evaluations: int = field(default=0, init=False)
 
     def __post_init__(self):
         self.device = ops.device(self.device)
         self.X = self.device.asarray(self.X)
+        self.X = self._working(self.X)
         if self.Y is not None:
             self.Y = self.device.asarray(self.Y, dtype=np.float64)
 
     @property
     def n(self):
         return self.X.shape[0]
+
+    @property
+    def matvecs(self):
+        """Kernel values evaluated so far, in units of one n × n matvec (n² values)."""
+        return self.kernel_evaluations / self.n**2
 
     @property
     def xp(self):
@@ -57,23 +64,26 @@ class Problem:
         return working_dtype(self.X)  # the ops' rule (float16 X works in float32)
 
     def kmv(self, A, B, V):
-        """k(A, B) @ V in float64 for float64 V (n_b,) or (n_b, k); A, B on the device in the
-        working dtype's family (see the module docstring of ``pyfeat.solvers``)."""
+        """k(A, B) @ V in float64 for V (n_b,) or (n_b, k) (cast to float64); A, B on the device
+        in the working dtype's family. With float32 X the float32 kernel values multiply the
+        float64 V in float64 (one product; see ``pyfeat.solvers``)."""
         xp = self.xp
-        self.n_matvecs += 1
+        self.kernel_evaluations += A.shape[0] * B.shape[0]
         V = xp.asarray(V, dtype=xp.float64)
-        V2 = V.reshape(V.shape[0], -1)
-        if self.working_dtype == np.float32:
-            hi = V2.astype(xp.float32)
-            lo = (V2 - hi).astype(xp.float32)
-            out = blocked.kernel_matvec(self.device, A, B, xp.concatenate([hi, lo], axis=1), self.kernel,
-                                        self.block_size)
-            k = V2.shape[1]
-            out = out[:, :k].astype(xp.float64) + out[:, k:].astype(xp.float64)
-        else:
-            out = blocked.kernel_matvec(self.device, A, B, V2, self.kernel, self.block_size)
-            out = out.astype(xp.float64, copy=False)
+        out = blocked.kernel_matvec(self.device, A, self._working(B), V.reshape(V.shape[0], -1), self.kernel,
+                                    self.block_size)
         return out.reshape((A.shape[0],) + V.shape[1:])
+
+    def kgram(self, C, V):
+        """k(X, C)ᵀ k(X, C) @ V in float64 (M, k) for V (M, k): each block of k(X, C) evaluated
+        once (``pyfeat.ops.blocked.kernel_gram_matvec``, Falkon's fused product)."""
+        self.kernel_evaluations += self.n * C.shape[0]
+        V = self.xp.asarray(V, dtype=self.xp.float64)
+        return blocked.kernel_gram_matvec(self.device, self.X, self._working(C), V, self.kernel, self.block_size)
+
+    def _working(self, B):
+        """B contiguous in the working dtype (the Z side of the ops; a no-op for X itself)."""
+        return self.xp.ascontiguousarray(B, dtype=self.working_dtype)
 
     def matvec(self, V):
         """(K + nλI) V."""

@@ -7,7 +7,8 @@
 // Launches are asynchronous on that stream. Bad sizes or null pointers throw std::invalid_argument;
 // a failing CUDA call throws std::runtime_error naming file:line and the CUDA error.
 //
-// The templates are explicitly instantiated for T = float and T = double in the .cu files.
+// The templates are explicitly instantiated for T = float and T = double in the .cu files
+// (kernel_matvec also for float X with double V).
 #pragma once
 
 #include <cstdint>
@@ -41,17 +42,18 @@ void kernel_matrix(int code, double p0, double p1, double p2, T* G, std::int64_t
 // (chunk c = rows [c q, (c+1) q) of Z, q = ceil(nz / splits)); the caller adds the chunks.
 // Contiguous row-major X: nx x d, Z: nz x d, V: nz x k, out: splits x nx x k; sx, sz: squared
 // row norms of X and Z. Every element of out is written (zeros for empty chunks).
-// Per Z tile the sums run in T; across Z tiles they accumulate in double.
-template <class T>
+// V and out have type TV: T, or double with T = float (the float kernel values multiply V in
+// double). Per Z tile the sums run in TV; across Z tiles they accumulate in double.
+template <class T, class TV>
 void kernel_matvec(int code, double p0, double p1, double p2, const T* X, std::int64_t nx,
                    const T* Z, std::int64_t nz, std::int64_t d, const T* sx, const T* sz,
-                   const T* V, std::int64_t k, T* out, std::int64_t splits, std::uintptr_t stream);
+                   const TV* V, std::int64_t k, TV* out, std::int64_t splits, std::uintptr_t stream);
 
 // cudaRuntimeGetVersion of the (statically linked) runtime, e.g. 13000; needs no device.
 int runtime_version();
 
 // Adds the launchers above to the extension module as cuda_<name>_f32 / cuda_<name>_f64
-// (csrc/cuda_bindings.cpp).
+// (csrc/cuda_bindings.cpp; cuda_kernel_matvec_f32(..., v_f64=True) is the float X, double V one).
 void register_bindings(pybind11::module_& m);
 
 }  // namespace pyfeat::cuda
