@@ -483,40 +483,41 @@ class NumbaDevice(Device):
         dt, code = Xb.dtype, kernel.code
         G = ws.get("tile", (rows, cols), dt)
         fused = k == 1 and Vc.dtype == dt
-        W = ws.get("w", (k, cols), Vc.dtype)
         np.matmul(Xb, Zc.T, out=G)
+        if k > _FUSED_COLUMNS:
+            self.kernel_apply(kernel, G, sx, szc)
+            acc += self._tile_times(G, Vc, ws)
+            return
+        W = ws.get("w", (k, cols), Vc.dtype)
         if code in COSINE:
             rx, u, rz, v = self._cosine_scales(code, sx, szc, ws)
             _scaled_transpose(Vc, v, W)
-            if fused or k <= _FUSED_COLUMNS:
-                _cosine_pass(code, DOT if fused else ROWS, G, rx, rz, u, v, W, acc, G, 0)
-            else:
-                _cosine_pass(code, ROWS, G, rx, rz, u, v, W[:0], acc, G, 0)
-                acc += u[:, None] * self._tile_times(G, W, ws)
-        else:
+            _cosine_pass(code, DOT if fused else ROWS, G, rx, rz, u, v, W, acc, G, 0)
+        elif fused:
+            # contiguous 1-D views: the layout the fused loop is compiled (and vectorized) for
             p = self._params(kernel, dt)
-            if fused:
-                # contiguous 1-D views: the layout the fused loop is compiled (and vectorized) for
-                _kernel_dot(code, G, sx, szc, np.ascontiguousarray(Vc[:, 0]), *p, acc.reshape(-1))
-                return
+            _kernel_dot(code, G, sx, szc, np.ascontiguousarray(Vc[:, 0]), *p, acc.reshape(-1))
+        else:
             W[...] = Vc.T
-            if k <= _FUSED_COLUMNS:
-                _kernel_rows(code, G, sx, szc, *p, W, acc)
-            else:
-                _kernel_inplace(code, G, sx, szc, *p)
-                acc += self._tile_times(G, W, ws)
+            _kernel_rows(code, G, sx, szc, *self._params(kernel, dt), W, acc)
 
     def kernel_gram_reduce(self, kernel, Xb, sx, C, sc, V, acc, ws):
         """acc += K_bᵀ (K_b V), K_b = K(Xb, C) (rows × M) evaluated once: the kernel pass
         computes K_b V row by row (float64 sums) while it leaves the kernel values in the block,
-        and one more pass over the block adds K_bᵀ (K_b V)."""
+        and one more pass over the block adds K_bᵀ (K_b V); above _FUSED_COLUMNS columns, two
+        GEMMs of the kernel block."""
         rows, M, k = Xb.shape[0], C.shape[0], V.shape[1]
         dt, code = Xb.dtype, kernel.code
         G = ws.get("tile", (rows, M), dt)
+        np.matmul(Xb, C.T, out=G)
+        if k > _FUSED_COLUMNS:
+            self.kernel_apply(kernel, G, sx, sc)
+            K = self._as_dtype(G, V.dtype, ws)
+            acc += K.T @ self._tile_times(K, V, ws)
+            return
         W = ws.get("w", (k, M), V.dtype)
         Kv = ws.get("kv", (rows, k), np.float64)
         Kv[...] = 0
-        np.matmul(Xb, C.T, out=G)
         if code in COSINE:
             rx, u, rc, v = self._cosine_scales(code, sx, sc, ws)
             _scaled_transpose(V, v, W)
@@ -544,14 +545,19 @@ class NumbaDevice(Device):
         return rx, u, rz, v
 
     @staticmethod
-    def _tile_times(G, W, ws):
-        """G Wᵀ by BLAS in W's dtype (a float32 tile is copied to float64 for a float64 W)."""
-        if G.dtype != W.dtype:
-            G64 = ws.get("tile64", G.shape, W.dtype)
-            G64[...] = G
-            G = G64
-        out = ws.get("gw", (G.shape[0], W.shape[0]), W.dtype)
-        np.matmul(G, W.T, out=out)
+    def _as_dtype(K, dtype, ws):
+        """K, or its copy in ``dtype`` (a float32 tile for the products with a float64 V)."""
+        if K.dtype == dtype:
+            return K
+        copy = ws.get("tile_" + np.dtype(dtype).name, K.shape, dtype)
+        copy[...] = K
+        return copy
+
+    def _tile_times(self, K, V, ws):
+        """K V by BLAS in V's dtype, into a workspace buffer."""
+        K = self._as_dtype(K, V.dtype, ws)
+        out = ws.get("tile_v", (K.shape[0], V.shape[1]), V.dtype)
+        np.matmul(K, V, out=out)
         return out
 
     @staticmethod
