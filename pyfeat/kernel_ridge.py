@@ -22,17 +22,21 @@ import scipy.linalg
 from pyfeat import backend as _backend
 from pyfeat import kernels as _kernels
 from pyfeat._base import BaseEstimator, NotFittedError
-from pyfeat.solvers import SOLVERS, Monitor, Problem, solve
+from pyfeat.solvers import SOLVERS, Monitor, Problem, Solution, solve
 from pyfeat.solvers.problem import to_host
 from pyfeat.solvers import direct as _direct
 from pyfeat.solvers import richardson as _richardson
+from pyfeat.solvers import ridge_path as _ridge_path
 
-__all__ = ["KernelRidge", "kernel_gradient_flow", "AUTO_DIRECT_MAX_N"]
+__all__ = ["KernelRidge", "kernel_gradient_flow", "AUTO_DIRECT_MAX_N", "AUTO_NYSTROM_MIN_N"]
 
 logger = logging.getLogger(__name__)
 
-# solver="auto": direct up to this n (when the matrix fits the direct memory limit), else eigenpro
-AUTO_DIRECT_MAX_N = 20_000
+# solver="auto" (see KernelRidge): direct up to this n; pcg up to AUTO_NYSTROM_MIN_N; nystrom above
+AUTO_DIRECT_MAX_N = 5_000
+AUTO_NYSTROM_MIN_N = 200_000
+# below this ridge the iterative solvers converge slowly: direct wherever the matrix fits
+AUTO_SMALL_RIDGE = 1e-7
 # kernel_gradient_flow(method="auto"): eigendecomposition up to this n
 AUTO_EIGH_MAX_N = 5_000
 
@@ -45,19 +49,29 @@ class KernelRidge(BaseEstimator):
     kernel : str or pyfeat.kernels.Kernel, default "ntk"
         Any name of ``pyfeat.kernels.names()``; ``kernel_params`` are passed to
         ``pyfeat.kernels.get``.
-    ridge : float ≥ 0, default 1e-4
-        λ in (1/n)Σ(f(x_i) − y_i)² + λ‖f‖²_H (scikit-learn's alpha = nλ).
-    solver : {"auto", "direct", "cg", "richardson", "eigenpro", "nystrom"}, default "auto"
-        "auto": ``richardson`` when ``early_stopping`` is set; else ``direct`` when
-        n ≤ 20,000 and the n×n float64 matrix fits ``pyfeat.solvers.direct.memory_limit()``;
-        else ``eigenpro``. The choice is logged (printed when verbose) and kept in ``solver_``.
+    ridge : float ≥ 0, "auto" or a 1-D grid of floats > 0, default 1e-4
+        λ in (1/n)Σ(f(x_i) − y_i)² + λ‖f‖²_H (scikit-learn's alpha = nλ). "auto" (or a grid)
+        chooses λ over a grid (default t̄·10^k, k = −7 … −1 in quarter decades, t̄ the mean of
+        k(x_i, x_i); ``pyfeat.solvers.ridge_path``): by exact GCV from one eigendecomposition
+        when n ≤ 4096 and the direct solver applies, else by the held-out MSE of a 10 % split,
+        every λ of the grid solved in one preconditioned CG run; then fits at the chosen λ.
+    solver : {"auto", "direct", "cg", "pcg", "richardson", "eigenpro", "nystrom"}, default "auto"
+        "auto" picks the fastest solver for the size, the ridge and the memory (measured on
+        2-core CPUs, benchmarks/test_bench_kernel_ridge.py): ``richardson`` when
+        ``early_stopping`` is set; ``direct`` for n ≤ 5000, or for any n whose n×n float64
+        matrix fits ``pyfeat.solvers.direct.memory_limit()`` when λ < 1e-7 (the iterative
+        solvers converge slowly there) or λ = 0 (interpolation); ``eigenpro`` for λ = 0 above
+        the memory limit; ``pcg`` (Nyström-preconditioned CG on the full problem: a few tens
+        of matvecs) up to n = 200,000; ``nystrom`` (Falkon with M ≈ 1.5 d_eff centres: n·M
+        kernel values per iteration instead of n²) above. The choice and the reason are logged
+        (printed when verbose) and kept in ``solver_``, ``solver_reason_``.
     tol : float > 0, default 1e-6
         Relative residual ‖(K + nλI)α − y‖/‖y‖ (largest over columns of y) at which the
         iterative solvers stop; for ``nystrom`` the relative residual of its preconditioned
         M-dimensional system.
     max_iter : int or None
-        Iterations (CG steps, gradient steps, EigenPro epochs); None: cg 1000, richardson
-        10,000, eigenpro 100 epochs, nystrom 200.
+        Iterations (CG steps, gradient steps, EigenPro epochs); None: cg 1000, pcg 500,
+        richardson 10,000, eigenpro 100 epochs, nystrom 200.
     block : int or None
         Rows per block in ``pyfeat.ops`` (None: from ``pyfeat.backend.memory_budget()``).
     backend : "auto", "numba", "cuda" or "numpy"
@@ -65,23 +79,29 @@ class KernelRidge(BaseEstimator):
     verbose : bool, default False
         Show which solver runs and a tqdm progress bar.
     seed : int or None, default 0
-        Seeds numpy.random.default_rng for the Nyström centres, the EigenPro subsample and
-        batches, and the power-iteration start.
+        Seeds numpy.random.default_rng for the Nyström centres, the pcg/EigenPro subsample and
+        batches, the ridge selection's split, and the power-iteration start.
     kernel_params : dict or None
         Kernel parameters (e.g. {"bandwidth": 2.0} for "rbf").
     early_stopping : float or None
         Gradient-flow time t for ``richardson`` (seed 003; see ``pyfeat.solvers.richardson``).
     n_centers : int or None
-        Nyström centres M for ``nystrom`` (None: min(n, ⌈√n ln n⌉, 20,000)).
+        Nyström centres M for ``nystrom`` (None: min(n, max(⌈√n ln n⌉, ⌈1.5 d̂_eff(λ)⌉),
+        20,000); ``pyfeat.solvers.nystrom``).
     n_components, subsample, batch_size : int or None
-        EigenPro's q, s and mini-batch size (None: min(100, s/10), min(n, 2000), from the
-        critical batch size).
+        EigenPro's q, the subsample size s of EigenPro and pcg, and EigenPro's mini-batch size
+        (None: from the spectrum, the memory and the critical batch size;
+        ``pyfeat.solvers.eigenpro``, ``pyfeat.solvers.pcg``).
 
     Attributes
     ----------
     dual_coef_ : (n_coef,) or (n_coef, k) float64 array; X_fit_ : the points it refers to (the
         training set, or the Nyström centres), so f(x) = k(x, X_fit_) @ dual_coef_.
-    solver_ : the solver that ran.  n_iter_, converged_ : iterations and whether tol was met.
+    solver_, solver_reason_ : the solver that ran and why.  n_iter_, converged_ : iterations
+        and whether tol was met.  ridge_ : the λ of the fit (the chosen one for "auto");
+        ridge_grid_, ridge_scores_ (GCV or held-out MSE per λ; NaN: not scored), ridge_method_
+        ("gcv" or "held-out") when λ was selected.
+    n_matvecs_ : kernel values evaluated by the fit, in units of one n × n matvec.
     history_ : dict of arrays "iteration", "residual" (relative), "time" (seconds since start).
     solver_info_ : solver settings (step size, EigenPro q/s/batch, Nyström centres, ...).
     fit_time_ : seconds.  n_features_in_ : d.
@@ -120,8 +140,22 @@ class KernelRidge(BaseEstimator):
             raise TypeError(f"kernel_params must be a dict or None, got {type(params).__name__}")
         return _kernels.get(self.kernel, **params)
 
+    def _ridge_grid(self):
+        """None for a fixed ridge, else the user's grid (an array) or "auto"."""
+        if isinstance(self.ridge, str):
+            if self.ridge != "auto":
+                raise ValueError(f"ridge must be 'auto', a number ≥ 0 or a 1-D grid of numbers > 0, got {self.ridge!r}")
+            return "auto"
+        if np.ndim(self.ridge) == 0:
+            _real("ridge", self.ridge, strict=False)
+            return None
+        grid = np.asarray(self.ridge, dtype=np.float64) if _all_real(self.ridge) else None
+        if grid is None or grid.ndim != 1 or grid.size == 0 or not np.isfinite(grid).all() or (grid <= 0).any():
+            raise ValueError(f"ridge must be 'auto', a number ≥ 0 or a 1-D grid of numbers > 0, got {self.ridge!r}")
+        return grid
+
     def _check_params(self):
-        _real("ridge", self.ridge, strict=False)
+        self._ridge_grid()
         _real("tol", self.tol)
         for name in ("max_iter", "block", "n_centers", "n_components", "batch_size"):
             _optional_int(name, getattr(self, name), 1)
@@ -134,6 +168,9 @@ class KernelRidge(BaseEstimator):
                 raise ValueError(
                     f"early_stopping is a parameter of solver='richardson' (gradient flow), got solver={self.solver!r}"
                 )
+            if self._ridge_grid() is not None:
+                raise ValueError("early_stopping regularizes by time; it cannot be combined with a selected "
+                                 f"ridge (ridge={self.ridge!r}): give a number")
         if self.solver != "auto" and self.solver not in SOLVERS:
             raise ValueError(f"solver must be 'auto' or one of {SOLVERS}, got {self.solver!r}")
         if not isinstance(self.verbose, (bool, np.bool_)):
@@ -141,14 +178,24 @@ class KernelRidge(BaseEstimator):
         _backend.resolve(self.backend)
         return self._kernel()
 
-    def _choose_solver(self, n):
+    def _choose_solver(self, n, ridge):
+        """(solver, why) for ``solver="auto"`` (the rule of the class docstring)."""
         if self.solver != "auto":
             return self.solver, "requested"
         if self.early_stopping is not None:
             return "richardson", "early_stopping is set"
-        if n <= AUTO_DIRECT_MAX_N and _direct.fits(n):
-            return "direct", f"n={n} ≤ {AUTO_DIRECT_MAX_N} and the matrix fits the direct memory limit"
-        return "eigenpro", f"n={n}: too large for the direct solver"
+        fits = _direct.fits(n)
+        if n <= AUTO_DIRECT_MAX_N and fits:
+            return "direct", f"n={n} ≤ {AUTO_DIRECT_MAX_N}: one factorization is fastest"
+        if ridge < AUTO_SMALL_RIDGE and fits:
+            return "direct", (f"ridge={ridge:g} < {AUTO_SMALL_RIDGE:g}: iterative solvers converge slowly, and the "
+                              f"n×n matrix fits the direct memory limit")
+        if ridge == 0:
+            return "eigenpro", f"ridge=0 (interpolation) and n={n}: the n×n matrix is over the direct memory limit"
+        if n <= AUTO_NYSTROM_MIN_N:
+            return "pcg", f"n={n} > {AUTO_DIRECT_MAX_N}: Nyström-preconditioned CG needs a few tens of matvecs"
+        return "nystrom", (f"n={n} > {AUTO_NYSTROM_MIN_N}: a matvec costs n² kernel values, a Nyström iteration "
+                           f"n·M with M ≈ 1.5 d_eff centres")
 
     # -- fit / predict ----------------------------------------------------------------------
 
@@ -157,22 +204,32 @@ class KernelRidge(BaseEstimator):
         kernel = self._check_params()
         X, Y, single = _check_xy(X, y)
         n = X.shape[0]
-        name, why = self._choose_solver(n)
+        t0 = time.perf_counter()
+        problem = Problem(X, Y, kernel, shift=0.0, ridge=0.0, rng=np.random.default_rng(self.seed),
+                          device=self.backend, block_size=self.block)
+        exact = self._select_ridge(problem)
+        ridge = self.ridge_
+        problem.shift, problem.ridge = n * ridge, ridge
+        name, why = ("direct", "the ridge selection's eigendecomposition") if exact else self._choose_solver(n, ridge)
         logger.info("KernelRidge: solver=%s (%s)", name, why)
         if self.verbose:
             print(f"KernelRidge: solver={name} ({why})")
-        problem = Problem(X, Y, kernel, shift=n * float(self.ridge), ridge=float(self.ridge),
-                          rng=np.random.default_rng(self.seed), device=self.backend, block_size=self.block)
         options = {
             "richardson": {"early_stopping": self.early_stopping},
-            "eigenpro": {"subsample": self.subsample, "n_components": self.n_components, "batch_size": self.batch_size},
+            "eigenpro": {"subsample_size": self.subsample, "n_components": self.n_components,
+                         "batch_size": self.batch_size},
+            "pcg": {"subsample_size": self.subsample},
             "nystrom": {"n_centers": self.n_centers},
         }.get(name, {})
-        t0 = time.perf_counter()
         monitor = Monitor(name, self.max_iter, self.verbose)
-        sol = solve(name, problem, tol=float(self.tol), max_iter=self.max_iter, monitor=monitor, **options)
+        if exact:
+            coef = exact(ridge)
+            monitor.record(1, problem.relative_residual(coef))
+            sol = Solution(coef, 1, True, monitor.history(), info={"method": "eigendecomposition"})
+        else:
+            sol = solve(name, problem, tol=float(self.tol), max_iter=self.max_iter, monitor=monitor, **options)
         self.fit_time_ = time.perf_counter() - t0
-        self.solver_ = name
+        self.solver_, self.solver_reason_ = name, why
         self.X_fit_ = problem.X if sol.centers is None else sol.centers
         self.dual_coef_ = sol.coef[:, 0] if single else sol.coef
         self.n_iter_, self.converged_ = sol.n_iter, bool(sol.converged)
@@ -181,6 +238,28 @@ class KernelRidge(BaseEstimator):
         self.kernel_ = kernel
         self.n_matvecs_ = problem.matvecs
         return self
+
+    def _select_ridge(self, problem):
+        """Sets ridge_ (and for a selection ridge_grid_, ridge_scores_, ridge_method_); returns
+        the exact path's α(λ) when GCV ran (the fit then needs no solver), else None."""
+        grid = self._ridge_grid()
+        if grid is None:
+            self.ridge_ = float(self.ridge)
+            return None
+        grid = _ridge_path.default_grid(problem) if isinstance(grid, str) else grid
+        n = problem.n
+        if n <= _ridge_path.EXACT_MAX_N and self.solver in ("auto", "direct") and _direct.fits(n):
+            scores, exact = _ridge_path.gcv(problem, grid)
+            self.ridge_method_ = "gcv"
+        else:
+            budget = _ridge_path.SELECT_MAX_ITER if self.max_iter is None else self.max_iter
+            scores, _ = _ridge_path.held_out(problem, grid, budget)
+            exact = None
+            self.ridge_method_ = "held-out"
+        self.ridge_grid_, self.ridge_scores_ = np.asarray(grid, np.float64), scores
+        self.ridge_ = _ridge_path.best(grid, scores)
+        logger.info("KernelRidge: ridge=%g chosen by %s over %d values", self.ridge_, self.ridge_method_, len(grid))
+        return exact
 
     def _check_fitted(self):
         if not hasattr(self, "dual_coef_"):
@@ -290,6 +369,14 @@ def _real(name, value, strict=True):
         raise ValueError(f"{name} must be a finite real number, got {value!r}")
     if value < 0 or (strict and value == 0):
         raise ValueError(f"{name} must be {'> 0' if strict else '≥ 0'}, got {value!r}")
+
+
+def _all_real(values):
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError):
+        return False
+    return arr.dtype.kind in "fiu" and arr.dtype != np.bool_
 
 
 def _optional_int(name, value, low):

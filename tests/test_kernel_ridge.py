@@ -203,7 +203,8 @@ def test_auto_and_memory_limit(problem, monkeypatch):
     monkeypatch.setenv("PYFEAT_DIRECT_MEMORY_MB", "0.1")
     with pytest.raises(ValueError, match="memory"):
         KernelRidge(solver="direct").fit(X, y)
-    assert KernelRidge(ridge=1e-2, subsample=120).fit(X, y).solver_ == "eigenpro"
+    assert KernelRidge(ridge=1e-2, subsample=120).fit(X, y).solver_ == "pcg"
+    assert KernelRidge(ridge=0.0, subsample=120, max_iter=2).fit(X, y).solver_ == "eigenpro"
 
 
 @pytest.mark.parametrize(

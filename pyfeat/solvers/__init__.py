@@ -8,6 +8,9 @@ plus what the ops use for their blocks); ``direct`` materializes it.
 =============  =================================================================================
 ``direct``     Cholesky of the float64 matrix K + nλI (small n; refuses above a memory limit).
 ``cg``         conjugate gradient on (K + nλI)α = Y, all right-hand sides in one matvec.
+``pcg``        conjugate gradient preconditioned with the rank-q Nyström approximation of K from
+               a subsample (Frangella, Tropp & Udell 2023): O(√κ_q) iterations, κ_q the
+               condition number left after the top q eigendirections.
 ``richardson`` kernel gradient descent / Landweber α ← α − η((K + nλI)α − Y), η from a power
                iteration; ``early_stopping=t`` stops at gradient-flow time t (seed 003).
 ``eigenpro``   EigenPro 2 (Ma & Belkin 2017, 2019): mini-batch iteration preconditioned with the
@@ -18,11 +21,10 @@ plus what the ops use for their blocks); ``direct`` materializes it.
 
 Precision. Solver vectors (α, residuals, search directions) are float64 whatever the dtype of
 X. Kernel values are computed in the working dtype of X (float32 for float32 X). For float32 X,
-a float64 vector v is passed to the matvec as two float32 columns hi = fl32(v), lo = fl32(v − hi)
-and the two products are summed in float64 (one matvec with two columns costs about as much as
-one with one column), so the iterate keeps float64 precision and the solver solves, to the
-requested tolerance, the system of the float32-evaluated kernel (entries with relative error
-≈ 1e-7). ``direct`` evaluates K in float64 from X cast to float64.
+the matvec multiplies the float32 kernel values by the float64 vector in float64 (one product,
+``pyfeat.ops.blocked.kernel_matvec``), so the iterate keeps float64 precision and the solver
+solves, to the requested tolerance, the system of the float32-evaluated kernel (entries with
+relative error ≈ 1e-7). ``direct`` evaluates K in float64 from X cast to float64.
 
 Residuals are reported relative: ‖(K + nλI)α − y‖ / ‖y‖ per column, the largest over columns.
 
@@ -37,12 +39,13 @@ from pyfeat.solvers.problem import Problem, Solution
 
 __all__ = ["SOLVERS", "Problem", "Solution", "Monitor", "ConvergenceWarning", "solve"]
 
-SOLVERS = ("direct", "cg", "richardson", "eigenpro", "nystrom")
+SOLVERS = ("direct", "cg", "pcg", "richardson", "eigenpro", "nystrom")
 
 
 def solve(name, problem, *, tol, max_iter, monitor, **options):
     """Run solver ``name`` on ``problem``; ``options`` are the solver's own keyword arguments."""
-    from pyfeat.solvers import cg, direct, eigenpro, nystrom, richardson
+    from pyfeat.solvers import cg, direct, eigenpro, nystrom, pcg, richardson
 
-    impl = {"direct": direct, "cg": cg, "richardson": richardson, "eigenpro": eigenpro, "nystrom": nystrom}[name]
+    impl = {"direct": direct, "cg": cg, "pcg": pcg, "richardson": richardson, "eigenpro": eigenpro,
+            "nystrom": nystrom}[name]
     return impl.solve(problem, tol=tol, max_iter=max_iter, monitor=monitor, **options)

@@ -11,7 +11,7 @@ Default ``max_iter``: 1000 iterations (restarts included).
 
 from __future__ import annotations
 
-from pyfeat.solvers.krylov import conjugate_gradient
+from pyfeat.solvers.krylov import restarted
 from pyfeat.solvers.monitor import warn_not_converged
 from pyfeat.solvers.problem import Solution
 
@@ -20,17 +20,8 @@ DEFAULT_MAX_ITER = 1000
 
 def solve(problem, *, tol, max_iter, monitor):
     max_iter = DEFAULT_MAX_ITER if max_iter is None else max_iter
-    Y = problem.Y
-    alpha, it, _, _ = conjugate_gradient(problem.matvec, Y, tol, max_iter, monitor)
-    true = problem.relative_residual(alpha)
-    restarts = 0
-    while true > tol and it < max_iter:
-        alpha, more, _, _ = conjugate_gradient(problem.matvec, Y, tol, max_iter - it, monitor, x0=alpha, it0=it)
-        it += more
-        restarts += 1
-        previous, true = true, problem.relative_residual(alpha)
-        if true > 0.5 * previous or more == 0:
-            break
+    alpha, it, restarts, true = restarted(lambda V, cols: problem.matvec(V), problem.Y, tol, max_iter, monitor)
+    true = float(true.max())
     converged = true <= tol
     if not converged:
         warn_not_converged("cg", true, tol, it)

@@ -23,17 +23,27 @@ converges for steps below 2/λ_max(P(T + λI)).
     α_B ← α_B − η g_B
     α_S ← α_S + η U diag(c_i/σ_i) Uᵀ k(X_S, X_B) g_B   (P's correction: s·m kernel values)
 
-Top eigenvalue of the preconditioned system in α units: Λ = n(τ_{q+1} + λ); largest
-preconditioned diagonal β = max_{j∈S} (k(x_j, x_j) − Σ_i c_i σ_i u_ij² + nλ) (on the subsample,
-as EigenPro 2 does).
+Top eigenvalue of the preconditioned system in α units: Λ = n(λ_max(K_P)/s′ + λ), and largest
+preconditioned diagonal β = max k_P(x, x) + nλ, both on a held-out subsample S′ of
+s′ = min(2000, n − s) points (k_P the kernel of P(T + λI): k_P(x, z) = k(x, z) −
+Σ_i c_i ψ_i(x)ψ_i(z)). On S itself both are biased low, by 1.4–2.6× for Λ (the Nyström
+eigenvectors do not deflate the full operator exactly), which made larger q diverge; on S′ Λ is
+over-estimated 1.4–3.3× (research notes §1.5), a safe side.
 
 **Step and batch** (EigenPro 2 / Ma, Bassily & Belkin 2018): the critical batch size is
 m* = βn/Λ; the default batch is m = min(n, max(m*, 512)) (512: below it the ops' tiles run
-inefficiently), and the step is the largest safe one for that batch, η = 1/(β + (m − 1)Λ/n)
-(η = 1/Λ for full batches m = n).
+inefficiently); the step is η = 1/β for m ≤ m* and 1.8/(β + (m − 1)Λ/n) above (the EigenPro 2
+codes run at 2/(β + (m − 1)Λ/n); 1.8 keeps a margin against the estimates). In the mini-batch
+regime the slowest directions contract by about e^{−nλ/β} per epoch whatever q is; q lowers β
+(the top directions leave the diagonal) and raises m*.
 
-**Defaults**: s = min(n, 2000) (``subsample``), q = min(100, s/10) (``n_components``),
-``max_iter`` = 100 epochs. One epoch costs about one full matvec.
+**Defaults** (``pyfeat.solvers.subsample``): s from the device and memory (at most 4000 on the
+CPU) and min(s, n/2), so that the correction costs at most half a matvec per epoch; q = the
+number of τ̂_i above 2λ (flattening directions within 2× of the ridge gains nothing), at most
+⌈s/5⌉ and 1000 — for the NTK at d = 32 that covers the spherical-harmonic degrees 0–2
+(q ≈ 560, where the spectrum drops 700×; research notes §1.4), where q = 100 stopped inside the
+degree-2 cluster. ``max_iter`` = 100 epochs. An epoch costs one matvec (n² kernel values) plus
+s·n for the corrections.
 
 **Stopping.** The batch residuals g_B of one epoch (each exact when computed) give an estimate
 of ‖Aα − y‖; when it drops below tol·‖y‖ the true residual is computed (one matvec) and the
@@ -48,44 +58,61 @@ import math
 import numpy as np
 import scipy.linalg
 
+from pyfeat.solvers import subsample
 from pyfeat.solvers.monitor import warn_not_converged
 from pyfeat.solvers.problem import Solution, to_host
 
-DEFAULT_SUBSAMPLE = 2000
-DEFAULT_COMPONENTS = 100
 DEFAULT_MAX_EPOCHS = 100
 MIN_BATCH = 512
+MAX_COMPONENTS = 1000
+HELD_OUT = 2000
 
 
-def preconditioner(problem, s, q):
-    """Subsample indices S, eigenvectors U (s, q), weights c_i/σ_i (q,), Λ and β."""
-    n, lam = problem.n, problem.ridge
-    S = np.sort(problem.rng.choice(n, size=s, replace=False))
-    Kss = problem.host_kernel_matrix(problem.X[problem.xp.asarray(S)])
-    sigma, V = scipy.linalg.eigh(Kss, subset_by_index=[s - q - 1, s - 1])
-    sigma, V = np.maximum(sigma[::-1], 0.0), V[:, ::-1]
-    top, tau = sigma[:q], sigma / s
+def components(sub, lam):
+    """The default q (module docstring)."""
+    return int(max(1, min(sub.tau.size - 1, MAX_COMPONENTS, np.count_nonzero(sub.tau > 2 * lam))))
+
+
+def preconditioner(problem, sub, q):
+    """Weights c_i/σ_i (q,), Λ and β (module docstring) from the subsample's top q + 1
+    eigenpairs, Λ and β on held-out points."""
+    n, lam, s = problem.n, problem.ridge, sub.size
+    top, tau = sub.sigma[:q], sub.sigma / s
     c = 1.0 - (tau[q] + lam) / np.where(tau[:q] + lam > 0, tau[:q] + lam, 1.0)
     c = np.where(top > 0, np.clip(c, 0.0, 1.0), 0.0)
     weights = np.where(top > 0, c / np.where(top > 0, top, 1.0), 0.0)
-    Lambda = n * (tau[q] + lam)
-    beta = np.diag(Kss) - (V[:, :q] ** 2 * (c * top)).sum(axis=1) + problem.shift
-    return S, V[:, :q], weights, float(max(Lambda, 1e-300)), float(max(beta.max(), 1e-300))
+    rest = np.setdiff1d(np.arange(n), sub.indices, assume_unique=True)
+    if rest.size == 0:  # S is everything: the estimates on S itself
+        held, K_hS, K_hh = sub.indices, sub.K, sub.K
+    else:
+        held = np.sort(problem.rng.choice(rest, size=min(HELD_OUT, rest.size), replace=False))
+        Xh = problem.X[problem.xp.asarray(held)]
+        K_hS = problem.host_kernel(Xh, sub.X)
+        K_hh = problem.host_kernel(Xh, Xh)
+    Phi = K_hS @ sub.U[:, :q]
+    K_P = K_hh - (Phi * weights) @ Phi.T
+    with subsample.one_lapack_thread():
+        top_P = scipy.linalg.eigvalsh(K_P, subset_by_index=[held.size - 1, held.size - 1], check_finite=False)[0]
+    Lambda = n * (max(top_P, 0.0) / held.size + lam)
+    beta = float(np.max(np.diag(K_P))) + problem.shift
+    return weights, float(max(Lambda, 1e-300)), float(max(beta, 1e-300))
 
 
-def solve(problem, *, tol, max_iter, monitor, subsample=None, n_components=None, batch_size=None):
+def solve(problem, *, tol, max_iter, monitor, subsample_size=None, n_components=None, batch_size=None):
     n, xp, Y = problem.n, problem.xp, problem.Y
     max_epochs = DEFAULT_MAX_EPOCHS if max_iter is None else max_iter
-    s = min(n, DEFAULT_SUBSAMPLE if subsample is None else subsample)
-    q = min(s - 1, min(DEFAULT_COMPONENTS, max(1, s // 10)) if n_components is None else n_components)
-    if q < 1:
+    s = min(subsample.subsample_size(problem), max(2, n // 2)) if subsample_size is None else min(n, subsample_size)
+    if s < 2:
         raise ValueError(f"eigenpro needs a subsample of at least 2 points, got subsample={s}")
-    S, U, weights, Lambda, beta = preconditioner(problem, s, q)
+    rank = None if n_components is None else n_components + 1
+    sub = subsample.draw(problem, s, rank=rank)
+    q = components(sub, problem.ridge) if n_components is None else min(n_components, sub.tau.size - 1)
+    weights, Lambda, beta = preconditioner(problem, sub, q)
     critical = beta * n / Lambda
     m = min(n, max(math.ceil(critical), MIN_BATCH)) if batch_size is None else min(n, batch_size)
-    eta = 1.0 / (beta + (m - 1) * Lambda / n)
-    S_dev, U_dev, w_dev = xp.asarray(S), xp.asarray(U), xp.asarray(weights)
-    XS = problem.X[S_dev]
+    eta = 1.0 / beta if m <= critical else 1.8 / (beta + (m - 1) * Lambda / n)
+    S_dev, U_dev, w_dev = xp.asarray(sub.indices), xp.asarray(sub.U[:, :q]), xp.asarray(weights)
+    XS = sub.X
 
     alpha = xp.zeros_like(Y)
     good = alpha.copy()
@@ -119,6 +146,6 @@ def solve(problem, *, tol, max_iter, monitor, subsample=None, n_components=None,
         converged = true <= tol
         if not converged:
             warn_not_converged("eigenpro", true, tol, epoch)
-    info = {"subsample": s, "n_components": q, "batch_size": m, "critical_batch": critical,
+    info = {"subsample": s, "n_components": q, "tau": sub.tau, "batch_size": m, "critical_batch": critical,
             "step": eta, "Lambda": Lambda, "beta": beta, "halvings": halvings, "final_residual": true}
     return Solution(alpha, epoch, converged, monitor.history(), info=info)
