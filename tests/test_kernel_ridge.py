@@ -57,6 +57,7 @@ def test_direct_matches_sklearn(problem):
 # (solver, ridge, options): richardson needs a well-conditioned problem to reach tol
 SOLVERS = [
     ("cg", 1e-3, {}),
+    ("pcg", 1e-3, {"subsample": 120}),
     ("eigenpro", 1e-3, {"subsample": N, "n_components": 60, "max_iter": 500}),
     ("richardson", 3e-1, {"max_iter": 3000}),
     ("nystrom", 1e-3, {"n_centers": N}),
@@ -79,7 +80,7 @@ def test_solver_agrees_with_direct(problem, solver, ridge, options, dtype):
     assert np.isfinite(model.history_["residual"]).all() and (np.diff(model.history_["time"]) >= 0).all()
 
 
-@pytest.mark.parametrize("solver", ["cg", "eigenpro"])
+@pytest.mark.parametrize("solver", ["cg", "pcg", "eigenpro"])
 def test_reaches_requested_tolerance(problem, solver):
     X, y, _ = problem
     for tol in (1e-4, 1e-7):
@@ -104,7 +105,7 @@ def test_nystrom_tolerance_and_approximation(problem):
 def test_several_right_hand_sides(problem):
     X, y, Xt = problem
     Y = np.stack([y, np.cos(X[:, 3])], axis=1)
-    for solver in ("direct", "cg", "eigenpro", "nystrom"):
+    for solver in ("direct", "cg", "pcg", "eigenpro", "nystrom"):
         both = KernelRidge(ridge=1e-2, solver=solver, tol=1e-9, subsample=N, n_components=60, max_iter=500,
                            n_centers=N).fit(X, Y)
         second = KernelRidge(ridge=1e-2, solver="direct").fit(X, Y[:, 1])
@@ -164,7 +165,7 @@ def test_empirical_ntk_converges_to_ntk():
     assert with_b.shape == (2, 2) and np.allclose(with_b, with_b.T)
 
 
-@pytest.mark.parametrize("solver", ["direct", "cg", "eigenpro", "nystrom", "richardson"])
+@pytest.mark.parametrize("solver", ["direct", "cg", "pcg", "eigenpro", "nystrom", "richardson"])
 def test_duplicate_and_zero_rows(problem, solver):
     X, y, Xt = problem
     X = X.copy()
@@ -197,6 +198,7 @@ def test_not_converged_warns(problem):
     assert not m.converged_ and m.n_iter_ == 3
 
 
+@pytest.mark.filterwarnings("ignore::pyfeat.solvers.ConvergenceWarning")  # eigenpro with 2 epochs
 def test_auto_and_memory_limit(problem, monkeypatch):
     X, y, _ = problem
     assert KernelRidge().fit(X, y).solver_ == "direct"
@@ -216,6 +218,10 @@ def test_auto_and_memory_limit(problem, monkeypatch):
         ({"kernel": "sigmoid"}, None, None, "kernel"),
         ({"max_iter": 0}, None, None, "max_iter"),
         ({"solver": "cg", "early_stopping": 1.0}, None, None, "early_stopping"),
+        ({"ridge": "gcv"}, None, None, "ridge"),
+        ({"ridge": [1e-3, -1.0]}, None, None, "ridge"),
+        ({"ridge": "auto", "early_stopping": 1.0}, None, None, "early_stopping"),
+        ({"solver": "pcg", "ridge": 0.0}, None, None, "ridge > 0"),
         ({}, "nan", None, "X"),
         ({}, None, "short", "y"),
         ({}, "1d", None, "X"),

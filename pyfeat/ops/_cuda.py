@@ -102,16 +102,6 @@ class CudaDevice(Device):
                                              parts.data.ptr, _stream(), splits, Vc.dtype != Xb.dtype)
         acc += parts.sum(axis=0, dtype=cp.float64)
 
-    def kernel_gram_reduce(self, kernel, Xb, sx, C, sc, V, acc, ws):
-        """acc += K_bᵀ (K_b V): K_b = K(Xb, C) by one GEMM and the kernel epilogue, then two
-        cuBLAS products (in float64 for a float64 V: the float32 values cast once)."""
-        G = ws.get("tile", (Xb.shape[0], C.shape[0]), Xb.dtype)
-        cp.matmul(Xb, C.T, out=G)
-        self.kernel_apply(kernel, G, sx, sc)
-        if V.dtype != G.dtype:
-            G = G.astype(V.dtype)
-        acc += G.T @ (G @ V)
-
     @staticmethod
     def gram_workspace(m, dt):
         return cp.empty((m, m), dt)

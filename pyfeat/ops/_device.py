@@ -64,6 +64,15 @@ class Device:
         self.kernel_apply(kernel, G, sx, sz)
         R[:, col : col + G.shape[1]] = G
 
+    def kernel_gram_reduce(self, kernel, Xb, sx, C, sc, V, acc, ws):
+        """acc += K_bᵀ(K_b V) from the primitives: K_b = K(Xb, C) by one GEMM and the kernel
+        epilogue, then two products in V's dtype (the float32 block cast once for a float64 V)."""
+        G = self.xp.empty((Xb.shape[0], C.shape[0]), Xb.dtype) if ws is None else ws.get("tile", (Xb.shape[0], C.shape[0]), Xb.dtype)
+        self.matmul(Xb, C.T, G)
+        self.kernel_apply(kernel, G, sx, sc)
+        K = G if G.dtype == V.dtype else G.astype(V.dtype)
+        acc += K.T @ (K @ V)
+
     def asarray(self, x, dtype=None):
         """x on this device (a copy only when it lives elsewhere or has another dtype)."""
         return self.xp.asarray(x, dtype=dtype)
