@@ -54,6 +54,10 @@ CHILD = textwrap.dedent(
     Xt, yt = task.sample(n_test, seed=2, dtype="float32")
     ops.kernel_matvec(X[:64], X[:64], y[:64])  # compile / load the Numba cache outside the timing
     out = {"solver": solver, "n": n, "d": d, "ridge": ridge, "options": options}
+    if solver in ("sklearn", "direct"):
+        # OpenBLAS's threaded Cholesky crashes at n ≳ 15,000 on these machines (PERF_NOTES.md)
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=1, user_api="blas")
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     if solver == "sklearn":

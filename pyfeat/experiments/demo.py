@@ -55,7 +55,7 @@ backend = "{backend}"
 [models.ntk]
 type = "KernelRidge"
 kernel = "ntk"
-ridge = 1e-4
+ridge = "auto"
 backend = "{backend}"
 max_n = {ntk_max}
 """

@@ -9,7 +9,8 @@ in ``pyfeat.ops.blocked``, so a backend adds only primitives:
 ``run(n, rows, make_state, step)`` the executor: every row block [s, e) of range(n) is passed
                                    to ``step(state, s, e)`` on some worker's ``state``
                                    (``make_state()`` once per worker); returns the states in
-                                   worker order (serial: one state)
+                                   worker order (serial: one state); ``tiled=True``: the steps
+                                   run many small GEMMs (the kernel ops' tiles)
 ``block(X, s, e, dt)``             rows s:e of X, contiguous, in dtype dt, on the device
 ``matmul(A, B, out)``              out = A @ B (GEMM into a buffer)
 ``relu_bias(Z, b)``                Z ← max(Z + b, 0) in place (ReLU epilogue)
@@ -54,7 +55,7 @@ class Device:
     def budget(self) -> int:
         return _backend.memory_budget(self.kind)
 
-    def run(self, n, rows, make_state, step):
+    def run(self, n, rows, make_state, step, tiled=False):
         state = make_state()
         for s, e in blocks(n, rows):
             step(state, s, e)

@@ -8,7 +8,8 @@ serial Numba loop (``nogil``). Both release the GIL, so the workers run in paral
 thread pool handing the cores back and forth: alternating a Numba parallel region with
 multi-threaded BLAS left spinning threads of one pool competing with the other (measured: 10x
 the CPU time per kernel pair on these machines). With one block (or one worker) the step runs
-in the calling thread and BLAS keeps its threads.
+in the calling thread and BLAS keeps its threads (except for the kernel ops, whose tile GEMMs are
+too small to share: ``run(..., tiled=True)``).
 
 Buffers are allocated once per call and reused (fresh temporaries are expensive on these
 machines: shared/PERF_NOTES.md). The cosine kernels (ntk, nngp, arccos0) are evaluated as
@@ -409,7 +410,7 @@ class NumbaDevice(Device):
     def workers(self):
         return max(1, numba.get_num_threads())
 
-    def run(self, n, rows, make_state, step):
+    def run(self, n, rows, make_state, step, tiled=False):
         spans = list(blocks(n, rows))
         workers = min(self.workers, len(spans))
 
@@ -420,7 +421,12 @@ class NumbaDevice(Device):
             return state
 
         if workers == 1:
-            return [work(0)]
+            if not tiled:
+                return [work(0)]
+            # a tile GEMM is too small to share: threaded BLAS only adds wake-ups (measured here
+            # 12 ms for a 512 × 64 × 32 GEMM on two threads of a loaded machine)
+            with _single_threaded_blas():
+                return [work(0)]
         with _single_threaded_blas(), ThreadPoolExecutor(workers) as pool:
             return list(pool.map(work, range(workers)))
 

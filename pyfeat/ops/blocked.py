@@ -159,7 +159,7 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
             dev.kernel_reduce(kernel, Xb, sx, Z[zs:ze], sz[zs:ze], V[zs:ze], A, ws)
         out[s:e] = A
 
-    dev.run(nx, rows, make_state, step)
+    dev.run(nx, rows, make_state, step, tiled=True)
     return out
 
 
@@ -192,7 +192,7 @@ def kernel_matrix(dev, X, Z, kernel, block_size=None):
             dev.matmul(Xb, Zc[zs:ze].T, G)
             dev.kernel_store(kernel, G, sx, sz[zs:ze], out[s:e], zs)
 
-    dev.run(nx, rows, make_state, step)
+    dev.run(nx, rows, make_state, step, tiled=cols < nz)
     return out
 
 
@@ -219,7 +219,7 @@ def kernel_gram_matvec(dev, X, C, V, kernel, block_size=None):
         Xb = dev.block(X, s, e, dt)
         dev.kernel_gram_reduce(kernel, Xb, dev.sq_norms(Xb), C, sc, V, acc, ws)
 
-    return _sum([st[1] for st in dev.run(nx, rows, make_state, step)])
+    return _sum([st[1] for st in dev.run(nx, rows, make_state, step, tiled=True)])
 
 
 def _kernel_tiles(dev, nx, nz, d, dt, *, row_bytes, col_bytes, block_size, whole_z=False):
@@ -230,6 +230,11 @@ def _kernel_tiles(dev, nx, nz, d, dt, *, row_bytes, col_bytes, block_size, whole
     max_rows, max_cols = dev.kernel_tile
     size = dt.itemsize
     max_cols = max(1, max_cols * 4 // size)
+    # as many row blocks of equal size as a multiple of the workers (EigenPro's batch of 1392
+    # rows ran as blocks of 512, 512 and 368: one worker had 880 rows, the other 512)
+    count = -(-nx // max_rows)
+    count = -(-count // dev.workers) * dev.workers
+    max_rows = max(1, -(-nx // count))
     rows, cols = tiles(nx, nz, row_bytes=size * (2 * d + 2) + row_bytes,
                        col_bytes=size * 2 + col_bytes,
                        cell_bytes=0 if whole_z else dev.tile_cell_bytes(dt),
