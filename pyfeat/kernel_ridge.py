@@ -25,6 +25,7 @@ from pyfeat._base import BaseEstimator, NotFittedError
 from pyfeat.solvers import SOLVERS, Monitor, Problem, Solution, solve
 from pyfeat.solvers.problem import to_host
 from pyfeat.solvers import direct as _direct
+from pyfeat.solvers import nystrom as _nystrom
 from pyfeat.solvers import richardson as _richardson
 from pyfeat.solvers import ridge_path as _ridge_path
 
@@ -61,10 +62,11 @@ class KernelRidge(BaseEstimator):
         ``early_stopping`` is set; ``direct`` for n ≤ 5000, or for any n whose n×n float64
         matrix fits ``pyfeat.solvers.direct.memory_limit()`` when λ < 1e-7 (the iterative
         solvers converge slowly there) or λ = 0 (interpolation); ``eigenpro`` for λ = 0 above
-        the memory limit; ``pcg`` (Nyström-preconditioned CG on the full problem: a few tens
-        of matvecs) up to n = 200,000; ``nystrom`` (Falkon with M ≈ 1.5 d_eff centres: n·M
-        kernel values per iteration instead of n²) above. The choice and the reason are logged
-        (printed when verbose) and kept in ``solver_``, ``solver_reason_``.
+        the memory limit; else ``nystrom`` when its default M = 2·d̂_eff(λ) centres (within 2 %
+        of the exact solution) is at most n/4, ``pcg`` (Nyström-preconditioned CG on the full
+        problem: a few tens of matvecs) up to n = 200,000 otherwise, and above that ``nystrom``
+        with the centres the memory allows (accuracy limited by M: say so). The choice and the
+        reason are logged (printed when verbose) and kept in ``solver_``, ``solver_reason_``.
     tol : float > 0, default 1e-6
         Relative residual ‖(K + nλI)α − y‖/‖y‖ (largest over columns of y) at which the
         iterative solvers stop; for ``nystrom`` the relative residual of its preconditioned
@@ -178,12 +180,13 @@ class KernelRidge(BaseEstimator):
         _backend.resolve(self.backend)
         return self._kernel()
 
-    def _choose_solver(self, n, ridge):
+    def _choose_solver(self, problem, ridge):
         """(solver, why) for ``solver="auto"`` (the rule of the class docstring)."""
         if self.solver != "auto":
             return self.solver, "requested"
         if self.early_stopping is not None:
             return "richardson", "early_stopping is set"
+        n = problem.n
         fits = _direct.fits(n)
         if n <= AUTO_DIRECT_MAX_N and fits:
             return "direct", f"n={n} ≤ {AUTO_DIRECT_MAX_N}: one factorization is fastest"
@@ -192,10 +195,17 @@ class KernelRidge(BaseEstimator):
                               f"n×n matrix fits the direct memory limit")
         if ridge == 0:
             return "eigenpro", f"ridge=0 (interpolation) and n={n}: the n×n matrix is over the direct memory limit"
+        M, deff = _nystrom.default_centers(problem)
+        want = math.ceil(_nystrom.DEFF_FACTOR * deff)
+        if M >= want and M <= n // 4:
+            return "nystrom", (f"Nyström with M={M} ≥ {_nystrom.DEFF_FACTOR:g}·d_eff(λ) centres (≤ n/4): n·M kernel "
+                               f"values per iteration instead of n², within 2 % of the exact solution")
         if n <= AUTO_NYSTROM_MIN_N:
-            return "pcg", f"n={n} > {AUTO_DIRECT_MAX_N}: Nyström-preconditioned CG needs a few tens of matvecs"
-        return "nystrom", (f"n={n} > {AUTO_NYSTROM_MIN_N}: a matvec costs n² kernel values, a Nyström iteration "
-                           f"n·M with M ≈ 1.5 d_eff centres")
+            return "pcg", (f"{_nystrom.DEFF_FACTOR:g}·d_eff(λ) = {want} Nyström centres would not save enough (> n/4 "
+                           f"or over the limit of {M}): Nyström-preconditioned CG on the full problem")
+        return "nystrom", (f"n={n} > {AUTO_NYSTROM_MIN_N}: a matvec (n² kernel values) is too slow; Nyström with "
+                           f"M={M} centres, fewer than {_nystrom.DEFF_FACTOR:g}·d_eff(λ) = {want}: its accuracy is "
+                           f"limited by M (use solver='pcg' for the exact solution)")
 
     # -- fit / predict ----------------------------------------------------------------------
 
@@ -210,7 +220,7 @@ class KernelRidge(BaseEstimator):
         exact = self._select_ridge(problem)
         ridge = self.ridge_
         problem.shift, problem.ridge = n * ridge, ridge
-        name, why = ("direct", "the ridge selection's eigendecomposition") if exact else self._choose_solver(n, ridge)
+        name, why = ("direct", "the ridge selection's eigendecomposition") if exact else self._choose_solver(problem, ridge)
         logger.info("KernelRidge: solver=%s (%s)", name, why)
         if self.verbose:
             print(f"KernelRidge: solver={name} ({why})")

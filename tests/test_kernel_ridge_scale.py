@@ -214,8 +214,12 @@ def test_auto_solver_says_why(monkeypatch):
     m = KernelRidge().fit(X, y)
     assert m.solver_ == "direct" and "≤" in m.solver_reason_
     monkeypatch.setattr(kr, "AUTO_DIRECT_MAX_N", 100)
-    m = KernelRidge(ridge=1e-3).fit(X, y)
+    m = KernelRidge(ridge=1e-3).fit(X, y)  # d_eff ≈ n/3 at this ridge: Nyström would not save
     assert m.solver_ == "pcg" and "preconditioned" in m.solver_reason_
     assert KernelRidge(ridge=1e-9).fit(X, y).solver_ == "direct"  # small ridge, matrix fits
+    X2, y2 = data(2000, seed=7)
+    big = KernelRidge(ridge=1.0).fit(X2, y2)  # d_eff small: √n ln n = 340 ≥ 2·d_eff centres, ≤ n/4
+    assert big.solver_ == "nystrom" and big.solver_info_["n_centers"] <= 500
     monkeypatch.setattr(kr, "AUTO_NYSTROM_MIN_N", 500)
-    assert KernelRidge(ridge=1e-3).fit(X, y).solver_ == "nystrom"
+    m = KernelRidge(ridge=1e-3).fit(X, y)
+    assert m.solver_ == "nystrom" and "limited by M" in m.solver_reason_

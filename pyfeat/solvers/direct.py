@@ -54,8 +54,13 @@ def solve(problem, *, tol, max_iter, monitor):
         )
     K = problem.host_kernel_matrix(problem.X)
     K[np.diag_indices(n)] += problem.shift
+    peak = float(np.abs(np.diagonal(K)).max())
     try:
         factor = scipy.linalg.cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
+        # a pivot at rounding level: K + nλI is singular to working precision (rounding let
+        # potrf through, e.g. duplicate rows with ridge = 0), and α would be noise
+        if float(np.diagonal(factor[0]).min()) ** 2 <= n * np.finfo(np.float64).eps * peak:
+            raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
         raise ValueError(
             f"solver='direct': K + nλI is not positive definite (ridge={problem.ridge!r}); K is "
