@@ -21,7 +21,7 @@ import scipy.linalg
 
 from pyfeat import backend as _backend
 from pyfeat import kernels as _kernels
-from pyfeat._base import BaseEstimator, NotFittedError
+from pyfeat._base import Regressor
 from pyfeat.solvers import SOLVERS, Monitor, Problem, solve
 from pyfeat.solvers.problem import to_host
 from pyfeat.solvers import direct as _direct
@@ -37,7 +37,7 @@ AUTO_DIRECT_MAX_N = 20_000
 AUTO_EIGH_MAX_N = 5_000
 
 
-class KernelRidge(BaseEstimator):
+class KernelRidge(Regressor):
     """Kernel ridge regression, α = (K + nλI)⁻¹y, with direct or iterative solvers.
 
     Parameters
@@ -64,9 +64,9 @@ class KernelRidge(BaseEstimator):
         Where the kernel products run (``pyfeat.backend``).
     verbose : bool, default False
         Show which solver runs and a tqdm progress bar.
-    seed : int or None, default 0
-        Seeds numpy.random.default_rng for the Nyström centres, the EigenPro subsample and
-        batches, and the power-iteration start.
+    seed : int >= 0, None, or a numpy Generator/SeedSequence/RandomState, default 0
+        Seeds the Nyström centres, the EigenPro subsample and batches, and the power-iteration
+        start (see ``pyfeat._base``).
     kernel_params : dict or None
         Kernel parameters (e.g. {"bandwidth": 2.0} for "rbf").
     early_stopping : float or None
@@ -76,6 +76,7 @@ class KernelRidge(BaseEstimator):
     n_components, subsample, batch_size : int or None
         EigenPro's q, s and mini-batch size (None: min(100, s/10), min(n, 2000), from the
         critical batch size).
+    random_state : scikit-learn's name for the seed; when not None it is used instead of ``seed``.
 
     Attributes
     ----------
@@ -93,9 +94,11 @@ class KernelRidge(BaseEstimator):
     References: Ma & Belkin 2017, 2019 (EigenPro); Rudi, Carratino & Rosasco 2017 (Falkon).
     """
 
+    _multi_output = True
+
     def __init__(self, kernel="ntk", ridge=1e-4, solver="auto", tol=1e-6, max_iter=None, block=None,
                  backend="auto", verbose=False, seed=0, kernel_params=None, early_stopping=None,
-                 n_centers=None, n_components=None, subsample=None, batch_size=None):
+                 n_centers=None, n_components=None, subsample=None, batch_size=None, random_state=None):
         self.kernel = kernel
         self.ridge = ridge
         self.solver = solver
@@ -111,6 +114,7 @@ class KernelRidge(BaseEstimator):
         self.n_components = n_components
         self.subsample = subsample
         self.batch_size = batch_size
+        self.random_state = random_state
 
     # -- validation -------------------------------------------------------------------------
 
@@ -126,8 +130,7 @@ class KernelRidge(BaseEstimator):
         for name in ("max_iter", "block", "n_centers", "n_components", "batch_size"):
             _optional_int(name, getattr(self, name), 1)
         _optional_int("subsample", self.subsample, 2)
-        if self.seed is not None:
-            _optional_int("seed", self.seed, 0)
+        self._check_seeds()
         if self.early_stopping is not None:
             _real("early_stopping", self.early_stopping)
             if self.solver not in ("auto", "richardson"):
@@ -155,14 +158,18 @@ class KernelRidge(BaseEstimator):
     def fit(self, X, y):
         """Solve (K + nλI)α = y for X (n, d), y (n,) or (n, k). Returns self."""
         kernel = self._check_params()
-        X, Y, single = _check_xy(X, y)
+        X, y = self._validate_xy(X, y)
+        xp = _backend.array_module(X)
+        single = y.ndim == 1
+        Y = xp.asarray(y, dtype=xp.float64).reshape(X.shape[0], -1)
         n = X.shape[0]
         name, why = self._choose_solver(n)
         logger.info("KernelRidge: solver=%s (%s)", name, why)
         if self.verbose:
             print(f"KernelRidge: solver={name} ({why})")
         problem = Problem(X, Y, kernel, shift=n * float(self.ridge), ridge=float(self.ridge),
-                          rng=np.random.default_rng(self.seed), device=self.backend, block_size=self.block)
+                          rng=np.random.default_rng(self._seed_sequence()), device=self.backend,
+                          block_size=self.block)
         options = {
             "richardson": {"early_stopping": self.early_stopping},
             "eigenpro": {"subsample": self.subsample, "n_components": self.n_components, "batch_size": self.batch_size},
@@ -177,39 +184,16 @@ class KernelRidge(BaseEstimator):
         self.dual_coef_ = sol.coef[:, 0] if single else sol.coef
         self.n_iter_, self.converged_ = sol.n_iter, bool(sol.converged)
         self.history_, self.solver_info_ = sol.history, sol.info
-        self.n_features_in_ = X.shape[1]
         self.kernel_ = kernel
         self.n_matvecs_ = problem.n_matvecs
         return self
 
-    def _check_fitted(self):
-        if not hasattr(self, "dual_coef_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit first")
-
     def predict(self, X):
         """f(X) = k(X, X_fit_) @ dual_coef_ (blocked ``kernel_matvec``; the working dtype of X)."""
-        self._check_fitted()
-        X = _check_x(X, "X")
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X must have {self.n_features_in_} columns (features seen in fit), got shape {X.shape}")
+        X = self._validate_x(X)
         problem = Problem(X, None, self.kernel_, 0.0, 0.0, None, self.backend, self.block)
         out = problem.kmv(problem.X, self.X_fit_, self.dual_coef_).astype(problem.working_dtype, copy=False)
         return out if _backend.is_cupy(X) else to_host(out)
-
-    def score(self, X, y):
-        """R² = 1 − Σ(y − f(x))² / Σ(y − ȳ)² (scikit-learn's definition, averaged over columns)."""
-        pred = self.predict(X)
-        xp = _backend.array_module(pred)
-        y = xp.asarray(y, dtype=xp.float64)
-        if y.shape != pred.shape and not (y.size == pred.size and 1 in (y.ndim, pred.ndim)
-                                          and y.shape[0] == pred.shape[0]):
-            raise ValueError(f"score: y must have shape {tuple(pred.shape)} (one value per row of X), "
-                             f"got {tuple(y.shape)}")
-        y = y.reshape(pred.shape)
-        ss_res = ((y - pred) ** 2).sum(axis=0)
-        ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-        r2 = xp.where(ss_tot > 0, 1 - ss_res / xp.where(ss_tot > 0, ss_tot, 1), 0.0)
-        return float(r2.mean())
 
 
 def kernel_gradient_flow(X, y, t, kernel="ntk", *, X_eval=None, ridge=0.0, method="auto", step=None,

@@ -13,10 +13,10 @@ Gram ΦᵀΦ, or the paper's GD loop ``head="gd"`` with η, λ, T). Predict α +
 Here L = (1/n)Σ_i (f(x_i) − ỹ_i)² on the preprocessed labels ỹ, and at the symmetric init
 ∇_{w_j}L(θ⁰) = −(2/n) Σ_i ỹ_i a_j 1[w_j·x_i ≥ 0] x_i (``pyfeat.ops.first_step_gradient``).
 
-**Data passes.** The data is read in row blocks, from arrays (views of 65,536 rows) or from a
-reproducible stream (``fit_task``, or ``fit(source)`` with a re-iterable / a callable returning a
-fresh iterator), so memory is O(m² + block·(d + m)) whatever n is. ``TwoLayerReLU.fit`` makes
-three passes, each exact:
+**Data passes.** The data is read in row blocks (``pyfeat.models._data``), from arrays (views
+of rows, as many as the memory budget allows) or from a reproducible stream (``fit_task``, or
+``fit(source)`` with a re-iterable / a callable returning a fresh iterator), so memory is
+O(m² + block·(d + m)) whatever n is. ``TwoLayerReLU.fit`` makes three passes, each exact:
 
 1. moments (O(nd), cheap): n, α = (1/n)Σy_i, β = (1/n)Σy_i x_i;
 2. gradient: ỹ_i = y_i − α − β·x_i per block, ∇_W L summed over blocks with weights n_b/n;
@@ -39,117 +39,16 @@ import scipy.linalg
 
 from pyfeat import backend as _backend
 from pyfeat import ops
+from pyfeat._base import Regressor, check_is_fitted, clone
+from pyfeat.models import _data, _head
 from pyfeat.ops import blocked
 from pyfeat.ops._plan import working_dtype
-from pyfeat._base import BaseEstimator, NotFittedError, clone
-from pyfeat.models import _head
 
 __all__ = ["TwoLayerReLU", "RandomFeatures"]
 
-# rows per block when fitting from in-memory arrays (the ops block again inside)
-_CHUNK = 1 << 16
-
 _HEADS = ("ridge", "gd")
-
-
-# ---------------------------------------------------------------------------------------------
-# data sources: a callable returning a fresh iterator of (X_block, y_block)
-
-
-def _array_source(X, y):
-    """Row blocks (views) of in-memory X, y after checking their shapes."""
-    if not hasattr(X, "shape") or not hasattr(X, "ndim"):
-        X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}")
-    if not hasattr(y, "shape") or not hasattr(y, "ndim"):
-        y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"y must have shape ({X.shape[0]},) (one label per row of X), got {y.shape}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"X is empty (shape {X.shape})")
-    n = X.shape[0]
-    return lambda: ((X[s : s + _CHUNK], y[s : s + _CHUNK]) for s in range(0, n, _CHUNK))
-
-
-def _as_source(X, y):
-    if y is not None:
-        return _array_source(X, y)
-    if hasattr(X, "shape"):
-        raise ValueError("y is required when X is an array (pass y, or a stream of (X, y) blocks)")
-    if callable(X):
-        return X
-    if hasattr(X, "__iter__") and iter(X) is not X:
-        return lambda: iter(X)
-    raise TypeError(
-        "fit(source) needs to read the data more than once (moments, gradient, Gram): pass a "
-        "re-iterable of (X_block, y_block), a callable returning a fresh iterator "
-        "(e.g. lambda: task.stream(n, seed=1)), or use fit_task(task, n, seed); "
-        f"got a one-shot {type(X).__name__}"
-    )
-
-
-def _check_block(k, Xb, yb, d):
-    if getattr(Xb, "ndim", None) != 2:
-        raise ValueError(f"block {k}: X must be a 2-D array, got {type(Xb).__name__} {getattr(Xb, 'shape', '')}")
-    if getattr(yb, "ndim", None) != 1 or yb.shape[0] != Xb.shape[0]:
-        raise ValueError(f"block {k}: y must have shape ({Xb.shape[0]},), got {getattr(yb, 'shape', None)}")
-    for name, arr in (("X", Xb), ("y", yb)):
-        if arr.dtype.kind not in "fiub" or arr.dtype.itemsize > 8:
-            raise TypeError(f"{name} must hold real numbers (float32/float64), got dtype {arr.dtype}")
-    if d is not None and Xb.shape[1] != d:
-        raise ValueError(f"block {k}: X has {Xb.shape[1]} columns, earlier blocks had {d}")
-
-
-def _moments(source):
-    """Pass 1: (n, d, α, β, Σy) with α = (1/n)Σy_i, β = (1/n)Σy_i x_i, in float64; checks
-    shapes, dtypes and finiteness of every block."""
-    n, d, sy, sxy = 0, None, 0.0, None
-    for k, (Xb, yb) in enumerate(source()):
-        _check_block(k, Xb, yb, d)
-        d = Xb.shape[1]
-        xp = _backend.array_module(Xb)
-        y64 = xp.asarray(yb, dtype=xp.float64)
-        s_y = _sum64(y64)
-        s_xy = _backend.to_numpy(y64 @ Xb).astype(np.float64)
-        if not np.isfinite(s_y):
-            raise ValueError(f"y contains NaN or inf (block {k}); expected finite values")
-        if not np.isfinite(s_xy).all():  # NaN/inf in X always reach Σ y_i x_i (inf·0 = NaN)
-            raise ValueError(f"X contains NaN or inf (block {k}); expected finite values")
-        n += Xb.shape[0]
-        sy += s_y
-        sxy = s_xy if sxy is None else sxy + s_xy
-    if n == 0:
-        raise ValueError("the data source yielded no samples")
-    return n, d, sy / n, sxy / n, sy
-
-
-def _sum64(yb):
-    """Σy of one block in float64 (the same expression on every pass)."""
-    xp = _backend.array_module(yb)
-    return float(xp.asarray(yb, dtype=xp.float64).sum())
-
-
-def _residual(Xb, yb, alpha, beta):
-    """ỹ = y − α − β·x for one block, in float64."""
-    xp = _backend.array_module(Xb)
-    return xp.asarray(yb, dtype=xp.float64) - alpha - Xb @ xp.asarray(beta)
-
-
-def _blocks_again(source, n, sum_y):
-    """Iterate the source again, checking at the end that it yielded the same data."""
-    rows, sy = 0, 0.0
-    for Xb, yb in source():
-        rows += Xb.shape[0]
-        sy += _sum64(yb)
-        yield Xb, yb
-    if rows != n or sy != sum_y:
-        raise ValueError(
-            "the data source yielded different data on a later pass "
-            f"({rows} rows, Σy = {sy!r}; first pass: {n} rows, Σy = {sum_y!r}): "
-            "fitting reads the data several times, so the source must be reproducible "
-            "(e.g. task.stream(n, seed=...) with a fixed seed)"
-        )
+# rows per block of fit_task's stream (the ops block again inside)
+_STREAM_BLOCK = 1 << 16
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,7 +85,7 @@ def _subspace(U, d):
 # the shared network
 
 
-class _ReLUNetwork(BaseEstimator):
+class _ReLUNetwork(Regressor):
     """Shared by TwoLayerReLU and RandomFeatures: symmetric init, bias re-initialization, the
     Gram pass, the head, prediction and subspace diagnostics. Subclasses set the first layer."""
 
@@ -212,8 +111,7 @@ class _ReLUNetwork(BaseEstimator):
             _real("lr", self.lr)
         _int("steps", self.steps, 0)
         _real("bias_scale", self.bias_scale, strict=False)
-        if self.seed is not None:
-            _int("seed", self.seed, 0)
+        self._check_seeds()
         if self.block_size is not None:
             _int("block_size", self.block_size, 1)
         _backend.resolve(self.backend)
@@ -232,7 +130,7 @@ class _ReLUNetwork(BaseEstimator):
 
     def _rngs(self):
         """Independent generators for the init and the bias re-initialization."""
-        init, bias = np.random.SeedSequence(self.seed).spawn(2)
+        init, bias = self._seed_sequence().spawn(2)
         return np.random.default_rng(init), np.random.default_rng(bias)
 
     @staticmethod
@@ -247,9 +145,9 @@ class _ReLUNetwork(BaseEstimator):
     def fit(self, X, y=None):
         """Fit on arrays X (n, d), y (n,), or on a reproducible stream of (X_block, y_block)
         (a re-iterable, or a callable returning a fresh iterator; y=None). Returns self."""
-        return self._fit(_as_source(X, y))
+        return self._fit(_data.fit_source(self, X, y))
 
-    def fit_task(self, task, n, seed=0, block=_CHUNK, dtype=np.float64):
+    def fit_task(self, task, n, seed=0, block=_STREAM_BLOCK, dtype=np.float64):
         """Fit on n samples of ``task.stream(n, block=block, seed=seed, dtype=dtype)``, never
         holding X whole (memory O(m² + block·(d + m))). ``dtype=np.float32`` halves the time at
         large n (a float32 stream draws other rows than a float64 one). Returns self."""
@@ -261,7 +159,7 @@ class _ReLUNetwork(BaseEstimator):
         m = self._check_params()
         times = {}
         t0 = time.perf_counter()
-        n, d, alpha, beta, sum_y = _moments(source)
+        n, d, alpha, beta, sum_y = _data.moments(source)
         times["moments"] = time.perf_counter() - t0
         self.n_samples_, self.n_features_in_ = n, d
         self.alpha_, self.beta_ = alpha, beta
@@ -285,8 +183,8 @@ class _ReLUNetwork(BaseEstimator):
         c = np.zeros(m)
         q = 0.0
         dev, layer = self._on_device(W, b)
-        for Xb, yb in _blocks_again(source, n, sum_y):
-            r = _residual(Xb, yb, alpha, beta)
+        for Xb, yb in _data.again(source, n, sum_y):
+            r = _data.residual(Xb, yb, alpha, beta)
             Xb = dev.asarray(Xb)
             dt = working_dtype(Xb)
             Gb, cb = blocked.relu_gram(dev, Xb, *layer(dt), dev.asarray(r, dt), self.block_size)
@@ -334,29 +232,17 @@ class _ReLUNetwork(BaseEstimator):
 
     # -- prediction ---------------------------------------------------------------------------
 
-    def _check_fitted(self):
-        if not hasattr(self, "a_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit first")
-
-    def _check_X(self, X):
-        if not hasattr(X, "shape") or not hasattr(X, "ndim"):
-            X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X must have shape (n, {self.n_features_in_}) (features seen in fit), got {X.shape}"
-            )
-        return X
-
     def predict(self, X):
         """α + β·x + aᵀσ(Wx + b) for each row of X (streamed; float32 for float32 X)."""
-        self._check_fitted()
-        X = self._check_X(X)
-        xp = _backend.array_module(X)
-        dt = X.dtype if X.dtype.kind == "f" else np.dtype(np.float64)
-        out = ops.relu_predict(X, self.W_, self.b_, self.a_, backend=self.backend, block_size=self.block_size)
-        out += X @ xp.asarray(self.beta_, dtype=dt)
+        X = self._validate_x(X)
+        dev, layer = self._on_device(self.W_, self.b_, self.a_, self.beta_)
+        Xd = dev.asarray(X)
+        dt = working_dtype(Xd)
+        W, b, a, beta = layer(dt)
+        out = blocked.relu_predict(dev, Xd, W, b, a, self.block_size)
+        out += Xd @ beta
         out += dt.type(self.alpha_)
-        return out
+        return out if _backend.is_cupy(X) else _backend.to_numpy(out)
 
     def mse(self, X, y):
         """Mean squared error (1/n)Σ(f(x_i) − y_i)² (in float64)."""
@@ -370,7 +256,7 @@ class _ReLUNetwork(BaseEstimator):
 
     def _residuals(self, X, y):
         pred = _backend.to_numpy(self.predict(X)).astype(np.float64)
-        y = _backend.to_numpy(y)
+        y = np.asarray(_backend.to_numpy(y))
         if y.shape != pred.shape:
             raise ValueError(f"y must have shape {pred.shape} (one label per row of X), got {y.shape}")
         return pred - y
@@ -382,14 +268,14 @@ class _ReLUNetwork(BaseEstimator):
         α, β and the head a on the target data (arrays, or a stream as in ``fit``).
 
         With ``head="gd"`` the loop starts from this model's head a (fine-tuning)."""
-        self._check_fitted()
+        check_is_fitted(self)
         new = clone(self)
         new._copy_first_layer(self)
-        return new._fit(_as_source(X, y), first_layer=(self.W_, self.b_, self.a_))
+        return new._fit(_data.fit_source(new, X, y), first_layer=(self.W_, self.b_, self.a_))
 
-    def transfer_task(self, task, n, seed=0, block=_CHUNK, dtype=np.float64):
+    def transfer_task(self, task, n, seed=0, block=_STREAM_BLOCK, dtype=np.float64):
         """``transfer`` on n samples of ``task.stream(n, block=block, seed=seed, dtype=dtype)``."""
-        self._check_fitted()
+        check_is_fitted(self)
         n = _int("n", n, 1)
         new = clone(self)
         new._copy_first_layer(self)
@@ -405,7 +291,7 @@ class _ReLUNetwork(BaseEstimator):
     # -- diagnostics --------------------------------------------------------------------------
 
     def _layer(self, init):
-        self._check_fitted()
+        check_is_fitted(self)
         return self.W_init_ if init else self.W_
 
     def alignment(self, U, init=False):
@@ -466,8 +352,10 @@ class TwoLayerReLU(_ReLUNetwork):
     steps : int >= 0. Number of GD steps (T − 1) for ``head="gd"``.
     bias_scale : float >= 0. The re-initialized biases are b_j ~ N(0, bias_scale²) (paper: 1),
         drawn independently for all m neurons.
-    seed : int or None. Seeds the init and the bias draw (independent streams), so a
-        ``RandomFeatures`` with the same seed has the same W⁰ and b.
+    seed : int >= 0, None, or a numpy Generator/SeedSequence/RandomState. Seeds the init and the
+        bias draw (independent streams), so a ``RandomFeatures`` with the same seed has the same
+        W⁰ and b (see ``pyfeat._base``).
+    random_state : scikit-learn's name for the seed; when not None it is used instead of ``seed``.
     backend, block_size : passed to ``pyfeat.ops``.
 
     Fitted attributes
@@ -479,7 +367,7 @@ class TwoLayerReLU(_ReLUNetwork):
     """
 
     def __init__(self, width=2048, eta1="auto", lambda1=None, ridge="auto", head="ridge", lr="auto",
-                 steps=1000, bias_scale=1.0, seed=0, backend="auto", block_size=None):
+                 steps=1000, bias_scale=1.0, seed=0, backend="auto", block_size=None, random_state=None):
         self.width = width
         self.eta1 = eta1
         self.lambda1 = lambda1
@@ -491,6 +379,7 @@ class TwoLayerReLU(_ReLUNetwork):
         self.seed = seed
         self.backend = backend
         self.block_size = block_size
+        self.random_state = random_state
 
     _FIRST_LAYER_ATTRS = ("W_init_", "a_init_", "grad_", "eta1_", "lambda1_")
 
@@ -506,8 +395,8 @@ class TwoLayerReLU(_ReLUNetwork):
         """Pass 2: G = ∇_W L(θ⁰) on ỹ, then W¹ = W⁰ − η₁[G + λ₁W⁰]."""
         G = np.zeros_like(W0)
         dev, layer = self._on_device(W0, a0, np.zeros(len(a0)))
-        for Xb, yb in _blocks_again(source, n, sum_y):
-            r = _residual(Xb, yb, self.alpha_, self.beta_)
+        for Xb, yb in _data.again(source, n, sum_y):
+            r = _data.residual(Xb, yb, self.alpha_, self.beta_)
             Xb = dev.asarray(Xb)
             dt = working_dtype(Xb)
             g = blocked.first_step_gradient(dev, Xb, dev.asarray(r, dt), *layer(dt), self.block_size)
@@ -528,7 +417,7 @@ class TwoLayerReLU(_ReLUNetwork):
         """mean_j cos(∇_{w_j}L, −2 a_j H w_j / √(2π)) over the neurons, with H = E[∇²f*] the
         task's exact average Hessian (``task.hessian()``, or a (d, d) array). Lemma 1 says the
         cosine tends to 1 as n grows (up to Õ(√r/d) terms)."""
-        self._check_fitted()
+        check_is_fitted(self)
         H = _backend.to_numpy(task.hessian() if hasattr(task, "hessian") else task).astype(np.float64)
         d = self.n_features_in_
         if H.shape != (d, d):
@@ -555,7 +444,7 @@ class RandomFeatures(_ReLUNetwork):
     """
 
     def __init__(self, width=2048, ridge="auto", head="ridge", lr="auto", steps=1000, bias_scale=1.0,
-                 seed=0, backend="auto", block_size=None):
+                 seed=0, backend="auto", block_size=None, random_state=None):
         self.width = width
         self.ridge = ridge
         self.head = head
@@ -565,6 +454,7 @@ class RandomFeatures(_ReLUNetwork):
         self.seed = seed
         self.backend = backend
         self.block_size = block_size
+        self.random_state = random_state
 
     def _first_step(self, source, n, sum_y, W0, a0):
         return W0.copy()

@@ -1,0 +1,122 @@
+"""The data of a network fit as a reproducible source of row blocks, read in several passes.
+
+A *source* is a callable returning a fresh iterator of (X_block, y_block). ``fit_source`` makes
+one from what ``fit`` receives:
+
+- arrays X, y (NumPy, pandas, xarray, lists, memmaps: ``Regressor._validate_xy``, i.e.
+  scikit-learn's validation; CuPy arrays stay on the GPU): views of consecutive rows, as many
+  per block as the memory budget allows for one float64 row (``pyfeat.backend.memory_budget``,
+  between 64 and 65,536 rows), so no temporary of a pass exceeds the budget;
+- a stream with y=None: a re-iterable of (X_block, y_block) (e.g. ``task.stream(n, seed=1)``) or a
+  callable returning a fresh iterator. Every block is checked (shape, dtype, finiteness) on the
+  first pass, ``moments``.
+
+Later passes use ``again``, which compares n and Σy with the first pass and raises when a source
+yields different data (fits read the data several times, so it must be reproducible).
+Products with the blocks run in the block's working dtype (float32 for float32 X: no float64
+copy of a block); sums over blocks accumulate in float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pyfeat import backend as _backend
+from pyfeat.ops._plan import rows_per_block, working_dtype
+
+__all__ = ["fit_source", "array_source", "moments", "again", "residual", "sum64"]
+
+ONE_SHOT = (
+    "fit(source) needs to read the data more than once: pass a re-iterable of (X_block, y_block), "
+    "a callable returning a fresh iterator (e.g. lambda: task.stream(n, seed=1)), or use "
+    "fit_task(task, n, seed); got a one-shot {}"
+)
+
+
+def array_source(X, y):
+    """Row blocks (views) of in-memory X, y, sized from the memory budget (module docstring)."""
+    n, d = X.shape
+    device = "cuda" if _backend.is_cupy(X) else "cpu"
+    rows = rows_per_block(8 * (d + 1), _backend.memory_budget(device))
+    return lambda: ((X[s : s + rows], y[s : s + rows]) for s in range(0, n, rows))
+
+
+def fit_source(estimator, X, y):
+    """The source of ``estimator.fit(X, y)`` (module docstring); arrays are validated here."""
+    if y is not None:
+        return array_source(*estimator._validate_xy(X, y))
+    if hasattr(X, "shape"):
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None "
+                         "(y may be None only when X is a stream of (X, y) blocks)")
+    if callable(X):
+        return X
+    if hasattr(X, "__iter__") and iter(X) is not X:
+        return lambda: iter(X)
+    raise TypeError(ONE_SHOT.format(type(X).__name__))
+
+
+def _check_block(k, Xb, yb, d):
+    if getattr(Xb, "ndim", None) != 2:
+        raise ValueError(f"block {k}: X must be a 2-D array, got {type(Xb).__name__} {getattr(Xb, 'shape', '')}")
+    if getattr(yb, "ndim", None) != 1 or yb.shape[0] != Xb.shape[0]:
+        raise ValueError(f"block {k}: y must have shape ({Xb.shape[0]},), got {getattr(yb, 'shape', None)}")
+    for name, arr in (("X", Xb), ("y", yb)):
+        if arr.dtype.kind not in "fiub" or arr.dtype.itemsize > 8:
+            raise TypeError(f"{name} must hold real numbers (float32/float64), got dtype {arr.dtype}")
+    if d is not None and Xb.shape[1] != d:
+        raise ValueError(f"block {k}: X has {Xb.shape[1]} columns, earlier blocks had {d}")
+
+
+def sum64(yb):
+    """Σy of one block in float64 (the same expression on every pass)."""
+    xp = _backend.array_module(yb)
+    return float(xp.asarray(yb, dtype=xp.float64).sum())
+
+
+def moments(source):
+    """Pass 1: (n, d, α, β, Σy) with α = (1/n)Σy_i, β = (1/n)Σy_i x_i (float64); checks the
+    shape, dtype and finiteness of every block."""
+    n, d, sy, sxy = 0, None, 0.0, None
+    for k, (Xb, yb) in enumerate(source()):
+        _check_block(k, Xb, yb, d)
+        d = Xb.shape[1]
+        xp = _backend.array_module(Xb)
+        s_y = sum64(yb)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below
+            s_xy = _backend.to_numpy(xp.asarray(yb, dtype=working_dtype(Xb)) @ Xb).astype(np.float64)
+        if not np.isfinite(s_y):
+            raise ValueError(f"y contains NaN or inf (block {k}); expected finite values")
+        if not np.isfinite(s_xy).all():  # NaN/inf in X always reach Σ y_i x_i (inf·0 = NaN)
+            if bool(xp.isfinite(Xb).all()):
+                raise ValueError(f"Σ y_i x_i overflows (block {k}): the scale of X times y is beyond "
+                                 f"the floating-point range of {working_dtype(Xb)}; rescale X or y")
+            raise ValueError(f"X contains NaN or inf (block {k}); expected finite values")
+        n += Xb.shape[0]
+        sy += s_y
+        sxy = s_xy if sxy is None else sxy + s_xy
+    if n == 0:
+        raise ValueError("the data source yielded no samples")
+    return n, d, sy / n, sxy / n, sy
+
+
+def residual(Xb, yb, alpha, beta):
+    """ỹ = y − α − β·x for one block, in float64 (β·x in the block's working dtype)."""
+    xp = _backend.array_module(Xb)
+    dt = working_dtype(Xb)
+    return xp.asarray(yb, dtype=xp.float64) - alpha - Xb @ xp.asarray(beta, dtype=dt)
+
+
+def again(source, n, sum_y):
+    """Iterate the source again, checking at the end that it yielded the same data."""
+    rows, sy = 0, 0.0
+    for Xb, yb in source():
+        rows += Xb.shape[0]
+        sy += sum64(yb)
+        yield Xb, yb
+    if rows != n or sy != sum_y:
+        raise ValueError(
+            "the data source yielded different data on a later pass "
+            f"({rows} rows, Σy = {sy!r}; first pass: {n} rows, Σy = {sum_y!r}): "
+            "fitting reads the data several times, so the source must be reproducible "
+            "(e.g. task.stream(n, seed=...) with a fixed seed)"
+        )
