@@ -23,6 +23,8 @@ class ToyTask:
     """y = u·x + noise, x ~ N(0, I_d); U = u (1, d)."""
 
     def __init__(self, d, seed=0, scale=1.0):
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got {scale!r}")
         self.d, self.scale = d, scale
         u = np.random.default_rng(seed).standard_normal(d)
         self.U = (u / np.linalg.norm(u))[None, :]
@@ -40,6 +42,10 @@ class ToyLS:
     def __init__(self, ridge=1e-8, seed=0):
         self.ridge, self.seed = ridge, seed
 
+    def _check_params(self):  # as pyfeat's models: the message starts with the parameter's name
+        if isinstance(self.ridge, bool) or not isinstance(self.ridge, (int, float)) or self.ridge < 0:
+            raise ValueError(f"ridge must be a number >= 0, got {self.ridge!r}")
+
     def fit(self, X, y):
         X = np.asarray(X, np.float64)
         self.w_ = np.linalg.solve(X.T @ X + self.ridge * np.eye(X.shape[1]), X.T @ y)
@@ -52,8 +58,30 @@ class ToyLS:
         return float((U[0] @ self.w_) ** 2 / (self.w_ @ self.w_))
 
 
+class ToyTransfer(ToyLS):
+    """ToyLS with ``transfer`` (a refit on the target)."""
+
+    def transfer(self, X, y):
+        return self.fit(X, y)
+
+
+SOURCE_SIZES = []  # n of every source sample drawn by "toy_pair"
+
+
+class ToySource(ToyTask):
+    def sample(self, n, **kw):
+        SOURCE_SIZES.append((self.d, n))
+        return super().sample(n, **kw)
+
+
+def toy_pair(d, seed=0):
+    return ToySource(d, seed), ToyTask(d, seed, scale=2.0)
+
+
 ex.register_task("toy", ToyTask)
+ex.register_task("toy_pair", toy_pair)
 ex.register_model("toy_ls", ToyLS)
+ex.register_model("toy_transfer", ToyTransfer)
 
 TOY = """\
 name = "toy"
@@ -123,6 +151,10 @@ def test_key_line_finds_keys_tables_and_inline_tables():
     ("max_n = 64", "max_n = 6.5", "models.ridge.max_n", 22),
     ("seeds = 2", "seeds = 2\ntask = { scael = [1] }", "grid.task.scael", 15),  # swept, unknown
     ("[task]\n", "[task]\nscale = 1\nsccale = 2\n", "task.sccale", 10),
+    # values, checked by building the model / the task (every d and swept value) before running
+    ("ridge = 10.0", "ridge = -1.0", "models.ridge.ridge", 21),            # the model's _check_params
+    ('family = "toy"', 'family = "toy"\nscale = 0', "task.scale", 10),    # the task's constructor
+    ("seeds = 2", "seeds = 2\ntask = { scale = [1.0, -1.0] }", "grid.task.scale", 15),  # a swept value
 ])
 def test_semantic_errors_name_key_and_line(old, new, key, line):
     text = TOY.replace(old, new, 1)
@@ -130,6 +162,61 @@ def test_semantic_errors_name_key_and_line(old, new, key, line):
     with pytest.raises(ex.ConfigError) as err:
         ex.load_config(text)
     assert f"line {line}: {key}:" in str(err.value)
+
+
+REAL_TINY = """\
+name = "tiny"
+n_test = 64
+threshold = 0.9
+
+[task]
+family = "MultiIndex"
+r = 2
+degree = 4
+
+[grid]
+d = [4, 6]
+n = [32]
+
+[models.rf]
+type = "RandomFeatures"
+width = 16
+
+[models.krr]
+type = "KernelRidge"
+kernel = "ntk"
+"""
+# (old, new, what the error says): the mistakes of pyfeat's own models and tasks, found by
+# load_config without running anything
+REAL_MISTAKES = [
+    ("width = 16", 'width = "wide"', "line 16: models.rf.width: width must be an integer, got 'wide'"),
+    ("width = 16", "width = 15", "line 16: models.rf.width: width must be an even positive integer"),
+    ("degree = 4", 'degree = "two"', "line 8: task.degree: degree must be an integer, got 'two' (at d = 4)"),
+    ("r = 2", "r = 5", "line 7: task.r: r must be <= d, got r=5, d=4 (at d = 4)"),
+    ('kernel = "ntk"', 'kernel = "ntk"\nsolver = "bogus"', "line 21: models.krr.solver: solver must be 'auto' or one of"),
+    ('kernel = "ntk"', 'kernel = "bogus"', "line 20: models.krr.kernel: kernel: unknown kernel 'bogus'"),
+]
+
+
+@pytest.mark.parametrize("old, new, message", REAL_MISTAKES)
+def test_values_of_real_models_and_tasks_are_checked(old, new, message):
+    with pytest.raises(ex.ConfigError) as err:
+        ex.load_config(REAL_TINY.replace(old, new, 1))
+    assert message in str(err.value)
+
+
+def test_unavailable_backend_is_left_to_the_grid_points():
+    """backend = "cuda" is a valid value; whether a GPU is there is the business of the machine
+    that runs the points (Dask workers may have one where the client has none)."""
+    config = ex.load_config(REAL_TINY.replace("width = 16", 'width = 16\nbackend = "cuda"'))
+    assert config.models[0].params == {"width": 16, "backend": "cuda"}
+
+
+def test_experiment_must_match_the_task_family():
+    with pytest.raises(ex.ConfigError, match=r"task.family: 'toy_pair' makes a \(source, target\) pair"):
+        ex.load_config(TOY.replace('family = "toy"', 'family = "toy_pair"'))
+    with pytest.raises(ex.ConfigError, match=r"task.family: experiment = 'transfer' needs a family making"):
+        ex.load_config('experiment = "transfer"\n' + TOY + "[transfer]\nn_source = 5\n")
 
 
 def test_syntax_error_names_line():
@@ -140,7 +227,7 @@ def test_syntax_error_names_line():
 def test_missing_sections_and_transfer_settings():
     with pytest.raises(ex.ConfigError, match=r"missing required key 'grid'"):
         ex.load_config('name = "x"\n[task]\nfamily = "toy"\n[models.a]\ntype = "toy_ls"\n')
-    with pytest.raises(ex.ConfigError, match=r"needs \[transfer\] n_source"):
+    with pytest.raises(ex.ConfigError, match=r"needs exactly one of \[transfer\] n_source"):
         ex.load_config('experiment = "transfer"\n' + TOY)
     with pytest.raises(ex.ConfigError, match=r"line 23: transfer: only allowed"):
         ex.load_config(TOY + "[transfer]\nn_source = 5\n")
@@ -262,6 +349,35 @@ def test_dask_local_cluster_equals_local_run(tmp_path):
 def test_bad_dask_argument(tmp_path):
     with pytest.raises(ValueError, match="local:N"):
         ex.run_sweep(TOY, tmp_path, dask="local:zero", progress=False)
+
+
+TOY_TRANSFER = ('experiment = "transfer"\n' + TOY.replace('family = "toy"', 'family = "toy_pair"')
+                .replace('type = "toy_ls"\n\n', 'type = "toy_transfer"\n\n', 1) + "\n[transfer]\nn_source_per_d2 = 3\n")
+
+
+def test_transfer_source_size_scales_with_d_squared(tmp_path):
+    config = ex.load_config(TOY_TRANSFER)
+    assert config.n_source is None and [config.source_size(d) for d in config.d] == [48, 192]
+    SOURCE_SIZES.clear()
+    ex.run_sweep(config, tmp_path, progress=False)
+    assert set(SOURCE_SIZES) == {(4, 3 * 4**2), (8, 3 * 8**2)}  # only the transferring model draws one
+    # point_id holds the source size used: n_source = 48 gives the same points at d = 4 only
+    fixed = ex.load_config(TOY_TRANSFER.replace("n_source_per_d2 = 3", "n_source = 48"))
+    ids = {p.d: set() for p in ex.grid(config)}
+    for p in ex.grid(config):
+        ids[p.d].add(p.point_id)
+    for p in ex.grid(fixed):
+        assert (p.point_id in ids[p.d]) == (p.d == 4)
+
+
+@pytest.mark.parametrize("table, message", [
+    ("n_source = 8\nn_source_per_d2 = 3", "needs exactly one of"),
+    ("n_source_per_d2 = 0", "transfer.n_source_per_d2: must be >= 1"),
+    ("n_source_per_d2 = 2.5", "transfer.n_source_per_d2: must be an integer"),
+])
+def test_transfer_source_size_errors(table, message):
+    with pytest.raises(ex.ConfigError, match=message):
+        ex.load_config(TOY_TRANSFER.replace("n_source_per_d2 = 3", table))
 
 
 # -- sample complexity -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ run gives the same rows as a local run:
 - task draw (e.g. U):    (seed, "task", d, task parameters, rep)   - same target for every n
 - training data:         (seed, "train", d, task parameters, n, rep)
 - test data:             (seed, "test", d, task parameters, rep)   - same test set for every n
-- source data (transfer): (seed, "source", d, task parameters, rep)
+- source data (transfer): (seed, "source", d, task parameters, rep)   - n_source (or n_source_per_d2·d²) rows
 - model init:            (seed, "model", d, task parameters, rep)
 
 **Metrics.** ``test_mse`` = mean (f(x) − f*(x))² over ``n_test`` noise-free test samples;
@@ -20,7 +20,6 @@ run gives the same rows as a local run:
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import time
@@ -30,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from pyfeat.backend import to_numpy
-from pyfeat.experiments.config import MODELS, TASKS, ModelSpec, SweepConfig, load_config, resolve
+from pyfeat.experiments.config import (MODELS, TASKS, ModelSpec, SweepConfig, call_factory, load_config,
+                                       resolve)
 from pyfeat.experiments.results import BASE_COLUMNS, ResultsWriter, load_results
 
 __all__ = ["GridPoint", "grid", "run_point", "run_sweep", "columns", "derive_seed"]
@@ -55,6 +55,11 @@ class GridPoint:
     rep: int
     values: tuple = ()  # ((task parameter, value), ...) of the swept task parameters
 
+    @property
+    def n_source(self):
+        """Source samples of a transfer experiment at this d (None for a regression)."""
+        return self.config.source_size(self.d)
+
     def seed(self, role, with_n=False):
         coords = [self.config.seed, role, self.d, list(self.values)]
         return derive_seed(*coords, *([self.n] if with_n else []), self.rep)
@@ -64,7 +69,7 @@ class GridPoint:
         """Hash of everything that determines this point's row (resume skips known ids)."""
         c, m = self.config, self.model
         return hashlib.sha256(json.dumps([
-            c.experiment, c.task, c.task_params, c.seed, c.n_test, c.noise, c.dtype, c.n_source,
+            c.experiment, c.task, c.task_params, c.seed, c.n_test, c.noise, c.dtype, self.n_source,
             m.name, m.type, m.params, m.transfer, self.d, self.n, self.rep, list(self.values),
         ], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -87,17 +92,6 @@ def grid(config):
             for d in config.d for values in combos for n in config.n
             for rep in range(config.seeds) for m in config.models
             if m.max_n is None or n <= m.max_n]
-
-
-def _call(factory, kwargs):
-    """factory(**kwargs), leaving out ``d``/``seed`` when the factory does not take them."""
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return factory(**kwargs)
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params or k not in ("d", "seed")}
-    return factory(**kwargs)
 
 
 def _numpy(a):
@@ -135,19 +129,19 @@ def _run_point(point):
     import pyfeat
 
     c, spec = point.config, point.model
-    made = _call(resolve(TASKS, c.task),
-                 {**c.task_params, **dict(point.values), "d": point.d, "seed": point.seed("task")})
+    made = call_factory(resolve(TASKS, c.task),
+                        {**c.task_params, **dict(point.values), "d": point.d, "seed": point.seed("task")})
     if c.experiment == "transfer":
         source, task = made
     else:
         task = made
     X, y = task.sample(point.n, noise=c.noise, seed=point.seed("train", with_n=True), dtype=c.dtype)
     X_test, y_test = task.sample(c.n_test, noise=0.0, seed=point.seed("test"), dtype=c.dtype)
-    model = _call(resolve(MODELS, spec.type), {**spec.params, "seed": point.seed("model")})
+    model = call_factory(resolve(MODELS, spec.type), {**spec.params, "seed": point.seed("model")})
 
     t0 = time.perf_counter()
     if c.experiment == "transfer" and spec.transfer and hasattr(model, "transfer"):
-        X_src, y_src = source.sample(c.n_source, noise=c.noise, seed=point.seed("source"), dtype=c.dtype)
+        X_src, y_src = source.sample(point.n_source, noise=c.noise, seed=point.seed("source"), dtype=c.dtype)
         model = model.fit(X_src, y_src).transfer(X, y)
     else:
         model = model.fit(X, y)
