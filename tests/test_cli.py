@@ -139,8 +139,8 @@ def test_real_sweep_on_a_dask_local_cluster_equals_local(tmp_path):
     assert cli.main(["run", str(config), "--out", str(tmp_path / "dask"), "--dask", "local:1",
                      "--no-progress"]) == 0
     def strip(rows):  # NaN (an empty alignment) compares unequal to itself: use None
-        return {r["point_id"]: {k: None if v != v else v for k, v in r.items() if k != "fit_time"}
-                for r in rows}
+        return {r["point_id"]: {k: None if v != v else v for k, v in r.items()
+                                if k not in ("fit_time", "timestamp")} for r in rows}
 
     local, remote = strip(ex.load_results(tmp_path / "local")), strip(ex.load_results(tmp_path / "dask"))
     assert len(local) == 8 and remote == local

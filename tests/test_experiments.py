@@ -5,6 +5,7 @@ as "toy"/"toy_ls" here, not in the library); the shipped configs and real models
 in the slow tests and in tests/test_cli.py.
 """
 
+import csv
 import math
 import os
 import subprocess
@@ -16,7 +17,8 @@ import pytest
 
 from pyfeat import experiments as ex
 from pyfeat.experiments.config import key_line
-from pyfeat.experiments.results import ResultsWriter
+from pyfeat.experiments.results import BASE_COLUMNS, LEGACY_COLUMNS, ResultsWriter, SweepError
+from pyfeat.experiments.sweep import GridPointError
 
 
 class ToyTask:
@@ -58,11 +60,24 @@ class ToyLS:
         return float((U[0] @ self.w_) ** 2 / (self.w_ @ self.w_))
 
 
-class ToyTransfer(ToyLS):
-    """ToyLS with ``transfer`` (a refit on the target)."""
+class ToyFitted(ToyLS):
+    """ToyLS with get_params (one array-valued), the fitted attributes the results record, and
+    ``transfer`` (a refit on the target)."""
+
+    def get_params(self, deep=True):
+        return {"ridge": self.ridge, "seed": self.seed, "grid": np.array([0.5, 2.0])}
+
+    def fit(self, X, y):
+        self.ridge_, self.solver_, self.n_iter_, self.converged_ = np.float64(self.ridge), "solve", 1, True
+        return super().fit(X, y)
 
     def transfer(self, X, y):
         return self.fit(X, y)
+
+
+class ToyFailing(ToyLS):
+    def fit(self, X, y):
+        raise FloatingPointError("the toy fit diverged")
 
 
 SOURCE_SIZES = []  # n of every source sample drawn by "toy_pair"
@@ -81,7 +96,8 @@ def toy_pair(d, seed=0):
 ex.register_task("toy", ToyTask)
 ex.register_task("toy_pair", toy_pair)
 ex.register_model("toy_ls", ToyLS)
-ex.register_model("toy_transfer", ToyTransfer)
+ex.register_model("toy_fitted", ToyFitted)
+ex.register_model("toy_failing", ToyFailing)
 
 TOY = """\
 name = "toy"
@@ -111,7 +127,8 @@ N_TOY_ROWS = 2 * 3 * 2 + 2 * 2 * 2  # ls: d × n × seeds; ridge: n ≤ 64 only
 
 
 def _key(row):
-    return {k: v for k, v in row.items() if k != "fit_time"}
+    """A row without what differs from run to run (fit time, timestamp); NaN as None (NaN != NaN)."""
+    return {k: None if v != v else v for k, v in row.items() if k not in ("fit_time", "timestamp")}
 
 
 def _sorted(rows):
@@ -347,12 +364,22 @@ def test_dask_local_cluster_equals_local_run(tmp_path):
 
 
 def test_bad_dask_argument(tmp_path):
-    with pytest.raises(ValueError, match="local:N"):
-        ex.run_sweep(TOY, tmp_path, dask="local:zero", progress=False)
+    for bad in ("local:zero", "local:0", "", 3):
+        with pytest.raises(SweepError, match="local:N|empty"):
+            ex.run_sweep(TOY, tmp_path / "out", dask=bad, progress=False)
+    assert not (tmp_path / "out").exists()  # checked before anything is written
+
+
+def test_unreachable_scheduler_is_a_sweep_error(tmp_path):
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        with pytest.raises(SweepError, match="cannot connect to the Dask scheduler at 'tcp://127.0.0.1:9'"):
+            ex.run_sweep(TOY, tmp_path, dask="tcp://127.0.0.1:9", progress=False)
 
 
 TOY_TRANSFER = ('experiment = "transfer"\n' + TOY.replace('family = "toy"', 'family = "toy_pair"')
-                .replace('type = "toy_ls"\n\n', 'type = "toy_transfer"\n\n', 1) + "\n[transfer]\nn_source_per_d2 = 3\n")
+                .replace('type = "toy_ls"\n\n', 'type = "toy_fitted"\n\n', 1) + "\n[transfer]\nn_source_per_d2 = 3\n")
 
 
 def test_transfer_source_size_scales_with_d_squared(tmp_path):
@@ -378,6 +405,122 @@ def test_transfer_source_size_scales_with_d_squared(tmp_path):
 def test_transfer_source_size_errors(table, message):
     with pytest.raises(ex.ConfigError, match=message):
         ex.load_config(TOY_TRANSFER.replace("n_source_per_d2 = 3", table))
+
+
+def test_rows_record_params_fitted_attributes_and_timestamp(tmp_path):
+    import pyfeat
+    from datetime import datetime, timezone
+
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    rows = ex.run_sweep(TOY.replace('type = "toy_ls"\n\n', 'type = "toy_fitted"\n\n', 1), tmp_path,
+                        progress=False)
+    after = datetime.now(timezone.utc)
+    header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
+    assert header == list(BASE_COLUMNS)
+    for r in rows:
+        assert before <= datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")) <= after
+        assert r["version"] == pyfeat.__version__ and r["fit_time"] >= 0
+        assert isinstance(r["params"]["seed"], int) and 0 <= r["params"]["seed"] < 2**32
+        if r["model"] == "ls":  # ToyFitted: get_params (an array as a list) and fitted attributes
+            assert r["params"] == {"ridge": 1e-8, "seed": r["params"]["seed"], "grid": [0.5, 2.0]}
+            assert (r["ridge_"], r["solver_"], r["n_iter_"], r["converged_"]) == (1e-8, "solve", 1, True)
+        else:  # ToyLS: no get_params (the parameters it was built with), no fitted attributes
+            assert r["params"] == {"ridge": 10.0, "seed": r["params"]["seed"]}
+            assert math.isnan(r["ridge_"]) and r["solver_"] is r["n_iter_"] is r["converged_"] is None
+    assert len({r["params"]["seed"] for r in rows if r["model"] == "ls"}) == 4  # one per (d, seed)
+
+
+def test_real_models_record_what_the_fit_chose(tmp_path):
+    """RandomFeatures: the GCV-chosen ridge_; KernelRidge: solver_, n_iter_, converged_."""
+    points = ex.grid(REAL_TINY.replace("d = [4, 6]", "d = [4]"))
+    rf, krr = (ex.run_point(p) for p in points)
+    assert rf["ridge_"] > 0 and rf["params"]["width"] == 16 and rf["params"]["ridge"] == "auto"
+    assert krr["solver_"] == "direct" and krr["converged_"] is True and isinstance(krr["n_iter_"], int)
+    assert krr["params"]["kernel"] == "ntk" and krr["params"]["solver"] == "auto"
+    with ResultsWriter(tmp_path / "r.csv", BASE_COLUMNS) as writer:  # what is written reads back equal
+        writer.append(rf)
+        writer.append(krr)
+    assert [_key(r) for r in ex.load_results(tmp_path / "r.csv")] == [_key(rf), _key(krr)]
+
+
+def test_load_results_as_frame(tmp_path, monkeypatch):
+    pandas = pytest.importorskip("pandas")
+    rows = ex.run_sweep(TOY, tmp_path, progress=False)
+    frame = ex.load_results(tmp_path, as_frame=True)
+    assert isinstance(frame, pandas.DataFrame) and list(frame.columns) == list(BASE_COLUMNS)
+    assert len(frame) == N_TOY_ROWS and frame["d"].dtype.kind == "i"
+    assert frame["test_mse"].tolist() == [r["test_mse"] for r in rows]
+    assert frame["params"].iloc[0] == rows[0]["params"]
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if pandas were not installed
+    with pytest.raises(ImportError, match=r"as_frame=True\) needs pandas, an optional dependency: pip install pandas"):
+        ex.load_results(tmp_path, as_frame=True)
+    assert len(ex.load_results(tmp_path)) == N_TOY_ROWS
+
+
+def _write_legacy(path, rows):
+    """A results file as pyfeat wrote it before ridge_ … timestamp existed."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, LEGACY_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None or v != v else repr(v) if isinstance(v, float) else v
+                          for k, v in r.items()} for r in rows)
+
+
+def test_old_results_load_and_resume_upgrades_them(tmp_path):
+    full = ex.run_sweep(TOY, tmp_path / "full", progress=False)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.toml").write_text(TOY)
+    _write_legacy(tmp_path / "old" / "results.csv", full[:-3])
+    old = ex.load_results(tmp_path / "old")
+    assert len(old) == N_TOY_ROWS - 3 and set(old[0]) == set(LEGACY_COLUMNS)
+    assert [r["test_mse"] for r in old] == [r["test_mse"] for r in full[:-3]]
+    rows = ex.run_sweep(TOY, tmp_path / "old", resume=True, progress=False)
+    assert len(rows) == N_TOY_ROWS and set(rows[0]) == set(BASE_COLUMNS)
+    assert [r["params"] is None for r in rows] == [True] * (N_TOY_ROWS - 3) + [False] * 3
+    assert _sorted(rows[-3:]) == _sorted(full[-3:])  # the missing points ran, exactly as before
+
+
+@pytest.mark.parametrize("mangle, message", [
+    (lambda text: text + "garbage without commas\n", r"line 22: 1 fields, the header has 20"),
+    (lambda text: "a,b,c\n1,2,3\n", r"not a pyfeat results file: its header lacks model, type"),
+    (lambda text: text.replace(",16,", ",sixteen,", 1), r"line 2: column n: not an integer: 'sixteen'"),
+    (lambda text: text.replace("\n", "\nls,toy_ls,toy,regression,4,16,0,abc" + ",x" * 12 + "\n", 1),
+     r"line 2: column test_mse: not a number: 'abc'"),
+    (lambda text: text.encode("utf-8") + b"\xff\xfe\n", r"not UTF-8"),
+])
+def test_malformed_results_name_the_line(tmp_path, mangle, message):
+    ex.run_sweep(TOY, tmp_path, progress=False)
+    path = tmp_path / "results.csv"
+    mangled = mangle(path.read_text())
+    path.write_bytes(mangled if isinstance(mangled, bytes) else mangled.encode("utf-8"))
+    with pytest.raises(SweepError, match=message):
+        ex.load_results(tmp_path)
+    with pytest.raises(SweepError):  # resume refuses it too, with the same message
+        ex.run_sweep(TOY, tmp_path, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_run_failing_at_its_first_point_can_be_rerun_or_resumed(tmp_path, resume):
+    """The failed run leaves config.toml and a header-only results.csv: no results, so a rerun
+    and a resume, with the config fixed, both run."""
+    failing = TOY.replace('type = "toy_ls"\n\n', 'type = "toy_failing"\n\n', 1)
+    with pytest.raises(GridPointError, match=r"^grid point model=ls d=4 n=16 seed=0 failed: "
+                                             r"FloatingPointError: the toy fit diverged$") as err:
+        ex.run_sweep(failing, tmp_path, progress=False)
+    assert isinstance(err.value.__cause__, FloatingPointError) and err.value.point.n == 16
+    assert (tmp_path / "results.csv").read_text().count("\n") == 1 and ex.load_results(tmp_path) == []
+    assert len(ex.run_sweep(TOY, tmp_path, resume=resume, progress=False)) == N_TOY_ROWS
+
+
+def test_failure_after_some_rows_keeps_them_for_resume(tmp_path):
+    failing = TOY.replace('type = "toy_ls"\nridge = 10.0', 'type = "toy_failing"\nridge = 10.0')
+    with pytest.raises(GridPointError, match="model=ridge d=4 n=16 seed=0"):
+        ex.run_sweep(failing, tmp_path, progress=False)
+    assert len(ex.load_results(tmp_path)) == 1  # ls at (4, 16, 0) ran first
+    with pytest.raises(FileExistsError):
+        ex.run_sweep(TOY, tmp_path, progress=False)
+    with pytest.raises(SweepError, match="holds a different config"):
+        ex.run_sweep(TOY, tmp_path, resume=True, progress=False)
 
 
 # -- sample complexity -----------------------------------------------------------------------------

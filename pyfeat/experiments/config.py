@@ -57,6 +57,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyfeat.experiments.results import BASE_COLUMNS
+
 __all__ = ["ConfigError", "SweepConfig", "ModelSpec", "load_config", "shipped_configs",
            "MODELS", "TASKS", "register_model", "register_task", "resolve", "call_factory"]
 
@@ -78,9 +80,7 @@ TASKS = {
 EXPERIMENTS = ("regression", "transfer")
 METRICS = ("test_mse", "test_rel")
 DTYPES = ("float32", "float64")
-# result columns a swept task parameter must not shadow
-RESERVED = ("model", "type", "task", "experiment", "d", "n", "seed", "test_mse", "test_rel",
-            "alignment", "fit_time", "backend", "version", "point_id")
+RESERVED = BASE_COLUMNS  # result columns a swept task parameter must not shadow
 
 
 class ConfigError(ValueError):
