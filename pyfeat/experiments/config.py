@@ -25,8 +25,10 @@ task parameters) and the models with their constructor parameters::
     seeds = 2                   # repetitions 0, 1 (each with its own task draw and data)
     task = { beta = [0.0, 0.5] }   # optional: task parameters swept as extra grid axes
 
-    [transfer]                  # experiment = "transfer" only
-    n_source = 16384            # source samples (the grid's n is the number of target samples)
+    [transfer]                  # experiment = "transfer" only; exactly one of:
+    n_source = 16384            # source samples, the same at every d (the grid's n is the
+                                # number of target samples), or
+    # n_source_per_d2 = 32      # source samples growing with d: n_source = 32·d² at each d
 
     [models.nn]                 # the table name ("nn") is the model's name in results and plots
     type = "TwoLayerReLU"       # a registered name (see MODELS) or "module:attr"
@@ -35,20 +37,30 @@ task parameters) and the models with their constructor parameters::
                                 # (false: fit on the target only in a transfer experiment)
 
 The runner sets each model's ``seed`` itself (from the grid point), so a model table must not.
-Every error names the file, the line and the key (``ConfigError``).
+
+Values are checked before anything runs: every model is built from its table (with a dummy
+seed) and runs its parameter check (``_check_params()``, when the model has one: pyfeat's models
+validate there, at fit time), and the task is built at every d of the grid and every
+combination of swept task parameters (catching e.g. r > d). Every error names the file, the line
+and the key (``ConfigError``); a model's or task's error is put at the key its message starts
+with (``width must be an integer`` → ``models.<name>.width``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import itertools
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyfeat.experiments.results import BASE_COLUMNS
+
 __all__ = ["ConfigError", "SweepConfig", "ModelSpec", "load_config", "shipped_configs",
-           "MODELS", "TASKS", "register_model", "register_task", "resolve"]
+           "MODELS", "TASKS", "register_model", "register_task", "resolve", "call_factory"]
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -68,9 +80,7 @@ TASKS = {
 EXPERIMENTS = ("regression", "transfer")
 METRICS = ("test_mse", "test_rel")
 DTYPES = ("float32", "float64")
-# result columns a swept task parameter must not shadow
-RESERVED = ("model", "type", "task", "experiment", "d", "n", "seed", "test_mse", "test_rel",
-            "alignment", "fit_time", "backend", "version", "point_id")
+RESERVED = BASE_COLUMNS  # result columns a swept task parameter must not shadow
 
 
 class ConfigError(ValueError):
@@ -96,6 +106,17 @@ def resolve(registry, name):
         raise KeyError(f"unknown name {name!r}; known: {sorted(registry)} (or use 'module:attr')")
     module, attr = target.split(":", 1)
     return getattr(importlib.import_module(module), attr)
+
+
+def call_factory(factory, kwargs):
+    """factory(**kwargs), leaving out ``d``/``seed`` when the factory does not take them."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return factory(**kwargs)
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params or k not in ("d", "seed")}
+    return factory(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -132,6 +153,11 @@ class SweepConfig:
     interpolate: bool = False
     text: str = ""
     source: str = "<string>"
+    n_source_per_d2: int | None = None  # transfer: n_source = n_source_per_d2·d² (instead of n_source)
+
+    def source_size(self, d):
+        """Source samples of a transfer experiment at dimension d: n_source, or n_source_per_d2·d²."""
+        return self.n_source if self.n_source_per_d2 is None else self.n_source_per_d2 * d * d
 
 
 def shipped_configs():
@@ -166,6 +192,7 @@ def load_config(source):
 
 _HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
 _ASSIGN = re.compile(r"^\s*([A-Za-z0-9_\-.\"' ]+?)\s*=")
+_LEADING_NAME = re.compile(r"\s*([A-Za-z_]\w*)")
 
 
 def _split_key(dotted):
@@ -264,6 +291,23 @@ class _Validator:
                 raise self.error(path + (key,), f"not a parameter of {getattr(factory, '__name__', factory)}"
                                  f" (parameters: {', '.join(sig.parameters)})")
 
+    def built(self, factory, kwargs, keys, default, where=""):
+        """factory(**kwargs), then its ``_check_params()`` when it has one. A ValueError or
+        TypeError becomes a ConfigError at ``keys[name]`` for the parameter name its message
+        starts with (else at ``default``), ``where`` appended (e.g. the grid point's d). A
+        RuntimeError of the check (backend = "cuda" on a machine without one: the points may run
+        on Dask workers that have one) is left to the grid points."""
+        try:
+            made = call_factory(factory, kwargs)
+            check = getattr(made, "_check_params", None)
+            if callable(check):
+                with contextlib.suppress(RuntimeError):
+                    check()
+            return made
+        except (ValueError, TypeError) as exc:
+            name = _LEADING_NAME.match(str(exc))
+            raise self.error(keys.get(name and name.group(1), default), f"{exc}{where}") from None
+
     def config(self, data):
         top = self.table(data, (), ["name", "experiment", "seed", "n_test", "noise", "dtype",
                                     "threshold", "metric", "interpolate", "task", "grid", "models", "transfer"],
@@ -288,17 +332,36 @@ class _Validator:
             if key in RESERVED:
                 raise self.error(path, f"clashes with a result column; reserved: {', '.join(RESERVED)}")
             sweep[key] = tuple(values)
-        self.keywords(task_factory, task, ("task",))
-        self.keywords(task_factory, sweep, ("grid", "task"))
 
-        transfer = self.table(top.get("transfer", {}), ("transfer",), ["n_source"])
-        n_source = None
+        transfer = self.table(top.get("transfer", {}), ("transfer",), ["n_source", "n_source_per_d2"])
+        n_source = per_d2 = None
         if experiment == "transfer":
-            if "n_source" not in transfer:
-                raise self.error(("transfer",), "experiment = 'transfer' needs [transfer] n_source")
-            n_source = self.integer(transfer["n_source"], ("transfer", "n_source"), 1)
+            if len(transfer) != 1:
+                raise self.error(("transfer",), "experiment = 'transfer' needs exactly one of "
+                                 "[transfer] n_source (fixed) and n_source_per_d2 (n_source = n_source_per_d2·d²)")
+            if "n_source" in transfer:
+                n_source = self.integer(transfer["n_source"], ("transfer", "n_source"), 1)
+            else:
+                per_d2 = self.integer(transfer["n_source_per_d2"], ("transfer", "n_source_per_d2"), 1)
         elif transfer:
             raise self.error(("transfer",), "only allowed with experiment = 'transfer'")
+
+        self.keywords(task_factory, task, ("task",))
+        self.keywords(task_factory, sweep, ("grid", "task"))
+        ds = self.int_list(grid["d"], ("grid", "d"), 1)
+        task_keys = {"d": ("grid", "d"), **{k: ("task", k) for k in task},
+                     **{k: ("grid", "task", k) for k in sweep}}
+        for d in ds:
+            for values in itertools.product(*sweep.values()):
+                swept = dict(zip(sweep, values))
+                where = ", ".join(f"{k} = {v!r}" for k, v in {"d": d, **swept}.items())
+                made = self.built(task_factory, {**task, **swept, "d": d, "seed": 0}, task_keys,
+                                  ("task",), f" (at {where})")
+        pair = isinstance(made, tuple) and len(made) == 2
+        if pair != (experiment == "transfer"):
+            raise self.error(("task", "family"), f"{family!r} makes a (source, target) pair: use experiment = 'transfer'"
+                             if pair else f"experiment = 'transfer' needs a family making a (source, target) "
+                             f"pair, e.g. transfer_pair; {family!r} makes {type(made).__name__}")
 
         models = []
         for name, table in self.table(top["models"], ("models",), None).items():
@@ -313,7 +376,9 @@ class _Validator:
                 raise self.error(path + ("transfer",), f"must be true or false, got {use_transfer!r}")
             if "seed" in table:
                 raise self.error(path + ("seed",), "is set by the runner (derived from the top-level seed)")
-            self.keywords(self.factory(MODELS, mtype, path + ("type",)), table, path)
+            factory = self.factory(MODELS, mtype, path + ("type",))
+            self.keywords(factory, table, path)
+            self.built(factory, {**table, "seed": 0}, {k: path + (k,) for k in table}, path)
             models.append(ModelSpec(name, mtype, table, max_n, use_transfer))
         if not models:
             raise self.error(("models",), "needs at least one [models.<name>] table")
@@ -327,7 +392,7 @@ class _Validator:
         return SweepConfig(
             name=self.string(top.get("name", Path(self.where).stem), ("name",)),
             task=family, task_params=task, sweep=sweep,
-            d=self.int_list(grid["d"], ("grid", "d"), 1),
+            d=ds,
             n=self.int_list(grid["n"], ("grid", "n"), 1),
             seeds=self.integer(grid.get("seeds", 1), ("grid", "seeds"), 1),
             models=tuple(models), experiment=experiment,
@@ -335,7 +400,7 @@ class _Validator:
             n_test=self.integer(top.get("n_test", 4096), ("n_test",), 1),
             noise=self.number(top.get("noise", 0.0), ("noise",), 0.0),
             dtype=self.string(top.get("dtype", "float32"), ("dtype",), DTYPES),
-            n_source=n_source, threshold=threshold,
+            n_source=n_source, n_source_per_d2=per_d2, threshold=threshold,
             metric=self.string(top.get("metric", "test_mse"), ("metric",), METRICS),
             interpolate=interpolate,
             text=self.text, source=self.where,

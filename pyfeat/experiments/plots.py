@@ -3,7 +3,9 @@
 ``plot_results`` draws the test error against n (log-log), one color per model and one line
 style per d, with the mean over seeds and its standard deviation as error bars; with a
 threshold, a second panel shows n*(d) per model with the fitted power law, its exponent and
-bootstrap interval in the legend. When the results sweep a task parameter (e.g. the spike
+bootstrap interval in the legend; a d where n* is censored by the grid is drawn as a bound, a
+hollow triangle pointing the way n* lies: ▽ at n_min for n* ≤ n_min (reached at the smallest n),
+△ at n_max for n* > n_max (never reached). When the results sweep a task parameter (e.g. the spike
 exponent β), the error is drawn against that parameter instead, one line per (model, d, n).
 """
 
@@ -12,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from pyfeat.experiments.complexity import sample_complexity
 from pyfeat.experiments.results import swept_parameters
@@ -54,6 +55,8 @@ def plot_results(results, threshold=None, metric="test_mse", x=None, interpolate
     x = x or (swept[0] if swept else "n")
     if x != "n" and x not in swept:
         raise ValueError(f"x must be 'n' or a swept task parameter {swept}, got {x!r}")
+    from matplotlib.figure import Figure  # here: importing it takes a second or more
+
     models = list(dict.fromkeys(r["model"] for r in rows))
     colors = {m: f"C{i % 10}" for i, m in enumerate(models)}
     group = ["model", "d"] + (["n"] if x != "n" else []) + [s for s in swept if s != x]
@@ -84,16 +87,22 @@ def plot_results(results, threshold=None, metric="test_mse", x=None, interpolate
     if with_nstar:
         ax2 = fig.add_subplot(1, 2, 2)
         for model, sc in sample_complexity(rows, threshold, metric, interpolate=interpolate).items():
-            keep = np.isfinite(sc.n_star)
+            keep = sc.censored == ""
             ax2.plot(sc.d[keep], sc.n_star[keep], "o", color=colors[model])
             if np.isfinite(sc.exponent):
-                dd = np.geomspace(sc.d.min(), sc.d.max(), 50)
-                label = (f"{model}: n* ∝ d^{sc.exponent:.2f} "
-                         f"[{sc.ci_low:.2f}, {sc.ci_high:.2f}] ({100 * sc.level:.0f}% CI)")
+                dd = np.geomspace(sc.d[keep].min(), sc.d[keep].max(), 50)
+                ci = (f"[{sc.ci_low:.2f}, {sc.ci_high:.2f}] ({100 * sc.level:.0f}% CI)"
+                      if np.isfinite(sc.ci_low) else "(no CI: 1 seed)")
+                label = f"{model}: n* ∝ d^{sc.exponent:.2f} {ci}" + ("" if keep.all() else f", fit on {keep.sum()} d")
                 ax2.plot(dd, np.exp(sc.intercept) * dd**sc.exponent, "-", color=colors[model], label=label)
             else:
                 ax2.plot([], [], "o", color=colors[model],
-                         label=f"{model}: n* found for {keep.sum()} of {keep.size} d (no fit)")
+                         label=f"{model}: n* inside the grid at {keep.sum()} of {keep.size} d (no fit)")
+            for kind, marker, text in (("upper", "v", "n* ≤ smallest n"), ("lower", "^", "n* > largest n (never reached)")):
+                at = sc.censored == kind
+                if at.any():
+                    ax2.plot(sc.d[at], sc.bound[at], marker, color=colors[model], markerfacecolor="none",
+                             markersize=8, label=f"{model}: {text}")
         ax2.set_xscale("log")
         ax2.set_yscale("log")
         ax2.set_xlabel("d")

@@ -4,24 +4,45 @@ Each row is written with a single ``os.write`` on a file opened with ``O_APPEND`
 fsync'ed, so concurrent readers and a killed run see whole rows, except possibly a last line cut
 short by a kill in the middle of the write. ``ResultsWriter`` drops such a partial last line
 (truncating the file to its last newline) before it appends; ``load_results`` ignores it.
+
+**Columns** (``BASE_COLUMNS``; swept task parameters go between ``seed`` and ``test_mse``):
+model, type, task, experiment, d, n, seed; test_mse, test_rel, alignment, fit_time (seconds);
+what the fit chose, empty when the model has no such attribute: ridge_, solver_, n_iter_,
+converged_; params (the model's ``get_params()`` as one JSON object: models have different
+parameter sets, and one column keeps the header the same for every model and sweep, so files
+concatenate and resume); backend, version (pyfeat's), timestamp (UTC, ISO 8601, when the point
+finished), point_id. Files written before ridge_ … timestamp existed (``LEGACY_COLUMNS``) still
+load (those keys are then absent), and ``ResultsWriter`` upgrades them in place on resume
+(their old rows get empty values in the new columns).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 from pathlib import Path
 
-__all__ = ["BASE_COLUMNS", "ResultsWriter", "load_results", "results_path", "swept_parameters"]
+__all__ = ["BASE_COLUMNS", "LEGACY_COLUMNS", "ResultsWriter", "SweepError", "has_rows",
+           "load_results", "results_path", "swept_parameters"]
 
-# the columns of every results.csv; swept task parameters go between "seed" and "test_mse"
+LEGACY_COLUMNS = ("model", "type", "task", "experiment", "d", "n", "seed", "test_mse", "test_rel",
+                  "alignment", "fit_time", "backend", "version", "point_id")
 BASE_COLUMNS = ("model", "type", "task", "experiment", "d", "n", "seed", "test_mse", "test_rel",
-                "alignment", "fit_time", "backend", "version", "point_id")
-_INT_COLUMNS = ("d", "n", "seed")
-_FLOAT_COLUMNS = ("test_mse", "test_rel", "alignment", "fit_time")
-_TEXT_COLUMNS = ("model", "type", "task", "experiment", "backend", "version", "point_id")
+                "alignment", "fit_time", "ridge_", "solver_", "n_iter_", "converged_", "params",
+                "backend", "version", "timestamp", "point_id")
+ADDED_COLUMNS = tuple(c for c in BASE_COLUMNS if c not in LEGACY_COLUMNS)
+_INT_COLUMNS = ("d", "n", "seed", "n_iter_")
+_FLOAT_COLUMNS = ("test_mse", "test_rel", "alignment", "fit_time", "ridge_")
+_TEXT_COLUMNS = ("model", "type", "task", "experiment", "solver_", "backend", "version",
+                 "timestamp", "point_id")
+
+
+class SweepError(ValueError):
+    """A sweep's output cannot be used as asked: a malformed results file, other columns, another
+    config in the directory, a bad Dask address. The CLI prints it as one line (exit status 2)."""
 
 
 def results_path(path):
@@ -30,44 +51,94 @@ def results_path(path):
     return path if path.suffix == ".csv" else path / "results.csv"
 
 
+def _field(value):
+    """A value as CSV text: floats exactly (repr), dicts as JSON, None as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+
+
 def _format(row, columns):
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(
-        ["" if row.get(c) is None else repr(row[c]) if isinstance(row[c], float) else row[c]
-         for c in columns])
+    csv.writer(buf, lineterminator="\n").writerow([_field(row.get(c)) for c in columns])
     return buf.getvalue().encode("utf-8")
 
 
 def _complete_text(path):
     """The file's text up to and including its last newline (a partial last line is dropped)."""
     data = path.read_bytes()
-    return data[: data.rfind(b"\n") + 1].decode("utf-8")
+    try:
+        return data[: data.rfind(b"\n") + 1].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SweepError(f"{path}: not a results file (not UTF-8 text: {exc.reason})") from None
+
+
+def _records(path, required=LEGACY_COLUMNS):
+    """(header, [(line number, fields)]) of a results CSV; a header-only or empty file has no
+    records. Raises SweepError for a header lacking a ``required`` column or a row whose field
+    count differs from it."""
+    reader = csv.reader(io.StringIO(_complete_text(path)))
+    try:
+        header = next(reader, [])
+        records = [(reader.line_num, fields) for fields in reader if fields]
+    except csv.Error as exc:
+        raise SweepError(f"{path}, line {reader.line_num}: not CSV: {exc}") from None
+    if header or records:
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise SweepError(f"{path}: not a pyfeat results file: its header lacks "
+                             f"{', '.join(missing)} (line 1: {','.join(header)[:80]!r})")
+    for line, fields in records:
+        if len(fields) != len(header):
+            raise SweepError(f"{path}, line {line}: {len(fields)} fields, the header has {len(header)}")
+    return header, records
+
+
+def has_rows(path):
+    """True when the results file ``path`` exists and holds at least one row."""
+    return Path(path).is_file() and bool(_records(Path(path))[1])
 
 
 class ResultsWriter:
     """Appends rows to a results CSV with the given columns (header written once).
 
-    An existing file must have the same header. ``done`` holds the ``point_id`` of every row
-    already in the file (for resume)."""
+    A file without rows (empty, or a header only: a run that failed at its first point) is
+    started afresh. A file with rows must have the same header, or be an older results file
+    whose header lacks only ``ADDED_COLUMNS`` (it is then rewritten with this header). ``done``
+    holds the ``point_id`` of every row already in the file (for resume)."""
 
     def __init__(self, path, columns):
         self.path = Path(path)
         self.columns = tuple(columns)
         self.done = set()
-        if self.path.exists() and self.path.stat().st_size > 0:
-            text = _complete_text(self.path)
-            if len(text.encode("utf-8")) != self.path.stat().st_size:
-                os.truncate(self.path, len(text.encode("utf-8")))  # drop a half-written row
-            rows = list(csv.reader(io.StringIO(text)))
-            if rows and tuple(rows[0]) != self.columns:
-                raise ValueError(f"{self.path} has columns {rows[0]}, this sweep writes {list(self.columns)};"
-                                 " use a new output directory")
-            key = self.columns.index("point_id")
-            self.done = {r[key] for r in rows[1:]}
+        if self.path.exists():
+            size = len(_complete_text(self.path).encode("utf-8"))
+            if size != self.path.stat().st_size:
+                os.truncate(self.path, size)  # drop a half-written row
+            header, records = _records(self.path, required=("point_id",))
+            if not records:
+                os.truncate(self.path, 0)
+            elif tuple(header) != self.columns:
+                self._upgrade(header, records)
+            key = header.index("point_id") if records else None
+            self.done = {fields[key] for _, fields in records}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         if os.fstat(self._fd).st_size == 0:
             self._write(_format(dict(zip(self.columns, self.columns)), self.columns))
+
+    def _upgrade(self, header, records):
+        """Rewrite an older file (its header lacks some ADDED_COLUMNS) with this header."""
+        if set(header) - set(self.columns) or set(self.columns) - set(header) - set(ADDED_COLUMNS):
+            raise SweepError(f"{self.path} has columns {header}, this sweep writes {list(self.columns)};"
+                             " use a new output directory")
+        rows = [dict(zip(header, fields)) for _, fields in records]
+        tmp = self.path.with_name(self.path.name + ".upgrade")
+        tmp.write_bytes(b"".join(_format(r, self.columns)
+                                 for r in [dict(zip(self.columns, self.columns)), *rows]))
+        os.replace(tmp, self.path)
 
     def _write(self, data):
         written = os.write(self._fd, data)
@@ -91,29 +162,65 @@ class ResultsWriter:
 
 
 def _parse(column, value):
+    """A CSV field as a value (ValueError when a typed column does not hold its type)."""
     if value == "":
-        return None if column not in _FLOAT_COLUMNS else math.nan
+        return math.nan if column in _FLOAT_COLUMNS else None
     if column in _INT_COLUMNS:
         return int(value)
     if column in _FLOAT_COLUMNS:
         return float(value)
     if column in _TEXT_COLUMNS:
         return value
+    if column == "converged_":
+        if value not in ("True", "False"):
+            raise ValueError(f"not True or False: {value!r}")
+        return value == "True"
+    if column == "params":
+        params = json.loads(value)
+        if not isinstance(params, dict):
+            raise ValueError(f"not a JSON object: {value!r}")
+        return params
     try:  # a swept task parameter: a number when it reads as one
         return float(value) if any(ch in value for ch in ".eEn") else int(value)
     except ValueError:
         return value
 
 
-def load_results(path):
-    """Rows of a results CSV (``DIR`` or ``DIR/results.csv``) as a list of dicts, with d, n, seed
-    as int, the metrics and fit time as float (NaN when empty), swept task parameters as numbers
-    when they read as numbers. A partial last line (a run killed mid-write) is ignored."""
+def load_results(path, as_frame=False):
+    """Rows of a results CSV (``DIR`` or ``DIR/results.csv``): a list of dicts, or with
+    ``as_frame=True`` a pandas DataFrame (pandas is optional). Types: d, n, seed, n_iter_ int;
+    the metrics, fit_time and ridge_ float (NaN when empty); converged_ bool; params a dict;
+    other empty fields None; swept task parameters numbers when they read as numbers. A partial
+    last line (a run killed mid-write) is ignored; a header-only file has no rows. A malformed
+    file raises ``SweepError`` naming the line and column."""
+    if as_frame:
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("load_results(as_frame=True) needs pandas, an optional dependency: "
+                              "pip install pandas (or call it without as_frame for a list of dicts)") from None
     path = results_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no results file {path}")
-    rows = list(csv.DictReader(io.StringIO(_complete_text(path))))
-    return [{k: _parse(k, v) for k, v in row.items()} for row in rows]
+    header, records = _records(path)
+    rows = []
+    for line, fields in records:
+        row = {}
+        for column, value in zip(header, fields):
+            try:
+                row[column] = _parse(column, value)
+            except ValueError as exc:
+                raise SweepError(f"{path}, line {line}: column {column}: {_why(column, value, exc)}") from None
+        rows.append(row)
+    return pandas.DataFrame(rows, columns=header) if as_frame else rows
+
+
+def _why(column, value, exc):
+    if column in _INT_COLUMNS:
+        return f"not an integer: {value!r}"
+    if column in _FLOAT_COLUMNS:
+        return f"not a number: {value!r}"
+    return str(exc) if not isinstance(exc, json.JSONDecodeError) else f"not JSON: {value!r}"
 
 
 def swept_parameters(rows):

@@ -134,21 +134,23 @@ def random_head(r: int, degree: int, rng) -> dict:
     return coeffs
 
 
-def named_head(head: str, r: int, degree: int) -> dict:
-    """Hermite coefficients of the named families (each with Var g = 1, E g = 0)."""
+def named_head(head: str, r: int, degree: int, names=("head", "degree")) -> dict:
+    """Hermite coefficients of the named families (each with Var g = 1, E g = 0). ``names``: how
+    errors call the head and degree arguments (``transfer_pair``'s target_head/target_degree)."""
+    h, p = names
     if head == "sum":  # Σ_i He_p(z_i)/√(p!·r)
         return {tuple(degree if j == i else 0 for j in range(r)): 1 / math.sqrt(r) for i in range(r)}
     if head == "product":  # Π_i He_{a_i}(z_i)/√(a_i!), a spread evenly: Σ a_i = p, a_i ≥ 1
         if degree < r:
-            raise ValueError(f"degree must be >= r for head='product', got degree={degree}, r={r}")
+            raise ValueError(f"{p} must be >= r for {h}='product', got {p}={degree}, r={r}")
         return {tuple(degree // r + (1 if i < degree % r else 0) for i in range(r)): 1.0}
     if head == "hard":  # He_p(u·x)/√(p!): H = 0 for p ≥ 3
         if r != 1:
-            raise ValueError(f"r must be 1 for head='hard' (a single index He_p(u·x)), got r={r}")
+            raise ValueError(f"r must be 1 for {h}='hard' (a single index He_p(u·x)), got r={r}")
         if degree < 3:
-            raise ValueError(f"degree must be >= 3 for head='hard' (He_2 has H != 0), got degree={degree}")
+            raise ValueError(f"{p} must be >= 3 for {h}='hard' (He_2 has H != 0), got {p}={degree}")
         return {(degree,): 1.0}
-    raise ValueError(f"head must be one of {HEADS} or a dict of Hermite coefficients, got {head!r}")
+    raise ValueError(f"{h} must be one of {HEADS} or a dict of Hermite coefficients, got {head!r}")
 
 
 class MultiIndex(IndexTask):
@@ -216,17 +218,29 @@ def transfer_pair(d, r=2, degree=None, *, target_degree=None, source_head="rando
     (seed 000: transfer learning when source and target share the representation U).
 
     The source is ``MultiIndex(d, r, degree, head=source_head, seed=seed)``; the target reuses
-    its U with ``target_head`` of degree ``target_degree`` (default: the source's degree); a random target
-    head is drawn independently of the source's (``_base.task_rng(seed, TARGET_HEAD)``).
+    its U with ``target_head`` of degree ``target_degree`` (default: the source's degree, or that
+    of the coefficients when ``target_head`` is a dict); a random target head is drawn
+    independently of the source's (``_base.task_rng(seed, TARGET_HEAD)``).
     """
     source = MultiIndex(d, r, degree, head=source_head, seed=seed)
-    target_degree = source.degree if target_degree is None else check_int("target_degree", target_degree, 1)
+    if target_degree is not None:
+        target_degree = check_int("target_degree", target_degree, 1)
+    if isinstance(target_head, dict):
+        try:
+            target = MultiIndex(d, r, head=target_head, U=source.U, seed=seed)
+        except ValueError as exc:  # MultiIndex calls its argument head
+            raise ValueError(f"target_{exc}" if str(exc).startswith("head") else f"target_head: {exc}") from None
+        if target_degree not in (None, target.degree):
+            raise ValueError(f"target_degree must match the degree {target.degree} of the target_head "
+                             f"coefficients, got target_degree={target_degree}")
+        return source, target
+    target_degree = source.degree if target_degree is None else target_degree
     if target_head == "random":
         if target_degree < 2:
             raise ValueError(f"target_degree must be >= 2 for a random head, got target_degree={target_degree}")
-        target_head = random_head(source.r, target_degree, task_rng(source.seed, TARGET_HEAD))
-        target = MultiIndex(d, r, target_degree, head=target_head, U=source.U, seed=seed)
-        target.head = "random"
+        coefficients = random_head(source.r, target_degree, task_rng(source.seed, TARGET_HEAD))
     else:
-        target = MultiIndex(d, r, target_degree, head=target_head, U=source.U, seed=seed)
+        coefficients = named_head(target_head, source.r, target_degree, names=("target_head", "target_degree"))
+    target = MultiIndex(d, r, target_degree, head=coefficients, U=source.U, seed=seed)
+    target.head = target_head
     return source, target
