@@ -27,14 +27,29 @@ from pyfeat.ops._validate import block_size as _block
 
 __all__ = [
     "first_step_gradient",
+    "residual_gradient",
+    "network_gradient",
     "relu_features",
     "relu_gram",
     "relu_predict",
+    "relu_transpose",
     "kernel_matvec",
     "kernel_matrix",
     "device",
     "Device",
 ]
+
+
+def _network_args(op, backend, X, y, W, a, b, y_name="y"):
+    """The checked (args, X, y, W, a, b) of an op on a network f(x) = aᵀ relu(W x + b)."""
+    args = _Args(op, backend)
+    X = args.matrix("X", X)
+    n, d = X.shape
+    y = args.vector(y_name, y, n)
+    W = args.matrix("W", W, cols=d, cols_name="X.shape[1]")
+    m = W.shape[0]
+    a = args.vector("a", a, m, length_name="W.shape[0]")
+    return args, X, y, W, a, args.bias(b, m)
 
 
 def first_step_gradient(X, y, W, a, b=None, *, backend=None, block_size=None):
@@ -56,16 +71,43 @@ def first_step_gradient(X, y, W, a, b=None, *, backend=None, block_size=None):
     -------
     (m, d) array in the working dtype (accumulated in float64).
     """
-    args = _Args("first_step_gradient", backend)
-    X = args.matrix("X", X)
-    n, d = X.shape
-    y = args.vector("y", y, n)
-    W = args.matrix("W", W, cols=d, cols_name="X.shape[1]")
-    m = W.shape[0]
-    a = args.vector("a", a, m, length_name="W.shape[0]")
-    b = args.bias(b, m)
+    args, X, y, W, a, b = _network_args("first_step_gradient", backend, X, y, W, a, b)
     out = blocked.first_step_gradient(args.device, X, y, W, a, b, _block(block_size))
     return args.result(out)
+
+
+def residual_gradient(X, r, W, a, b=None, *, backend=None, block_size=None):
+    """The first-step gradient weighted by residuals: ∇_W of (1/2n) Σ_i (f(x_i) − y_i)² for
+    f(x) = aᵀ relu(W x + b), given the residuals r_i = f(x_i) − y_i,
+
+        G_j = (1/n) Σ_i r_i a_j 1[w_j·x_i + b_j ≥ 0] x_i        (G: m × d)
+
+    (with r = −2y it is ``first_step_gradient``). Two GEMMs per row block with the mask fused
+    between them, as ``first_step_gradient``. Shapes: X (n, d), r (n,), W (m, d), a (m,), b (m,)
+    or None; returns (m, d) in the working dtype (accumulated in float64).
+    """
+    args, X, r, W, a, b = _network_args("residual_gradient", backend, X, r, W, a, b, y_name="r")
+    return args.result(blocked.residual_gradient(args.device, X, r, W, a, b, _block(block_size)))
+
+
+def network_gradient(X, y, W, a, b=None, *, backend=None, block_size=None):
+    """Loss and gradients of L = (1/2n) Σ_i (f(x_i) − y_i)², f(x) = aᵀ relu(W x + b), in one pass.
+
+    With r_i = f(x_i) − y_i and the ReLU derivative 1[w_j·x_i + b_j ≥ 0]:
+
+        L = (1/2n) Σ_i r_i²,
+        ∇_W L = (1/n) Σ_i r_i a_j 1[w_j·x_i + b_j ≥ 0] x_i,   ∇_a L = (1/n) Σ_i r_i relu(w_j·x_i + b_j),
+        ∇_b L = (1/n) Σ_i r_i a_j 1[w_j·x_i + b_j ≥ 0].
+
+    Per row block: one GEMM Z = X_b Wᵀ, a fused pass (features, predictions, residuals, ∇_a and
+    ∇_b, and the residual-weighted mask in place of Z), one GEMM Zᵀ X_b: 4·n·m·d FLOPs in all, the
+    n × m activations never beyond one block. Shapes: X (n, d), y (n,), W (m, d), a (m,), b (m,)
+    or None. Returns (L, ∇_W L, ∇_a L, ∇_b L): a float and float64 arrays (m, d), (m,), (m,).
+    """
+    args, X, y, W, a, b = _network_args("network_gradient", backend, X, y, W, a, b)
+    sq, gW, ga, gb = blocked.network_gradient(args.device, X, y, W, b, a, _block(block_size))
+    n = X.shape[0]
+    return float(sq) / (2 * n), args.result(gW / n), args.result(ga / n), args.result(gb / n)
 
 
 def relu_features(X, W, b=None, *, backend=None, block_size=None):
@@ -103,6 +145,17 @@ def relu_predict(X, W, b, a, *, backend=None, block_size=None):
     b = args.bias(b, m)
     a = args.vector_or_matrix("a", a, m, length_name="W.shape[0]")
     return args.result(blocked.relu_predict(args.device, X, W, b, a, _block(block_size)))
+
+
+def relu_transpose(X, W, b, V, *, backend=None, block_size=None):
+    """Φᵀ V with Φ = relu(X Wᵀ + b), streamed over row blocks (Φ never exists whole): V (n,) ->
+    (m,), V (n, k) -> (m, k), float64 (a sum over n)."""
+    args = _Args("relu_transpose", backend)
+    X = args.matrix("X", X)
+    W = args.matrix("W", W, cols=X.shape[1], cols_name="X.shape[1]")
+    b = args.bias(b, W.shape[0])
+    V = args.vector_or_matrix("V", V, X.shape[0])
+    return args.result(blocked.relu_transpose(args.device, X, W, b, V, _block(block_size)))
 
 
 def kernel_matvec(X, Z, V, kernel="ntk", *, backend=None, block_size=None):

@@ -14,6 +14,11 @@ in ``pyfeat.ops.blocked``, so a backend adds only primitives:
 ``matmul(A, B, out)``              out = A @ B (GEMM into a buffer)
 ``relu_bias(Z, b)``                Z ← max(Z + b, 0) in place (ReLU epilogue)
 ``mask_times_y(Z, b, y)``          Z[i, j] ← y_i 1[Z_ij + b_j ≥ 0] in place (mask epilogue)
+``relu_residual(Z, b, a, y, sq,``  the network-gradient epilogue, per row i of the block:
+``ga, gb, ws)``                     r_i = Σ_j a_j relu(Z_ij + b_j) − y_i; sq += Σ_i r_i²,
+                                   ga_j += Σ_i r_i relu(Z_ij + b_j), gb_j += Σ_i r_i 1[Z_ij + b_j ≥ 0]
+                                   (float64 sq (1,), ga, gb (m,)); then Z_ij ← r_i 1[Z_ij + b_j ≥ 0]
+                                   in place; ``ws = residual_workspace(rows, m)`` its scratch
 ``kernel_apply(k, G, sx, sz)``     G ← k(G, sx, sz) in place (kernel epilogue of a GEMM tile)
 ``kernel_reduce(k, ..., acc, ws)`` acc += K(X_b, Z_c) V_c for one tile, fused (the kernel tile
                                    reduction; CPU: GEMM + fused pass, GPU: one fused kernel)

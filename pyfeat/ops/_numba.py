@@ -139,6 +139,29 @@ def _mask_times_y(Z, b, y):
 
 
 @njit(**_JIT)
+def _relu_residual(Z, b, a, y, sq, ga, gb):
+    """Per row i: r = Σ_j a_j relu(Z[i, j] + b[j]) − y[i] (float64); sq[0] += r², ga[j] += r relu(·),
+    gb[j] += r 1[Z[i, j] + b[j] ≥ 0], Z[i, j] <- r 1[Z[i, j] + b[j] ≥ 0]   (in place)."""
+    zero = b[0] * 0
+    s = 0.0
+    for i in range(Z.shape[0]):
+        f = 0.0
+        for j in range(Z.shape[1]):
+            f += a[j] * max(Z[i, j] + b[j], zero)
+        r = f - y[i]
+        s += r * r
+        for j in range(Z.shape[1]):
+            u = Z[i, j] + b[j]
+            if u >= zero:
+                ga[j] += r * u
+                gb[j] += r
+                Z[i, j] = r
+            else:
+                Z[i, j] = zero
+    sq[0] += s
+
+
+@njit(**_JIT)
 def _relu_bias(Z, b):
     """Z <- relu(Z + b)   (in place)."""
     zero = b[0] * 0
@@ -252,6 +275,14 @@ class NumbaDevice(Device):
 
     mask_times_y = staticmethod(_mask_times_y)
     relu_bias = staticmethod(_relu_bias)
+
+    @staticmethod
+    def residual_workspace(rows, m):
+        return None
+
+    @staticmethod
+    def relu_residual(Z, b, a, y, sq, ga, gb, ws):
+        _relu_residual(Z, b, a, y, sq, ga, gb)
 
     @staticmethod
     def _params(kernel, dt):

@@ -18,8 +18,8 @@ from __future__ import annotations
 from pyfeat.ops import _reference
 from pyfeat.ops._plan import blocks, rows_per_block, tiles, working_dtype
 
-__all__ = ["first_step_gradient", "relu_features", "relu_gram", "relu_predict", "kernel_matvec",
-           "kernel_matrix"]
+__all__ = ["first_step_gradient", "residual_gradient", "network_gradient", "relu_features", "relu_gram",
+           "relu_predict", "relu_transpose", "kernel_matvec", "kernel_matrix"]
 
 
 def _rows(dev, block_size, bytes_per_row):
@@ -42,11 +42,9 @@ def _sum(arrays):
     return total
 
 
-def first_step_gradient(dev, X, y, W, a, b, block_size=None):
-    """−(2/n) Σ_i y_i a_j 1[w_j·x_i + b_j ≥ 0] x_i (see ``pyfeat.ops.first_step_gradient``):
-    per row block Z = X_b Wᵀ, the mask epilogue Z ← y 1[Z + b ≥ 0], then G += Zᵀ X_b."""
-    if dev.reference:
-        return _reference.first_step_gradient(X, y, W, a, b, block_size)
+def _masked_sum(dev, X, w, W, b, block_size):
+    """S_j = Σ_i w_i 1[w_j·x_i + b_j ≥ 0] x_i (m × d, float64): per row block Z = X_b Wᵀ, the mask
+    epilogue Z ← w 1[Z + b ≥ 0], then S += Zᵀ X_b."""
     xp, dt = dev.xp, W.dtype
     n, d, m, rows = _network_plan(dev, X, W, block_size)
 
@@ -58,13 +56,69 @@ def first_step_gradient(dev, X, y, W, a, b, block_size=None):
         Xb = dev.block(X, s, e, dt)
         Z = Zbuf[: (e - s) * m].reshape(e - s, m)
         dev.matmul(Xb, W.T, Z)
-        dev.mask_times_y(Z, b, y[s:e])
+        dev.mask_times_y(Z, b, w[s:e])
         dev.matmul(Z.T, Xb, Gbuf)
         acc += Gbuf
 
-    acc = _sum([st[2] for st in dev.run(n, rows, make_state, step)])
-    acc *= (-2.0 / n) * a.astype(xp.float64)[:, None]
-    return acc.astype(dt)
+    return _sum([st[2] for st in dev.run(n, rows, make_state, step)])
+
+
+def first_step_gradient(dev, X, y, W, a, b, block_size=None):
+    """−(2/n) Σ_i y_i a_j 1[w_j·x_i + b_j ≥ 0] x_i (see ``pyfeat.ops.first_step_gradient``)."""
+    if dev.reference:
+        return _reference.first_step_gradient(X, y, W, a, b, block_size)
+    acc = _masked_sum(dev, X, y, W, b, block_size)
+    acc *= (-2.0 / X.shape[0]) * a.astype(dev.xp.float64)[:, None]
+    return acc.astype(W.dtype)
+
+
+def residual_gradient(dev, X, r, W, a, b, block_size=None):
+    """(1/n) Σ_i r_i a_j 1[w_j·x_i + b_j ≥ 0] x_i: the first-step gradient weighted by residuals
+    r = f − y (see ``pyfeat.ops.residual_gradient``)."""
+    if dev.reference:
+        return _reference.residual_gradient(X, r, W, a, b, block_size)
+    acc = _masked_sum(dev, X, r, W, b, block_size)
+    acc *= (1.0 / X.shape[0]) * a.astype(dev.xp.float64)[:, None]
+    return acc.astype(W.dtype)
+
+
+def network_gradient(dev, X, y, W, b, a, block_size=None, grad_W=True):
+    """Sums over the rows of X of the squared residual and of the gradients of ½(f(x_i) − y_i)²,
+    f(x) = aᵀ relu(W x + b), r_i = f(x_i) − y_i, all float64:
+
+        sq = Σ_i r_i²,   g_W = Σ_i r_i a_j 1[w_j·x_i + b_j ≥ 0] x_i  (m × d; None unless grad_W),
+        g_a = Σ_i r_i relu(w_j·x_i + b_j),   g_b = Σ_i r_i a_j 1[w_j·x_i + b_j ≥ 0]   (m,).
+
+    One pass over the data with two GEMMs per row block: Z = X_b Wᵀ; the fused epilogue
+    ``dev.relu_residual`` (P = relu(Z + b), r = P a − y, g_a += Pᵀr, g_b += Σ_i r_i 1[...],
+    Z ← r_i 1[Z + b ≥ 0]); then g_W += Zᵀ X_b (skipped when grad_W is False). Returns
+    (sq, g_W, g_a, g_b) with sq a float64 scalar array (the caller divides by n: these are sums,
+    so that blocks and mini-batches add)."""
+    if dev.reference:
+        return _reference.network_gradient(X, y, W, b, a, block_size, grad_W)
+    xp, dt = dev.xp, W.dtype
+    n, d, m, rows = _network_plan(dev, X, W, block_size)
+
+    def make_state():
+        Gbuf, acc = (xp.empty((m, d), dt), xp.zeros((m, d), xp.float64)) if grad_W else (None, None)
+        return (xp.empty(rows * m, dt), dev.residual_workspace(rows, m), Gbuf, acc,
+                xp.zeros(1, xp.float64), xp.zeros(m, xp.float64), xp.zeros(m, xp.float64))
+
+    def step(state, s, e):
+        Zbuf, ws, Gbuf, acc, sq, ga, gb = state
+        Xb = dev.block(X, s, e, dt)
+        Z = Zbuf[: (e - s) * m].reshape(e - s, m)
+        dev.matmul(Xb, W.T, Z)
+        dev.relu_residual(Z, b, a, y[s:e], sq, ga, gb, ws)
+        if grad_W:
+            dev.matmul(Z.T, Xb, Gbuf)
+            acc += Gbuf
+
+    states = dev.run(n, rows, make_state, step)
+    a64 = a.astype(xp.float64)
+    gW = _sum([st[3] for st in states]) * a64[:, None] if grad_W else None
+    sq, ga, gb = (_sum([st[k] for st in states]) for k in (4, 5, 6))
+    return sq[0], gW, ga, gb * a64
 
 
 def relu_features(dev, X, W, b, block_size=None):
@@ -128,6 +182,25 @@ def relu_predict(dev, X, W, b, a, block_size=None):
 
     dev.run(n, rows, lambda: xp.empty(rows * m, dt), step)
     return out
+
+
+def relu_transpose(dev, X, W, b, V, block_size=None):
+    """Φᵀ V in float64, Φ = relu(X Wᵀ + b) one row block at a time; V (n,) or (n, k)."""
+    if dev.reference:
+        return _reference.relu_transpose(X, W, b, V, block_size)
+    xp, dt = dev.xp, W.dtype
+    n, d, m, rows = _network_plan(dev, X, W, block_size)
+    tail = V.shape[1:]
+
+    def make_state():
+        return xp.empty(rows * m, dt), xp.empty((m,) + tail, dt), xp.zeros((m,) + tail, xp.float64)
+
+    def step(state, s, e):
+        Pbuf, buf, acc = state
+        dev.matmul(_relu_block(dev, X, W, b, s, e, Pbuf).T, V[s:e], buf)
+        acc += buf
+
+    return _sum([st[2] for st in dev.run(n, rows, make_state, step)])
 
 
 def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
