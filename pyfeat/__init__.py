@@ -27,6 +27,7 @@ from pyfeat.backend import info
 _LAZY = {
     "TwoLayerReLU": "pyfeat.models",
     "RandomFeatures": "pyfeat.models",
+    "GDNetwork": "pyfeat.models",
     "KernelRidge": "pyfeat.kernel_ridge",
     "kernel_gradient_flow": "pyfeat.kernel_ridge",
     "tasks": None,

@@ -42,7 +42,7 @@ def get(name, **params) -> Kernel:
     return kern if isinstance(kern, Kernel) else Kernel(kern.name, kern.params)
 
 
-def empirical_ntk(X, Z, W, a, b=None, *, block_size=1024):
+def empirical_ntk(X, Z, W, a, b=None, *, layers="both", block_size=1024):
     """Empirical NTK ∇_θf(x)·∇_θf(z) of the finite network f(x) = (1/√m) Σ_i a_i σ(w_i·x + b_i).
 
     Seed 003's parameterization with its names mapped to DESIGN's: W (m, d) holds the first-layer
@@ -52,11 +52,18 @@ def empirical_ntk(X, Z, W, a, b=None, *, block_size=1024):
         K_m(x, z) = (1/m) Σ_i [ σ(w_i·x + b_i) σ(w_i·z + b_i)
                                + a_i² σ'(w_i·x + b_i) σ'(w_i·z + b_i) (x·z + [b given]) ],
 
-    σ = ReLU, σ'(u) = 1[u > 0]. As m → ∞ with W, a Gaussian and b = None it converges to
-    ``get("ntk")`` (the first term to "nngp", the second to x·z times "arccos0"). Computed in
-    float64 over blocks of ``block_size`` rows of X (σ(XWᵀ + b) by ``pyfeat.ops.relu_features``);
-    returns the (n_x, n_z) float64 matrix (NumPy in → NumPy out, CuPy in → CuPy out).
+    σ = ReLU, σ'(u) = 1[u > 0]. ``layers``: "both" (θ = all parameters), "second" (θ = a: the
+    first term alone) or "first" (θ = W[, b]: the second term alone). As m → ∞ with W, a
+    Gaussian and b = None it converges to ``get("ntk")`` (the first term to "nngp", the second to
+    x·z times "arccos0"). Other parameterizations: for f(x) = c Σ_i a_i σ(w_i·x + b_i) trained with
+    every step s times the gradient, the kernel of the dynamics s∇_θf(x)·∇_θf(z) is this one
+    whenever s c² = 1/m — as in each parameterization of ``pf.GDNetwork`` ("ntk", "mean_field",
+    "standard"). Computed in float64 over blocks of ``block_size`` rows of X (σ(XWᵀ + b) by
+    ``pyfeat.ops.relu_features``); returns the (n_x, n_z) float64 matrix (NumPy in → NumPy out,
+    CuPy in → CuPy out).
     """
+    if layers not in ("both", "first", "second"):
+        raise ValueError(f"empirical_ntk: layers must be 'both', 'first' or 'second', got {layers!r}")
     xp = array_module(X)
     X = xp.asarray(X, dtype=xp.float64)
     Z = xp.asarray(Z, dtype=xp.float64)
@@ -81,5 +88,7 @@ def empirical_ntk(X, Z, W, a, b=None, *, block_size=1024):
         Xb = X[s : s + block_size]
         phi = ops.relu_features(Xb, W, b)
         inner = Xb @ Z.T + (0.0 if b is None else 1.0)
-        out[s : s + block_size] = (phi @ phi_z.T + ((phi > 0) * 1.0) @ step_z.T * inner) / m
+        first = ((phi > 0) * 1.0) @ step_z.T * inner if layers != "second" else 0.0
+        second = phi @ phi_z.T if layers != "first" else 0.0
+        out[s : s + block_size] = (second + first) / m
     return out

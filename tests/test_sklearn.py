@@ -17,7 +17,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import pyfeat as pf
 
-ESTIMATORS = [pf.TwoLayerReLU(width=16), pf.RandomFeatures(width=16), pf.KernelRidge(ridge=1e-3)]
+ESTIMATORS = [pf.TwoLayerReLU(width=16), pf.RandomFeatures(width=16), pf.KernelRidge(ridge=1e-3),
+              pf.GDNetwork(width=16, steps=20)]
 
 
 @parametrize_with_checks(ESTIMATORS)
@@ -69,7 +70,7 @@ def test_convergence_warning_is_scikit_learns():
         pf.KernelRidge(ridge=1e-8, solver="cg", max_iter=2).fit(X, y)
 
 
-@pytest.mark.parametrize("cls", [pf.TwoLayerReLU, pf.RandomFeatures, pf.KernelRidge])
+@pytest.mark.parametrize("cls", [pf.TwoLayerReLU, pf.RandomFeatures, pf.KernelRidge, pf.GDNetwork])
 def test_seeds_as_scikit_learn_accepts_them(cls):
     X, y = _problem()
     kw = {"ridge": 1e-3, "solver": "eigenpro", "max_iter": 2} if cls is pf.KernelRidge else {"width": 16}
@@ -89,7 +90,7 @@ def test_seeds_as_scikit_learn_accepts_them(cls):
         cls(**kw, random_state=True).fit(X, y)
 
 
-@pytest.mark.parametrize("cls", [pf.TwoLayerReLU, pf.KernelRidge])
+@pytest.mark.parametrize("cls", [pf.TwoLayerReLU, pf.KernelRidge, pf.GDNetwork])
 def test_every_array_type_gives_the_same_fit(cls, tmp_path):
     pd = pytest.importorskip("pandas")
     xr = pytest.importorskip("xarray")

@@ -68,6 +68,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 MODELS = {
     "TwoLayerReLU": "pyfeat.models:TwoLayerReLU",
     "RandomFeatures": "pyfeat.models:RandomFeatures",
+    "GDNetwork": "pyfeat.models:GDNetwork",
     "KernelRidge": "pyfeat.kernel_ridge:KernelRidge",
 }
 TASKS = {
