@@ -208,6 +208,13 @@ def kernel_gradient_flow(X, y, t, kernel="ntk", *, X_eval=None, ridge=0.0, metho
 
     and predictions f_t(x) = k(x, X)α(t) at the rows of ``X_eval`` (default: the training X).
 
+    The lazy limit (seed 003): full-batch gradient descent with learning rate η for T steps on
+    (1/2n)Σ(f(x_i) − y_i)² of the two-layer network f(x) = (1/√m) Σ_j a_j σ(w_j·x) from the
+    symmetric init (f₀ ≡ 0), both layers trained — ``pf.GDNetwork(parameterization="ntk",
+    init="symmetric", train="both", lr=η, steps=T)`` — predicts ``kernel_gradient_flow(X, y,
+    t=η·T)`` with kernel "ntk" in the limit m → ∞ (the steps then approach the flow as η → 0 at
+    fixed ηT).
+
     method: "eigh" (closed form, float64 eigendecomposition of the n×n matrix), "gd" (kernel
     gradient descent, ``pyfeat.solvers.richardson``: never forms K; each step of size η is a time
     increment nη, the steps are shortened to land exactly on each t; it approaches the flow as
