@@ -352,6 +352,14 @@ class TwoLayerReLU(_ReLUNetwork):
     steps : int >= 0. Number of GD steps (T − 1) for ``head="gd"``.
     bias_scale : float >= 0. The re-initialized biases are b_j ~ N(0, bias_scale²) (paper: 1),
         drawn independently for all m neurons.
+    preact_norm : bool (default False: Algorithm 1 as in the paper). True: after the first
+        step, each neuron is rescaled, w_j ← w_j/√(w_jᵀΣ̂w_j) with Σ̂ = (1/n)Σ_i x_i x_iᵀ, so that
+        its pre-activation has unit second moment over the data, (1/n)Σ_i (w_j·x_i)² = 1, before
+        the biases b_j ~ N(0, bias_scale²) are drawn. Algorithm 1's N(0, 1) biases assume that
+        scale (isotropic x and ‖w_j‖ ≈ 1); on anisotropic inputs, e.g. spiked covariance
+        N(0, I + θμμᵀ), W¹'s rows align with μ and w_j·x has scale √(1 + θ), every ReLU kink
+        falls near 0 and the features collapse to about relu(±μ·x). Σ̂ is accumulated in the
+        gradient pass (O(nd²) more work).
     seed : int >= 0, None, or a numpy Generator/SeedSequence/RandomState. Seeds the init and the
         bias draw (independent streams), so a ``RandomFeatures`` with the same seed has the same
         W⁰ and b (see ``pyfeat._base``).
@@ -367,7 +375,8 @@ class TwoLayerReLU(_ReLUNetwork):
     """
 
     def __init__(self, width=2048, eta1="auto", lambda1=None, ridge="auto", head="ridge", lr="auto",
-                 steps=1000, bias_scale=1.0, seed=0, backend="auto", block_size=None, random_state=None):
+                 steps=1000, bias_scale=1.0, seed=0, backend="auto", block_size=None, random_state=None,
+                 preact_norm=False):
         self.width = width
         self.eta1 = eta1
         self.lambda1 = lambda1
@@ -376,6 +385,7 @@ class TwoLayerReLU(_ReLUNetwork):
         self.lr = lr
         self.steps = steps
         self.bias_scale = bias_scale
+        self.preact_norm = preact_norm
         self.seed = seed
         self.backend = backend
         self.block_size = block_size
@@ -389,11 +399,14 @@ class TwoLayerReLU(_ReLUNetwork):
             _real("eta1", self.eta1)
         if self.lambda1 is not None:
             _real("lambda1", self.lambda1, strict=False)
+        if not isinstance(self.preact_norm, (bool, np.bool_)):
+            raise TypeError(f"preact_norm must be True or False, got {self.preact_norm!r}")
         return m
 
     def _first_step(self, source, n, sum_y, W0, a0):
-        """Pass 2: G = ∇_W L(θ⁰) on ỹ, then W¹ = W⁰ − η₁[G + λ₁W⁰]."""
+        """Pass 2: G = ∇_W L(θ⁰) on ỹ, then W¹ = W⁰ − η₁[G + λ₁W⁰] (rows rescaled with preact_norm)."""
         G = np.zeros_like(W0)
+        S = np.zeros((W0.shape[1],) * 2) if self.preact_norm else None  # Σ x_i x_iᵀ
         dev, layer = self._on_device(W0, a0, np.zeros(len(a0)))
         for Xb, yb in _data.again(source, n, sum_y):
             r = _data.residual(Xb, yb, self.alpha_, self.beta_)
@@ -401,6 +414,9 @@ class TwoLayerReLU(_ReLUNetwork):
             dt = working_dtype(Xb)
             g = blocked.first_step_gradient(dev, Xb, dev.asarray(r, dt), *layer(dt), self.block_size)
             G += (Xb.shape[0] / n) * _backend.to_numpy(g)
+            if S is not None:
+                X64 = _backend.array_module(Xb).asarray(Xb, dtype=np.float64)
+                S += _backend.to_numpy(X64.T @ X64)
         self.grad_ = G
         if isinstance(self.eta1, str):
             norm = np.linalg.norm(G)
@@ -411,7 +427,11 @@ class TwoLayerReLU(_ReLUNetwork):
             eta1 = float(self.eta1)
         lambda1 = 1.0 / eta1 if self.lambda1 is None else float(self.lambda1)
         self.eta1_, self.lambda1_ = eta1, lambda1
-        return W0 - eta1 * (G + lambda1 * W0)
+        W1 = W0 - eta1 * (G + lambda1 * W0)
+        if S is None:
+            return W1
+        scale = np.sqrt(np.einsum("jk,kl,jl->j", W1, S / n, W1))  # √((1/n)Σ_i (w_j·x_i)²)
+        return W1 / np.where(scale > 0, scale, 1.0)[:, None]
 
     def lemma1_cosine(self, task):
         """mean_j cos(∇_{w_j}L, −2 a_j H w_j / √(2π)) over the neurons, with H = E[∇²f*] the
