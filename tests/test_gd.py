@@ -451,3 +451,13 @@ def test_preact_norm_fixes_the_spiked_collapse():
         plain = pf.TwoLayerReLU(width=256, seed=seed).fit(X, y).mse(Xt, yt) / var
         normed = pf.TwoLayerReLU(width=256, seed=seed, preact_norm=True).fit(X, y).mse(Xt, yt) / var
         assert normed < 0.2 < 0.5 < plain, (seed, normed, plain)
+
+
+def test_backends_agree():
+    """The float64 reference device and the Numba device train the same network (float64)."""
+    X, y = _problem(n=100, d=4)
+    kw = dict(width=16, steps=5, lr=0.1, bias=True, batch_size=30)
+    ref = GDNetwork(**kw, backend="numpy").fit(X, y)
+    fast = GDNetwork(**kw, backend="numba").fit(X, y)
+    for name in ("W_", "a_", "b_"):
+        np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), rtol=1e-12, atol=1e-15)

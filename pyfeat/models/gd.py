@@ -7,13 +7,9 @@ b = 0 unless ``bias=True`` (then b is trained with the first layer, from b = 0).
 parameterization sets the output multiplier c_m, the init scale of a and the learning-rate
 multiplier s_m (every parameter's step is lr·s_m·gradient):
 
-==============  ==============================  =========  ========  =======
-parameterization f(x)                            w_j init   a_j init  s_m
-==============  ==============================  =========  ========  =======
-``"ntk"``       (1/√m) Σ a_j σ(w_j·x)             N(0, I_d)  N(0, 1)   1
-``"mean_field"`` (1/m) Σ a_j σ(w_j·x)             N(0, I_d)  N(0, 1)   m
-``"standard"``  Σ a_j σ(w_j·x)                    N(0, I_d)  N(0, 1/m) 1/m
-==============  ==============================  =========  ========  =======
+- ``"ntk"``: f(x) = (1/√m) Σ a_j σ(w_j·x), w_j ~ N(0, I_d), a_j ~ N(0, 1), s_m = 1;
+- ``"mean_field"``: f(x) = (1/m) Σ a_j σ(w_j·x), the same init, s_m = m;
+- ``"standard"``: f(x) = Σ a_j σ(w_j·x), w_j ~ N(0, I_d), a_j ~ N(0, 1/m), s_m = 1/m.
 
 "ntk" is exactly seed 003's f(x) = (1/√m) Σ_i b_i σ(a_iᵀx), a_i ~ N(0, I_d), b_i ~ N(0, 1)
 (seed 003's a_i, b_i are w_j, a_j here). In all three s_m c_m² = 1/m, so a step moves the
@@ -40,7 +36,6 @@ m → ∞ (and η → 0 at fixed ηT: the flow is the continuous-time limit of t
 
 from __future__ import annotations
 
-import numbers
 import time
 
 import numpy as np
@@ -103,7 +98,6 @@ class _NetworkObjective:
         self.lr_scale = {name: s for name in trained if name in self.params}
         self.W0, self.a0 = xp.asarray(W), xp.asarray(a)
         self.U = None if U is None else xp.asarray(U)
-        self.begin_step(0)
 
     def begin_step(self, t):
         p, dt = self.params, self.dt
