@@ -323,7 +323,7 @@ class GDNetwork(Regressor):
 
     def alignment(self, U, init=False):
         """‖W Πᵤ‖_F² / ‖W‖_F²: the fraction of first-layer energy in span(U) (U: (r, d) rows, or a
-        task with ``.U``); W = W_init_ with ``init=True``."""
+        task with ``.U``); W = ``W_init_`` with ``init=True``."""
         check_is_fitted(self)
         W = self.W_init_ if init else self.W_
         return float(np.sum((W @ _subspace(U, W.shape[1])) ** 2) / np.sum(W**2))
