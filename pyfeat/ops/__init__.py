@@ -20,6 +20,10 @@ same blocked loops, without checks or copies) on a ``device(backend)``. How the 
 from __future__ import annotations
 
 
+import functools
+
+import numpy as np
+
 from pyfeat.ops import blocked
 from pyfeat.ops._device import Device, device
 from pyfeat.ops._validate import Args as _Args
@@ -37,6 +41,19 @@ __all__ = [
 ]
 
 
+def _checked_arithmetic(op):
+    """Run the op without NumPy's overflow warnings: a result that overflowed is reported as a
+    ValueError by its checks instead (``_validate.Args.result``)."""
+
+    @functools.wraps(op)
+    def call(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            return op(*args, **kwargs)
+
+    return call
+
+
+@_checked_arithmetic
 def first_step_gradient(X, y, W, a, b=None, *, backend=None, block_size=None):
     """First-step feature gradient of Algorithm 1: ∇_W L at a network with f ≡ 0.
 
@@ -68,6 +85,7 @@ def first_step_gradient(X, y, W, a, b=None, *, backend=None, block_size=None):
     return args.result(out)
 
 
+@_checked_arithmetic
 def relu_features(X, W, b=None, *, backend=None, block_size=None):
     """Φ = relu(X Wᵀ + b), shape (n, m), in the working dtype (materialized: small n only)."""
     args = _Args("relu_features", backend)
@@ -77,6 +95,7 @@ def relu_features(X, W, b=None, *, backend=None, block_size=None):
     return args.result(blocked.relu_features(args.device, X, W, b, _block(block_size)))
 
 
+@_checked_arithmetic
 def relu_gram(X, W, b, y=None, *, backend=None, block_size=None):
     """(ΦᵀΦ, Φᵀy) with Φ = relu(X Wᵀ + b), accumulated over row blocks (Φ never exists whole).
 
@@ -94,6 +113,7 @@ def relu_gram(X, W, b, y=None, *, backend=None, block_size=None):
     return args.result(G), (None if c is None else args.result(c))
 
 
+@_checked_arithmetic
 def relu_predict(X, W, b, a, *, backend=None, block_size=None):
     """f(X) = relu(X Wᵀ + b) a, streamed over row blocks; a (m,) -> (n,), a (m, k) -> (n, k)."""
     args = _Args("relu_predict", backend)
@@ -105,6 +125,7 @@ def relu_predict(X, W, b, a, *, backend=None, block_size=None):
     return args.result(blocked.relu_predict(args.device, X, W, b, a, _block(block_size)))
 
 
+@_checked_arithmetic
 def kernel_matvec(X, Z, V, kernel="ntk", *, backend=None, block_size=None):
     """K(X, Z) @ V without forming K: (n_x, n_z) tiles of inner products X Zᵀ, the kernel
     function applied to each tile and reduced against V at once (see ``pyfeat.kernels``).
@@ -122,6 +143,7 @@ def kernel_matvec(X, Z, V, kernel="ntk", *, backend=None, block_size=None):
     return args.result(out[:, 0] if V.ndim == 1 else out)
 
 
+@_checked_arithmetic
 def kernel_matrix(X, Z=None, kernel="ntk", *, backend=None, block_size=None):
     """K(X, Z), shape (n_x, n_z), in the working dtype (Z=None means Z = X).
 

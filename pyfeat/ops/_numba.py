@@ -228,12 +228,14 @@ class NumbaDevice(Device):
     def run(self, n, rows, make_state, step):
         spans = list(blocks(n, rows))
         workers = min(self.workers, len(spans))
+        errstate = np.geterr()  # NumPy's error handling is per thread: the workers take the caller's
 
         def work(w):
-            state = make_state()
-            for s, e in spans[w::workers]:
-                step(state, s, e)
-            return state
+            with np.errstate(**errstate):
+                state = make_state()
+                for s, e in spans[w::workers]:
+                    step(state, s, e)
+                return state
 
         if workers == 1:
             return [work(0)]
