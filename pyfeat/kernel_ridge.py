@@ -17,8 +17,8 @@ import numbers
 import time
 
 import numpy as np
-import scipy.linalg
 
+from pyfeat import _linalg
 from pyfeat import backend as _backend
 from pyfeat import kernels as _kernels
 from pyfeat._base import Regressor
@@ -236,7 +236,7 @@ def kernel_gradient_flow(X, y, t, kernel="ntk", *, X_eval=None, ridge=0.0, metho
     if method == "eigh":
         K = problem.host_kernel_matrix(problem.X)
         K[np.diag_indices(n)] += problem.shift
-        lam, V = scipy.linalg.eigh(K, overwrite_a=True, check_finite=False)
+        lam, V = _linalg.eigh(K, overwrite_a=True)
         lam = np.maximum(lam, 0.0)
         z = V.T @ to_host(problem.Y[:, 0])
         # (1 − e^{−tλ/n})/λ, with its limit t/n at λ = 0
