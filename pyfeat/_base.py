@@ -143,13 +143,24 @@ class Regressor(RegressorMixin, BaseEstimator):
             return X
         return validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
 
+    def _finite_predictions(self, out):
+        """``out``, or ValueError when a prediction is not representable in its dtype."""
+        xp = _backend.array_module(out)
+        if not bool(xp.isfinite(out).all()):
+            raise ValueError(f"{type(self).__name__}.predict: predictions overflow {out.dtype} for inputs of "
+                             "this magnitude; pass float64 X (or rescale X)")
+        return out
+
     def score(self, X, y, sample_weight=None):
         """R² = 1 − Σ(y − f(x))² / Σ(y − ȳ)² (scikit-learn's ``r2_score``; averaged uniformly
         over the columns of a 2-D y)."""
         from sklearn.metrics import r2_score
 
-        pred = _backend.to_numpy(self.predict(X))
-        y = np.asarray(_backend.to_numpy(y) if _backend.is_cupy(y) else y)
+        pred = _backend.to_numpy(self.predict(X)).astype(np.float64)
+        y = np.asarray(_backend.to_numpy(y) if _backend.is_cupy(y) else y, dtype=np.float64)
         if y.shape != pred.shape and not (y.size == pred.size and y.shape[0] == pred.shape[0]):
             raise ValueError(f"score: y must have shape {pred.shape} (one value per row of X), got {y.shape}")
-        return float(r2_score(y.reshape(pred.shape), pred, sample_weight=sample_weight))
+        # R² is scale free: both by the same power of two, so that the squares stay in range
+        peak = max(float(np.abs(y).max()), float(np.abs(pred).max()))
+        e = int(np.frexp(peak)[1]) if 0 < peak < np.inf else 0
+        return float(r2_score(np.ldexp(y.reshape(pred.shape), -e), np.ldexp(pred, -e), sample_weight=sample_weight))

@@ -192,7 +192,9 @@ class KernelRidge(Regressor):
         """f(X) = k(X, X_fit_) @ dual_coef_ (blocked ``kernel_matvec``; the working dtype of X)."""
         X = self._validate_x(X)
         problem = Problem(X, None, self.kernel_, 0.0, 0.0, None, self.backend, self.block)
-        out = problem.kmv(problem.X, self.X_fit_, self.dual_coef_).astype(problem.working_dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            out = problem.kmv(problem.X, self.X_fit_, self.dual_coef_).astype(problem.working_dtype, copy=False)
+        out = self._finite_predictions(out)
         return out if _backend.is_cupy(X) else to_host(out)
 
 

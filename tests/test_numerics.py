@@ -116,3 +116,40 @@ def test_extended_precision_is_named():
     X = np.ones((4, 2), np.longdouble)
     with pytest.raises(TypeError, match="extended precision"):
         ops.relu_gram(X, np.ones((2, 2)), None)
+
+
+# models ----------------------------------------------------------------------------------------
+
+
+def _task(n=300, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    return X, np.sin(X[:, 0]) + X[:, 1] * X[:, 2]
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-30, 1e30, 1e160, 1e300])
+def test_network_fits_are_equivariant_in_the_labels_scale(scale):
+    """Algorithm 1 with the ridge head is linear in y: a fit on y·s predicts s·f (it was a
+    ZeroDivisionError at s = 1e160, from ‖∇L‖² overflowing)."""
+    X, y = _task()
+    ref = pf.TwoLayerReLU(width=32).fit(X, y).predict(X)
+    got = pf.TwoLayerReLU(width=32).fit(X, y * scale).predict(X)
+    np.testing.assert_allclose(got / scale, ref, rtol=1e-8, atol=1e-10)
+    r2 = pf.TwoLayerReLU(width=32).fit(X, y * scale).score(X, y * scale)
+    assert np.isfinite(r2) and r2 == pytest.approx(pf.TwoLayerReLU(width=32).fit(X, y).score(X, y), rel=1e-8)
+
+
+def test_network_fit_raises_instead_of_returning_a_nan_model():
+    X, y = _task()
+    with pytest.raises(ValueError, match="lower eta1"):
+        pf.TwoLayerReLU(width=32, eta1=1e300).fit(X, y)  # it fitted to NaN "successfully"
+    with pytest.raises(ValueError, match=r"ridge=1e-300 is too small"):
+        pf.RandomFeatures(width=64, ridge=1e-300).fit(X[:10], y[:10])  # a raw LinAlgError before
+    # float32 X of norm 1e20: the float64 Gram (≈ 1e40) is right, so the fit is finite; its
+    # predictions α + β·x ≈ 1e40 are not representable in float32, which predict says
+    X32 = (X * 1e20).astype(np.float32)
+    rf = pf.RandomFeatures(width=32).fit(X32, y)
+    assert all(np.isfinite(getattr(rf, a)).all() for a in ("a_", "W_", "b_", "beta_"))
+    with pytest.raises(ValueError, match="predictions overflow float32"):
+        rf.predict(X32)
+    assert np.isfinite(rf.predict(X32.astype(np.float64))).all()

@@ -19,12 +19,14 @@ copy of a block); sums over blocks accumulate in float64.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from pyfeat import backend as _backend
 from pyfeat.ops._plan import rows_per_block, working_dtype
 
-__all__ = ["fit_source", "array_source", "moments", "again", "residual", "sum64"]
+__all__ = ["fit_source", "array_source", "Moments", "moments", "again", "residual", "sum64"]
 
 ONE_SHOT = (
     "fit(source) needs to read the data more than once: pass a re-iterable of (X_block, y_block), "
@@ -73,18 +75,42 @@ def sum64(yb):
     return float(xp.asarray(yb, dtype=xp.float64).sum())
 
 
+class Moments(NamedTuple):
+    """What the first pass learns: n, d, α = (1/n)Σy_i, β = (1/n)Σy_i x_i (float64), Σy (to
+    recognize the data on later passes) and ``exponent``, the binary exponent e of a bound on
+    the preprocessed labels, max(|y|, |α|) + d max|β| max|x| ≥ |ỹ|, when it is beyond 2^±20, else
+    0: the later passes work with ỹ·2^{-e} (``residual``; exactly rescaled, so that products and
+    squares stay in range) and scale back."""
+
+    n: int
+    d: int
+    alpha: float
+    beta: np.ndarray
+    sum_y: float
+    exponent: int
+
+
+# |binary exponent| of the labels' scale beyond which a fit works with rescaled labels (Moments)
+SAFE_EXPONENT = 20
+
+
+def _peak(A):
+    return float(max(A.max(), -A.min())) if A.size else 0.0
+
+
 def moments(source):
-    """Pass 1: (n, d, α, β, Σy) with α = (1/n)Σy_i, β = (1/n)Σy_i x_i (float64); checks the
-    shape, dtype and finiteness of every block."""
-    n, d, sy, sxy = 0, None, 0.0, None
+    """Pass 1 (``Moments``); checks the shape, dtype and finiteness of every block."""
+    n, d, sy, sxy, peak_y, peak_x = 0, None, 0.0, None, 0.0, 0.0
     for k, (Xb, yb) in enumerate(source()):
         _check_block(k, Xb, yb, d)
         d = Xb.shape[1]
         xp = _backend.array_module(Xb)
-        s_y = sum64(yb)
         with np.errstate(over="ignore", invalid="ignore"):  # reported below
+            s_y = sum64(yb)
             s_xy = _backend.to_numpy(xp.asarray(yb, dtype=working_dtype(Xb)) @ Xb).astype(np.float64)
         if not np.isfinite(s_y):
+            if bool(xp.isfinite(yb).all()):
+                raise ValueError(f"Σy overflows (block {k}): the labels are beyond the range of float64 sums; rescale y")
             raise ValueError(f"y contains NaN or inf (block {k}); expected finite values")
         if not np.isfinite(s_xy).all():  # NaN/inf in X always reach Σ y_i x_i (inf·0 = NaN)
             if bool(xp.isfinite(Xb).all()):
@@ -94,16 +120,24 @@ def moments(source):
         n += Xb.shape[0]
         sy += s_y
         sxy = s_xy if sxy is None else sxy + s_xy
+        peak_y, peak_x = max(peak_y, _peak(yb)), max(peak_x, _peak(Xb))
     if n == 0:
         raise ValueError("the data source yielded no samples")
-    return n, d, sy / n, sxy / n, sy
+    alpha, beta = sy / n, sxy / n
+    bound = max(peak_y, abs(alpha)) + _peak(beta) * d * peak_x  # ≥ |ỹ|, with no squares
+    e = int(np.frexp(bound)[1]) if 0 < bound < np.inf else 0
+    return Moments(n, d, alpha, beta, sy, e if abs(e) > SAFE_EXPONENT else 0)
 
 
-def residual(Xb, yb, alpha, beta):
-    """ỹ = y − α − β·x for one block, in float64 (β·x in the block's working dtype)."""
+def residual(Xb, yb, alpha, beta, exponent=0):
+    """ỹ·2^{-e} = (y − α − β·x)·2^{-e} for one block (e = ``Moments.exponent``), in float64
+    (β·x in the block's working dtype)."""
     xp = _backend.array_module(Xb)
     dt = working_dtype(Xb)
-    return xp.asarray(yb, dtype=xp.float64) - alpha - Xb @ xp.asarray(beta, dtype=dt)
+    y = xp.asarray(yb, dtype=xp.float64)
+    if exponent:
+        y, alpha, beta = xp.ldexp(y, -exponent), np.ldexp(alpha, -exponent), np.ldexp(beta, -exponent)
+    return y - alpha - Xb @ xp.asarray(beta, dtype=dt)
 
 
 def again(source, n, sum_y):

@@ -71,6 +71,12 @@ def _int(name, value, low):
     return int(value)
 
 
+def _norm(A):
+    """Frobenius norm without overflow or underflow of the squares: s·‖A/s‖, s = max|A|."""
+    s = float(np.abs(A).max()) if A.size else 0.0
+    return s * float(np.linalg.norm(A / s)) if s > 0 else 0.0
+
+
 def _subspace(U, d):
     """Orthonormal basis (d, r) of span(U) for U (r, d) rows (or a task with ``.U``)."""
     U = _backend.to_numpy(getattr(U, "U", U)).astype(np.float64)
@@ -159,7 +165,8 @@ class _ReLUNetwork(Regressor):
         m = self._check_params()
         times = {}
         t0 = time.perf_counter()
-        n, d, alpha, beta, sum_y = _data.moments(source)
+        mo = _data.moments(source)
+        n, d, alpha, beta, sum_y, ye = mo
         times["moments"] = time.perf_counter() - t0
         self.n_samples_, self.n_features_in_ = n, d
         self.alpha_, self.beta_ = alpha, beta
@@ -168,7 +175,7 @@ class _ReLUNetwork(Regressor):
             W0, a0 = self._symmetric_init(m, d, rng_init)
             self.W_init_, self.a_init_ = W0, a0
             t0 = time.perf_counter()
-            W = self._first_step(source, n, sum_y, W0, a0)
+            W = self._first_step(source, mo, W0, a0)
             times["gradient"] = time.perf_counter() - t0
             b = self.bias_scale * rng_bias.standard_normal(m)
             a_start = a0
@@ -184,7 +191,7 @@ class _ReLUNetwork(Regressor):
         q = 0.0
         dev, layer = self._on_device(W, b)
         for Xb, yb in _data.again(source, n, sum_y):
-            r = _data.residual(Xb, yb, alpha, beta)
+            r = _data.residual(Xb, yb, alpha, beta, ye)  # labels rescaled by 2^-ye (Moments)
             Xb = dev.asarray(Xb)
             dt = working_dtype(Xb)
             Gb, cb = blocked.relu_gram(dev, Xb, *layer(dt), dev.asarray(r, dt), self.block_size)
@@ -195,15 +202,32 @@ class _ReLUNetwork(Regressor):
         c /= n
         q /= n
         times["gram"] = time.perf_counter() - t0
+        if not (np.isfinite(A).all() and np.isfinite(c).all() and np.isfinite(q)):
+            raise ValueError(f"{type(self).__name__}.fit: the Gram ΦᵀΦ of the features Φ = σ(Wx + b) overflows "
+                             f"float64 (max|W| = {np.abs(W).max():.3g}, max|b| = {np.abs(b).max():.3g}): "
+                             "the first layer is too large for the inputs' scale; lower eta1 or rescale X")
 
         t0 = time.perf_counter()
-        self.a_ = self._fit_head(A, c, q, n, a_start)
+        self.a_ = np.ldexp(self._fit_head(A, c, q, n, np.ldexp(a_start, -ye)), ye)
+        if self.head == "gd":
+            with np.errstate(over="ignore"):
+                self.loss_history_ = np.ldexp(self.loss_history_, 2 * ye)  # checked below
         times["head"] = time.perf_counter() - t0
         self.timings_ = times
+        self._check_fitted_finite()
         return self
 
-    def _first_step(self, source, n, sum_y, W0, a0):
+    def _first_step(self, source, moments, W0, a0):
         raise NotImplementedError
+
+    def _check_fitted_finite(self):
+        """Every fitted parameter finite, or ValueError naming the cause (never a NaN model)."""
+        for name, cause in [("alpha_", "the labels' mean"), ("beta_", "the labels' linear part (1/n)Σ y_i x_i"),
+                            ("W_", "the first step W¹ = W⁰ − η₁(∇L + λ₁W⁰): lower eta1 or use eta1='auto'"),
+                            ("a_", "the head: the ridge is too small for the scale of the features and labels"),
+                            ("loss_history_", "the head's training loss, whose squares of the labels leave float64")]:
+            if not np.isfinite(getattr(self, name, 0.0)).all():
+                raise ValueError(f"{type(self).__name__}.fit: the fitted {name} is not finite; it overflowed in {cause}")
 
     def _fit_head(self, A, c, q, n, a_start):
         """Ridge (closed form, or GCV over a grid) or the paper's GD loop; sets ridge_ etc."""
@@ -219,7 +243,14 @@ class _ReLUNetwork(Regressor):
             lam = float(self.ridge)
         self.ridge_ = lam
         if self.head == "ridge":
-            return _head.ridge_eig(s, V, z, lam) if V is not None else _head.ridge_solve(A, c, lam)
+            if V is not None:
+                return _head.ridge_eig(s, V, z, lam)
+            try:
+                return _head.ridge_solve(A, c, lam)
+            except np.linalg.LinAlgError:
+                raise ValueError(f"ridge={lam:g} is too small: ΦᵀΦ/n + λI is not positive definite in "
+                                 f"float64 (its largest eigenvalue is {np.abs(A).max():.3g} or more); use a larger "
+                                 "ridge or ridge='auto'") from None
         weight_decay = 2.0 * lam  # a ← a − η[∇_a L + λ_gd a] with λ_gd = 2·ridge: same minimizer
         if isinstance(self.lr, str):
             s_max = s[-1] if s is not None else scipy.linalg.eigvalsh(A, subset_by_index=[A.shape[0] - 1] * 2)[0]
@@ -239,27 +270,24 @@ class _ReLUNetwork(Regressor):
         Xd = dev.asarray(X)
         dt = working_dtype(Xd)
         W, b, a, beta = layer(dt)
-        out = blocked.relu_predict(dev, Xd, W, b, a, self.block_size)
-        out += Xd @ beta
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            out = blocked.relu_predict(dev, Xd, W, b, a, self.block_size)
+            out += Xd @ beta
         out += dt.type(self.alpha_)
+        out = self._finite_predictions(out)
         return out if _backend.is_cupy(X) else _backend.to_numpy(out)
 
     def mse(self, X, y):
-        """Mean squared error (1/n)Σ(f(x_i) − y_i)² (in float64)."""
-        return float(np.mean((self._residuals(X, y)) ** 2))
-
-    def score(self, X, y):
-        """R² = 1 − Σ(y_i − f(x_i))² / Σ(y_i − ȳ)², as scikit-learn's ``score``."""
-        res = self._residuals(X, y)
-        y = _backend.to_numpy(y).astype(np.float64)
-        return float(1.0 - np.sum(res**2) / np.sum((y - y.mean()) ** 2))
-
-    def _residuals(self, X, y):
+        """Mean squared error (1/n)Σ(f(x_i) − y_i)² (in float64); ValueError when it overflows."""
         pred = _backend.to_numpy(self.predict(X)).astype(np.float64)
         y = np.asarray(_backend.to_numpy(y))
         if y.shape != pred.shape:
             raise ValueError(f"y must have shape {pred.shape} (one label per row of X), got {y.shape}")
-        return pred - y
+        with np.errstate(over="ignore"):
+            mse = float(np.mean((pred - y) ** 2))
+        if not np.isfinite(mse):
+            raise ValueError("mse: the mean squared error overflows float64 at this scale of y; use score (R²)")
+        return mse
 
     # -- transfer -----------------------------------------------------------------------------
 
@@ -391,27 +419,36 @@ class TwoLayerReLU(_ReLUNetwork):
             _real("lambda1", self.lambda1, strict=False)
         return m
 
-    def _first_step(self, source, n, sum_y, W0, a0):
-        """Pass 2: G = ∇_W L(θ⁰) on ỹ, then W¹ = W⁰ − η₁[G + λ₁W⁰]."""
+    def _first_step(self, source, moments, W0, a0):
+        """Pass 2: G = ∇_W L(θ⁰) on ỹ, then W¹ = W⁰ − η₁[G + λ₁W⁰]. With rescaled labels
+        (``Moments.exponent`` e ≠ 0) the pass computes G' = G·2^{-e}, and W¹ = W⁰ − η₁λ₁W⁰
+        − (η₁2^e)G' (eta1='auto': η₁ = ‖W⁰‖/‖G‖ = 2^{-e}‖W⁰‖/‖G'‖)."""
+        n, e = moments.n, moments.exponent
         G = np.zeros_like(W0)
         dev, layer = self._on_device(W0, a0, np.zeros(len(a0)))
-        for Xb, yb in _data.again(source, n, sum_y):
-            r = _data.residual(Xb, yb, self.alpha_, self.beta_)
+        for Xb, yb in _data.again(source, n, moments.sum_y):
+            r = _data.residual(Xb, yb, self.alpha_, self.beta_, e)
             Xb = dev.asarray(Xb)
             dt = working_dtype(Xb)
             g = blocked.first_step_gradient(dev, Xb, dev.asarray(r, dt), *layer(dt), self.block_size)
             G += (Xb.shape[0] / n) * _backend.to_numpy(g)
-        self.grad_ = G
+        self.grad_ = np.ldexp(G, e)
         if isinstance(self.eta1, str):
-            norm = np.linalg.norm(G)
+            norm = _norm(G)
             if norm == 0:
                 raise ValueError("eta1='auto': the first-step gradient is zero (labels affine in x?)")
-            eta1 = float(np.linalg.norm(W0) / norm)
+            eta1 = float(np.ldexp(_norm(W0) / norm, -e))
         else:
             eta1 = float(self.eta1)
         lambda1 = 1.0 / eta1 if self.lambda1 is None else float(self.lambda1)
         self.eta1_, self.lambda1_ = eta1, lambda1
-        return W0 - eta1 * (G + lambda1 * W0)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing W¹ is reported below
+            W1 = W0 - eta1 * (np.ldexp(G, e) + lambda1 * W0) if e == 0 else \
+                W0 - eta1 * lambda1 * W0 - np.ldexp(eta1, e) * G
+        if not np.isfinite(W1).all():
+            raise ValueError(f"eta1={eta1:g} makes the first layer W¹ = W⁰ − η₁(∇L + λ₁W⁰) overflow "
+                             f"(‖∇_W L‖ = {np.ldexp(_norm(G), e):g}); use a smaller eta1 or eta1='auto'")
+        return W1
 
     def lemma1_cosine(self, task):
         """mean_j cos(∇_{w_j}L, −2 a_j H w_j / √(2π)) over the neurons, with H = E[∇²f*] the
@@ -456,5 +493,5 @@ class RandomFeatures(_ReLUNetwork):
         self.block_size = block_size
         self.random_state = random_state
 
-    def _first_step(self, source, n, sum_y, W0, a0):
+    def _first_step(self, source, moments, W0, a0):
         return W0.copy()
