@@ -77,7 +77,7 @@ def sum64(yb):
 
 class Moments(NamedTuple):
     """What the first pass learns: n, d, α = (1/n)Σy_i, β = (1/n)Σy_i x_i (float64), Σy (to
-    recognize the data on later passes) and ``exponent``, the binary exponent e of a bound on
+    recognize the data on later passes), the number of ``blocks`` and ``exponent``, the binary exponent e of a bound on
     the preprocessed labels, max(|y|, |α|) + d max|β| max|x| ≥ |ỹ|, when it is beyond 2^±20, else
     0: the later passes work with ỹ·2^{-e} (``residual``; exactly rescaled, so that products and
     squares stay in range) and scale back."""
@@ -88,6 +88,7 @@ class Moments(NamedTuple):
     beta: np.ndarray
     sum_y: float
     exponent: int
+    blocks: int
 
 
 # |binary exponent| of the labels' scale beyond which a fit works with rescaled labels (Moments)
@@ -98,10 +99,11 @@ def _peak(A):
     return float(max(A.max(), -A.min())) if A.size else 0.0
 
 
-def moments(source):
-    """Pass 1 (``Moments``); checks the shape, dtype and finiteness of every block."""
-    n, d, sy, sxy, peak_y, peak_x = 0, None, 0.0, None, 0.0, 0.0
-    for k, (Xb, yb) in enumerate(source()):
+def moments(source, progress=lambda blocks, phase, total=None: blocks):
+    """Pass 1 (``Moments``); checks the shape, dtype and finiteness of every block.
+    ``progress(iterable, phase, total)`` wraps the blocks (a progress bar)."""
+    n, d, sy, sxy, peak_y, peak_x, k = 0, None, 0.0, None, 0.0, 0.0, -1
+    for k, (Xb, yb) in enumerate(progress(source(), "moments")):
         _check_block(k, Xb, yb, d)
         d = Xb.shape[1]
         xp = _backend.array_module(Xb)
@@ -126,7 +128,7 @@ def moments(source):
     alpha, beta = sy / n, sxy / n
     bound = max(peak_y, abs(alpha)) + _peak(beta) * d * peak_x  # ≥ |ỹ|, with no squares
     e = int(np.frexp(bound)[1]) if 0 < bound < np.inf else 0
-    return Moments(n, d, alpha, beta, sy, e if abs(e) > SAFE_EXPONENT else 0)
+    return Moments(n, d, alpha, beta, sy, e if abs(e) > SAFE_EXPONENT else 0, k + 1)
 
 
 def residual(Xb, yb, alpha, beta, exponent=0):

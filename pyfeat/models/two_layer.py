@@ -31,6 +31,7 @@ and a source that yields different data raises ValueError.
 from __future__ import annotations
 
 import functools
+import logging
 import numbers
 import time
 
@@ -45,6 +46,8 @@ from pyfeat.ops import blocked
 from pyfeat.ops._plan import working_dtype
 
 __all__ = ["TwoLayerReLU", "RandomFeatures"]
+
+logger = logging.getLogger(__name__)
 
 _HEADS = ("ridge", "gd")
 # rows per block of fit_task's stream (the ops block again inside)
@@ -120,6 +123,8 @@ class _ReLUNetwork(Regressor):
         self._check_seeds()
         if self.block_size is not None:
             _int("block_size", self.block_size, 1)
+        if not isinstance(self.verbose, (bool, np.bool_)):
+            raise TypeError(f"verbose must be a bool, got {self.verbose!r}")
         _backend.resolve(self.backend)
         return width
 
@@ -133,6 +138,14 @@ class _ReLUNetwork(Regressor):
             return [dev.asarray(np.ascontiguousarray(a, dtype=dt)) for a in arrays]
 
         return dev, f
+
+    def _progress(self, blocks, phase, total=None):
+        """The blocks of one pass, with a tqdm bar when ``verbose``."""
+        if not self.verbose:
+            return blocks
+        from tqdm.auto import tqdm
+
+        return tqdm(blocks, desc=f"{type(self).__name__} {phase}", total=total, unit="block", leave=False)
 
     def _rngs(self):
         """Independent generators for the init and the bias re-initialization."""
@@ -165,8 +178,8 @@ class _ReLUNetwork(Regressor):
         m = self._check_params()
         times = {}
         t0 = time.perf_counter()
-        mo = _data.moments(source)
-        n, d, alpha, beta, sum_y, ye = mo
+        mo = _data.moments(source, self._progress)
+        n, d, alpha, beta, sum_y, ye, nb = mo
         times["moments"] = time.perf_counter() - t0
         self.n_samples_, self.n_features_in_ = n, d
         self.alpha_, self.beta_ = alpha, beta
@@ -190,7 +203,7 @@ class _ReLUNetwork(Regressor):
         c = np.zeros(m)
         q = 0.0
         dev, layer = self._on_device(W, b)
-        for Xb, yb in _data.again(source, n, sum_y):
+        for Xb, yb in self._progress(_data.again(source, n, sum_y), "gram", nb):
             r = _data.residual(Xb, yb, alpha, beta, ye)  # labels rescaled by 2^-ye (Moments)
             Xb = dev.asarray(Xb)
             dt = working_dtype(Xb)
@@ -214,6 +227,8 @@ class _ReLUNetwork(Regressor):
                 self.loss_history_ = np.ldexp(self.loss_history_, 2 * ye)  # checked below
         times["head"] = time.perf_counter() - t0
         self.timings_ = times
+        logger.info("%s.fit: n=%d, d=%d, m=%d, %d blocks: %s", type(self).__name__, n, d, m, nb,
+                    ", ".join(f"{k} {v:.3g} s" for k, v in times.items()))
         self._check_fitted_finite()
         return self
 
@@ -384,6 +399,8 @@ class TwoLayerReLU(_ReLUNetwork):
         bias draw (independent streams), so a ``RandomFeatures`` with the same seed has the same
         W⁰ and b (see ``pyfeat._base``).
     random_state : scikit-learn's name for the seed; when not None it is used instead of ``seed``.
+    verbose : bool. A tqdm bar per data pass (moments, gradient, Gram; blocks done of how many);
+        the phases' timings are logged (logger ``pyfeat.models.two_layer``, INFO) either way.
     backend, block_size : passed to ``pyfeat.ops``.
 
     Fitted attributes
@@ -395,7 +412,8 @@ class TwoLayerReLU(_ReLUNetwork):
     """
 
     def __init__(self, width=2048, eta1="auto", lambda1=None, ridge="auto", head="ridge", lr="auto",
-                 steps=1000, bias_scale=1.0, seed=0, backend="auto", block_size=None, random_state=None):
+                 steps=1000, bias_scale=1.0, seed=0, backend="auto", block_size=None, random_state=None,
+                 verbose=False):
         self.width = width
         self.eta1 = eta1
         self.lambda1 = lambda1
@@ -408,6 +426,7 @@ class TwoLayerReLU(_ReLUNetwork):
         self.backend = backend
         self.block_size = block_size
         self.random_state = random_state
+        self.verbose = verbose
 
     _FIRST_LAYER_ATTRS = ("W_init_", "a_init_", "grad_", "eta1_", "lambda1_")
 
@@ -426,7 +445,7 @@ class TwoLayerReLU(_ReLUNetwork):
         n, e = moments.n, moments.exponent
         G = np.zeros_like(W0)
         dev, layer = self._on_device(W0, a0, np.zeros(len(a0)))
-        for Xb, yb in _data.again(source, n, moments.sum_y):
+        for Xb, yb in self._progress(_data.again(source, n, moments.sum_y), "gradient", moments.blocks):
             r = _data.residual(Xb, yb, self.alpha_, self.beta_, e)
             Xb = dev.asarray(Xb)
             dt = working_dtype(Xb)
@@ -481,7 +500,7 @@ class RandomFeatures(_ReLUNetwork):
     """
 
     def __init__(self, width=2048, ridge="auto", head="ridge", lr="auto", steps=1000, bias_scale=1.0,
-                 seed=0, backend="auto", block_size=None, random_state=None):
+                 seed=0, backend="auto", block_size=None, random_state=None, verbose=False):
         self.width = width
         self.ridge = ridge
         self.head = head
@@ -492,6 +511,7 @@ class RandomFeatures(_ReLUNetwork):
         self.backend = backend
         self.block_size = block_size
         self.random_state = random_state
+        self.verbose = verbose
 
     def _first_step(self, source, moments, W0, a0):
         return W0.copy()
