@@ -22,6 +22,7 @@ from pyfeat import _linalg
 from pyfeat import backend as _backend
 from pyfeat import kernels as _kernels
 from pyfeat._base import Regressor
+from pyfeat._memory import hint
 from pyfeat.solvers import SOLVERS, Monitor, Problem, solve
 from pyfeat.solvers.problem import to_host
 from pyfeat.solvers import direct as _direct
@@ -177,7 +178,10 @@ class KernelRidge(Regressor):
         }.get(name, {})
         t0 = time.perf_counter()
         monitor = Monitor(name, self.max_iter, self.verbose)
-        sol = solve(name, problem, tol=float(self.tol), max_iter=self.max_iter, monitor=monitor, **options)
+        reduce = {"direct": "n or PYFEAT_DIRECT_MEMORY_MB, or use solver='cg', 'eigenpro' or 'nystrom' (O(n) memory)",
+                  "nystrom": "n_centers (M×M float64 factors)", "eigenpro": "subsample (its s×s kernel matrix)"}
+        with hint(f"KernelRidge(solver={name!r}) at n={n}", reduce.get(name, "PYFEAT_MEMORY_BUDGET_MB or n")):
+            sol = solve(name, problem, tol=float(self.tol), max_iter=self.max_iter, monitor=monitor, **options)
         self.fit_time_ = time.perf_counter() - t0
         self.solver_ = name
         self.X_fit_ = problem.X if sol.centers is None else sol.centers

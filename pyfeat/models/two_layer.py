@@ -41,6 +41,7 @@ import scipy.linalg
 from pyfeat import backend as _backend
 from pyfeat import ops
 from pyfeat._base import Regressor, check_is_fitted, clone
+from pyfeat._memory import hint
 from pyfeat.models import _data, _head
 from pyfeat.ops import blocked
 from pyfeat.ops._plan import working_dtype
@@ -166,6 +167,11 @@ class _ReLUNetwork(Regressor):
         (a re-iterable, or a callable returning a fresh iterator; y=None). Returns self."""
         return self._fit(_data.fit_source(self, X, y))
 
+    def _memory_hint(self):
+        return hint(f"{type(self).__name__}(width={self.width}).fit",
+                    "width (the head's m×m Gram and its eigendecomposition: about 24m² bytes) or "
+                    "PYFEAT_MEMORY_BUDGET_MB (the row blocks)")
+
     def fit_task(self, task, n, seed=0, block=_STREAM_BLOCK, dtype=np.float64):
         """Fit on n samples of ``task.stream(n, block=block, seed=seed, dtype=dtype)``, never
         holding X whole (memory O(m² + block·(d + m))). ``dtype=np.float32`` halves the time at
@@ -176,6 +182,10 @@ class _ReLUNetwork(Regressor):
     def _fit(self, source, first_layer=None):
         """All passes; ``first_layer=(W, b, a_start)`` (transfer) skips the first step."""
         m = self._check_params()
+        with self._memory_hint():
+            return self._passes(source, m, first_layer)
+
+    def _passes(self, source, m, first_layer):
         times = {}
         t0 = time.perf_counter()
         mo = _data.moments(source, self._progress)

@@ -24,6 +24,7 @@ import functools
 
 import numpy as np
 
+from pyfeat._memory import hint
 from pyfeat.ops import blocked
 from pyfeat.ops._device import Device, device
 from pyfeat.ops._validate import Args as _Args
@@ -92,7 +93,9 @@ def relu_features(X, W, b=None, *, backend=None, block_size=None):
     X = args.matrix("X", X)
     W = args.matrix("W", W, cols=X.shape[1], cols_name="X.shape[1]")
     b = args.bias(b, W.shape[0])
-    return args.result(blocked.relu_features(args.device, X, W, b, _block(block_size)))
+    with hint(f"relu_features: the {X.shape[0]} × {W.shape[0]} feature matrix",
+              "the number of rows, or use relu_gram / relu_predict, which stream over them"):
+        return args.result(blocked.relu_features(args.device, X, W, b, _block(block_size)))
 
 
 @_checked_arithmetic
@@ -153,4 +156,6 @@ def kernel_matrix(X, Z=None, kernel="ntk", *, backend=None, block_size=None):
     kern = args.kernel(kernel)
     X = args.matrix("X", X)
     Z = X if Z is None else args.matrix("Z", Z, cols=X.shape[1], cols_name="X.shape[1]")
-    return args.result(blocked.kernel_matrix(args.device, X, Z, kern, _block(block_size)))
+    with hint(f"kernel_matrix: the {X.shape[0]} × {Z.shape[0]} kernel matrix",
+              "the number of rows, or use kernel_matvec, which never forms the matrix"):
+        return args.result(blocked.kernel_matrix(args.device, X, Z, kern, _block(block_size)))
