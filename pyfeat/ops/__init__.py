@@ -23,7 +23,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from pyfeat._kernel_table import KernelSpec
 from pyfeat._memory import hint
 from pyfeat.ops import blocked
 from pyfeat.ops._device import Device, device
@@ -55,10 +57,11 @@ def _checked_arithmetic(op):
 
 
 @_checked_arithmetic
-def first_step_gradient(X, y, W, a, b=None, *, backend=None, block_size=None):
+def first_step_gradient(X: ArrayLike, y: ArrayLike, W: ArrayLike, a: ArrayLike, b: ArrayLike | None = None, *,
+                        backend: str | None = None, block_size: int | None = None) -> np.ndarray:
     """First-step feature gradient of Algorithm 1: ∇_W L at a network with f ≡ 0.
 
-    With L = (1/n) Σ_i (f(x_i) − y_i)², f(x) = aᵀ relu(W x + b) and f ≡ 0 (symmetric init),
+    With L = (1/n) Σ_i (f(x_i) − y_i)², f(x) = aᵀ relu(W x + b) and f ≡ 0 (symmetric init)::
 
         G_j = −(2/n) Σ_i y_i a_j 1[w_j·x_i + b_j ≥ 0] x_i        (G: m × d, row j = ∇_{w_j} L)
 
@@ -67,12 +70,50 @@ def first_step_gradient(X, y, W, a, b=None, *, backend=None, block_size=None):
 
     Parameters
     ----------
-    X : (n, d) array.  y : (n,) labels.  W : (m, d) first layer.  a : (m,) second layer.
-    b : (m,) biases or None (zeros).
+    X : array_like of shape (n, d)
+        Inputs (NumPy or CuPy, any real dtype; converted block by block).
+    y : array_like of shape (n,)
+        Labels.
+    W : array_like of shape (m, d)
+        First layer, rows w_j.
+    a : array_like of shape (m,)
+        Second layer.
+    b : array_like of shape (m,), optional
+        Biases; None means zeros.
+    backend : {None, "auto", "numba", "cuda", "numpy"}, default None
+        Where the work runs (``pyfeat.backend.resolve``).
+    block_size : int, optional
+        Rows per block (default: from ``pyfeat.backend.memory_budget()``).
 
     Returns
     -------
-    (m, d) array in the working dtype (accumulated in float64).
+    ndarray of shape (m, d)
+        G in the working dtype (float32 for float32 X, else float64; accumulated in
+        float64); NumPy in → NumPy out, CuPy in → CuPy out.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument: wrong shapes, NaN/inf, empty arrays, an unknown backend or a bad
+        block_size; or a result that is not representable in the working dtype.
+    TypeError
+        For a non-real dtype.
+    RuntimeError
+        When ``backend="cuda"`` cannot run here.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.standard_normal((1000, 5)), rng.standard_normal(1000)
+    >>> W, a = rng.standard_normal((4, 5)), np.array([1.0, -1.0, 1.0, -1.0])
+    >>> G = pf.ops.first_step_gradient(X, y, W, a)
+    >>> G.shape, G.dtype
+    ((4, 5), dtype('float64'))
+    >>> mask = X @ W.T >= 0                                   # 1[w_j·x_i ≥ 0], (n, m)
+    >>> bool(np.allclose(G, -(2 / 1000) * (mask * y[:, None] * a).T @ X))
+    True
     """
     args = _Args("first_step_gradient", backend)
     X = args.matrix("X", X)
@@ -87,8 +128,54 @@ def first_step_gradient(X, y, W, a, b=None, *, backend=None, block_size=None):
 
 
 @_checked_arithmetic
-def relu_features(X, W, b=None, *, backend=None, block_size=None):
-    """Φ = relu(X Wᵀ + b), shape (n, m), in the working dtype (materialized: small n only)."""
+def relu_features(X: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, *, backend: str | None = None,
+                  block_size: int | None = None) -> np.ndarray:
+    """Φ = relu(X Wᵀ + b), shape (n, m), in the working dtype (materialized: small n only).
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        Inputs (NumPy or CuPy, any real dtype).
+    W : array_like of shape (m, d)
+        First layer.
+    b : array_like of shape (m,), optional
+        Biases; None means zeros.
+    backend : {None, "auto", "numba", "cuda", "numpy"}, default None
+        Where the work runs (``pyfeat.backend.resolve``).
+    block_size : int, optional
+        Rows per block (default: from ``pyfeat.backend.memory_budget()``).
+
+    Returns
+    -------
+    ndarray of shape (n, m)
+        Φ in the working dtype (float32 for float32 X, else float64); NumPy in → NumPy out,
+        CuPy in → CuPy out.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, for bad shapes or values, an unknown backend or block_size.
+    TypeError
+        For a non-real dtype.
+    RuntimeError
+        When ``backend="cuda"`` cannot run here.
+    MemoryError
+        Naming the n × m feature matrix, when it does not fit.
+
+    See Also
+    --------
+    relu_gram, relu_predict : Stream over the rows instead of forming Φ.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> X = np.array([[1.0, 2.0], [-1.0, 0.5]], dtype=np.float32)
+    >>> W = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, -1.0]])
+    >>> pf.ops.relu_features(X, W, b=np.array([0.0, 0.0, 0.5]))
+    array([[1. , 2. , 0. ],
+           [0. , 0.5, 0. ]], dtype=float32)
+    """
     args = _Args("relu_features", backend)
     X = args.matrix("X", X)
     W = args.matrix("W", W, cols=X.shape[1], cols_name="X.shape[1]")
@@ -99,11 +186,57 @@ def relu_features(X, W, b=None, *, backend=None, block_size=None):
 
 
 @_checked_arithmetic
-def relu_gram(X, W, b, y=None, *, backend=None, block_size=None):
+def relu_gram(X: ArrayLike, W: ArrayLike, b: ArrayLike | None, y: ArrayLike | None = None, *,
+              backend: str | None = None,
+              block_size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(ΦᵀΦ, Φᵀy) with Φ = relu(X Wᵀ + b), accumulated over row blocks (Φ never exists whole).
 
-    y may be (n,), (n, k) or None (then the second result is None). Both results are float64
-    (they feed a linear solve), shapes (m, m) and (m,) / (m, k).
+    Both results are float64 (they feed a linear solve), shapes (m, m) and (m,) / (m, k).
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        Inputs (NumPy or CuPy, any real dtype; converted block by block).
+    W : array_like of shape (m, d)
+        First layer.
+    b : array_like of shape (m,) or None
+        Biases; None means zeros.
+    y : array_like of shape (n,) or (n, k), optional
+        Labels; None: the second result is None.
+    backend : {None, "auto", "numba", "cuda", "numpy"}, default None
+        Where the work runs (``pyfeat.backend.resolve``).
+    block_size : int, optional
+        Rows per block (default: from ``pyfeat.backend.memory_budget()``).
+
+    Returns
+    -------
+    gram : ndarray of shape (m, m)
+        ΦᵀΦ, float64, symmetric.
+    rhs : ndarray of shape (m,) or (m, k), or None
+        Φᵀy, float64; None when y is None. NumPy in → NumPy out, CuPy in → CuPy out.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, for bad shapes or values, an unknown backend or block_size.
+    TypeError
+        For a non-real dtype.
+    RuntimeError
+        When ``backend="cuda"`` cannot run here.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.standard_normal((1000, 5)).astype(np.float32), rng.standard_normal(1000)
+    >>> W, b = rng.standard_normal((3, 5)), rng.standard_normal(3)
+    >>> G, c = pf.ops.relu_gram(X, W, b, y, block_size=256)
+    >>> G.shape, c.shape, G.dtype, c.dtype
+    ((3, 3), (3,), dtype('float64'), dtype('float64'))
+    >>> Phi = pf.ops.relu_features(X, W, b).astype(np.float64)
+    >>> bool(np.allclose(G, Phi.T @ Phi, rtol=1e-5)), bool(np.allclose(c, Phi.T @ y, rtol=1e-5))
+    (True, True)
     """
     args = _Args("relu_gram", backend)
     X = args.matrix("X", X)
@@ -117,8 +250,49 @@ def relu_gram(X, W, b, y=None, *, backend=None, block_size=None):
 
 
 @_checked_arithmetic
-def relu_predict(X, W, b, a, *, backend=None, block_size=None):
-    """f(X) = relu(X Wᵀ + b) a, streamed over row blocks; a (m,) -> (n,), a (m, k) -> (n, k)."""
+def relu_predict(X: ArrayLike, W: ArrayLike, b: ArrayLike | None, a: ArrayLike, *, backend: str | None = None,
+                 block_size: int | None = None) -> np.ndarray:
+    """f(X) = relu(X Wᵀ + b) a, streamed over row blocks; a (m,) -> (n,), a (m, k) -> (n, k).
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        Inputs (NumPy or CuPy, any real dtype; converted block by block).
+    W : array_like of shape (m, d)
+        First layer.
+    b : array_like of shape (m,) or None
+        Biases; None means zeros.
+    a : array_like of shape (m,) or (m, k)
+        Second layer.
+    backend : {None, "auto", "numba", "cuda", "numpy"}, default None
+        Where the work runs (``pyfeat.backend.resolve``).
+    block_size : int, optional
+        Rows per block (default: from ``pyfeat.backend.memory_budget()``).
+
+    Returns
+    -------
+    ndarray of shape (n,) or (n, k)
+        Φa in the working dtype (float32 for float32 X, else float64); NumPy in → NumPy out,
+        CuPy in → CuPy out.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, for bad shapes or values, an unknown backend or block_size.
+    TypeError
+        For a non-real dtype.
+    RuntimeError
+        When ``backend="cuda"`` cannot run here.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> X = np.array([[1.0, 2.0], [-1.0, 0.5]])
+    >>> W, a = np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([1.0, -2.0])
+    >>> pf.ops.relu_predict(X, W, None, a)                 # relu(x_1) − 2 relu(x_2)
+    array([-3., -1.])
+    """
     args = _Args("relu_predict", backend)
     X = args.matrix("X", X)
     W = args.matrix("W", W, cols=X.shape[1], cols_name="X.shape[1]")
@@ -129,12 +303,57 @@ def relu_predict(X, W, b, a, *, backend=None, block_size=None):
 
 
 @_checked_arithmetic
-def kernel_matvec(X, Z, V, kernel="ntk", *, backend=None, block_size=None):
-    """K(X, Z) @ V without forming K: (n_x, n_z) tiles of inner products X Zᵀ, the kernel
-    function applied to each tile and reduced against V at once (see ``pyfeat.kernels``).
+def kernel_matvec(X: ArrayLike, Z: ArrayLike, V: ArrayLike, kernel: str | KernelSpec = "ntk", *,
+                  backend: str | None = None, block_size: int | None = None) -> np.ndarray:
+    """K(X, Z) @ V without forming K, tile by tile.
 
-    X (n_x, d), Z (n_z, d), V (n_z,) or (n_z, k) -> (n_x,) or (n_x, k) in the working dtype
-    (tiles accumulate in float64). ``kernel`` is a name or a ``pyfeat.kernels.get(...)`` result.
+    (n_x, n_z) tiles of inner products X Zᵀ, the kernel function applied to each tile and
+    reduced against V at once (see ``pyfeat.kernels``); tiles accumulate in float64.
+
+    Parameters
+    ----------
+    X : array_like of shape (n_x, d)
+        Rows x_i (NumPy or CuPy, any real dtype; converted block by block).
+    Z : array_like of shape (n_z, d)
+        Rows z_j.
+    V : array_like of shape (n_z,) or (n_z, k)
+        The vector(s) K multiplies.
+    kernel : str or Kernel, default "ntk"
+        A name of ``pyfeat.kernels.names()`` or a ``pyfeat.kernels.get(...)`` result.
+    backend : {None, "auto", "numba", "cuda", "numpy"}, default None
+        Where the work runs (``pyfeat.backend.resolve``).
+    block_size : int, optional
+        Rows per block (default: from ``pyfeat.backend.memory_budget()``).
+
+    Returns
+    -------
+    ndarray of shape (n_x,) or (n_x, k)
+        K(X, Z) V in the working dtype (float32 for float32 X, else float64); NumPy in →
+        NumPy out, CuPy in → CuPy out.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, for bad shapes or values, an unknown kernel, backend or
+        block_size, or a bad kernel parameter.
+    TypeError
+        For a non-real dtype or an unknown kernel parameter.
+    RuntimeError
+        When ``backend="cuda"`` cannot run here.
+
+    See Also
+    --------
+    kernel_matrix : K(X, Z) itself, for small sizes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> rng = np.random.default_rng(0)
+    >>> X, Z, V = rng.standard_normal((300, 4)), rng.standard_normal((200, 4)), rng.standard_normal(200)
+    >>> KV = pf.ops.kernel_matvec(X, Z, V, kernel="rbf", block_size=64)
+    >>> KV.shape, bool(np.allclose(KV, pf.ops.kernel_matrix(X, Z, kernel="rbf") @ V))
+    ((300,), True)
     """
     args = _Args("kernel_matvec", backend)
     kern = args.kernel(kernel)
@@ -147,10 +366,58 @@ def kernel_matvec(X, Z, V, kernel="ntk", *, backend=None, block_size=None):
 
 
 @_checked_arithmetic
-def kernel_matrix(X, Z=None, kernel="ntk", *, backend=None, block_size=None):
+def kernel_matrix(X: ArrayLike, Z: ArrayLike | None = None, kernel: str | KernelSpec = "ntk", *,
+                  backend: str | None = None, block_size: int | None = None) -> np.ndarray:
     """K(X, Z), shape (n_x, n_z), in the working dtype (Z=None means Z = X).
 
     The matrix is materialized (what the caller asked for); temporaries are bounded by blocks.
+
+    Parameters
+    ----------
+    X : array_like of shape (n_x, d)
+        Rows x_i (NumPy or CuPy, any real dtype).
+    Z : array_like of shape (n_z, d), optional
+        Rows z_j; None means Z = X.
+    kernel : str or Kernel, default "ntk"
+        A name of ``pyfeat.kernels.names()`` or a ``pyfeat.kernels.get(...)`` result.
+    backend : {None, "auto", "numba", "cuda", "numpy"}, default None
+        Where the work runs (``pyfeat.backend.resolve``).
+    block_size : int, optional
+        Rows per block (default: from ``pyfeat.backend.memory_budget()``).
+
+    Returns
+    -------
+    ndarray of shape (n_x, n_z)
+        K_ij = k(x_i, z_j) in the working dtype (float32 for float32 X, else float64); NumPy
+        in → NumPy out, CuPy in → CuPy out.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, for bad shapes or values, an unknown kernel, backend or
+        block_size, or a bad kernel parameter.
+    TypeError
+        For a non-real dtype or an unknown kernel parameter.
+    RuntimeError
+        When ``backend="cuda"`` cannot run here.
+    MemoryError
+        Naming the n_x × n_z kernel matrix, when it does not fit.
+
+    See Also
+    --------
+    kernel_matvec : K(X, Z) V without forming K.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> X = np.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> pf.ops.kernel_matrix(X, kernel="arccos0")          # (π − θ)/(2π)
+    array([[0.5 , 0.25],
+           [0.25, 0.5 ]])
+    >>> pf.ops.kernel_matrix(X, X[:1], kernel=pf.kernels.get("poly", degree=2))
+    array([[4.],
+           [1.]])
     """
     args = _Args("kernel_matrix", backend)
     kern = args.kernel(kernel)
