@@ -73,7 +73,14 @@ def _sq_distance(xp, g, sx, sz):
 @dataclass(frozen=True)
 class Row:
     """One kernel: its code in the compiled backends, its parameters as (name, default, check)
-    in the order p0, p1, p2, and its reference formula ``reference(xp, g, sx, sz, *p)``."""
+    in the order p0, p1, p2, and its reference formula ``reference(xp, g, sx, sz, *p)``.
+
+    Examples
+    --------
+    >>> from pyfeat._kernel_table import TABLE
+    >>> TABLE["rbf"].code, [(name, default) for name, default, _ in TABLE["rbf"].params]
+    (3, [('bandwidth', 1.0)])
+    """
 
     code: int
     params: tuple
@@ -96,7 +103,7 @@ MAX_PARAMS = 3  # p0, p1, p2 in the compiled code
 
 
 def names() -> list[str]:
-    """The kernel names `parse` accepts (aliases included).
+    """The kernel names :func:`pyfeat.kernels.get` and the ops' ``kernel=`` accept (aliases included).
 
     Returns
     -------
@@ -212,7 +219,7 @@ class KernelSpec:
         return tuple(vals + [0.0] * (MAX_PARAMS - len(vals)))
 
     def from_inner(self, g: Any, sx: Any, sz: Any) -> Any:
-        """k as an array function of g = <x,z>, sx = ``|x|^2``, sz = ``|z|^2`` (NumPy or CuPy).
+        """The kernel k as an array function of g = <x,z>, sx = ``|x|^2``, sz = ``|z|^2``.
 
         Computed in the dtype of ``g``; this is the reference formula the tests use.
 
@@ -226,7 +233,7 @@ class KernelSpec:
         Returns
         -------
         ndarray
-            k(x, z), of the broadcast shape (NumPy in → NumPy out, CuPy in → CuPy out).
+            Values k(x, z), of the broadcast shape (NumPy in → NumPy out, CuPy in → CuPy out).
 
         Examples
         --------

@@ -276,7 +276,7 @@ def to_numpy(x: ArrayLike) -> np.ndarray:
 
 
 def array_module(x: Any) -> Any:
-    """numpy or cupy, whichever ``x`` belongs to.
+    """The array module, numpy or cupy, whichever ``x`` belongs to.
 
     Parameters
     ----------
@@ -404,9 +404,9 @@ def blas_warnings(blas: list[dict] | None = None) -> list[str]:
 def info() -> dict:
     """Facts about this installation: version, build, devices, backends, threads, BLAS.
 
-    What ``pyfeat info`` prints (as text: :func:`format_info`; ``pyfeat info --json``: this
-    dict). The backend is resolved as ``backend=None`` would be; an error doing so (e.g.
-    ``PYFEAT_BACKEND=cuda`` where CUDA cannot run) is reported, not raised.
+    What ``pyfeat info`` prints (as text: :func:`pyfeat.backend.format_info`; ``pyfeat info
+    --json``: this dict). The backend is resolved as ``backend=None`` would be; an error doing
+    so (e.g. ``PYFEAT_BACKEND=cuda`` where CUDA cannot run) is reported, not raised.
 
     Returns
     -------
@@ -416,12 +416,12 @@ def info() -> dict:
         "name", "compute_capability", "memory_gib"); the backends: "backends_available",
         "backend" (the one ``backend=None`` picks, or None on an error) and "backend_reason";
         the CPU: "cpu", "cpu_avx512"; Numba: "numba_version", "numba_threads",
-        "numba_threading_layer"; BLAS: "blas" (:func:`blas_info`), "openblas_coretype"; and
-        "warnings" (:func:`blas_warnings`).
+        "numba_threading_layer"; BLAS: "blas" (:func:`pyfeat.backend.blas_info`),
+        "openblas_coretype"; and "warnings" (:func:`pyfeat.backend.blas_warnings`).
 
     See Also
     --------
-    format_info : The same facts as text.
+    pyfeat.backend.format_info : The same facts as text.
 
     Examples
     --------
@@ -494,12 +494,12 @@ def _numba_threading_layer():
 
 
 def format_info(d: dict) -> str:
-    """Human-readable text of :func:`info`, one fact per line (what ``pyfeat info`` prints).
+    """Human-readable text of :func:`pyfeat.info`, one fact per line (what ``pyfeat info`` prints).
 
     Parameters
     ----------
     d : dict
-        What :func:`info` returns.
+        What :func:`pyfeat.info` returns.
 
     Returns
     -------

@@ -58,11 +58,11 @@ class SampleComplexity:
     d : ndarray
         The d values of the grid, ascending.
     n_star : ndarray
-        n*(d); NaN where censored (see ``censored`` and ``bound``).
+        Values n*(d); NaN where censored (see ``censored`` and ``bound``).
     exponent : float
-        e of n* ∝ d^e; NaN when fewer than two d values are uncensored.
+        Exponent e of n* ∝ d^e; NaN when fewer than two d values are uncensored.
     intercept : float
-        log n* ≈ intercept + exponent · log d.
+        Intercept of the line log n* ≈ intercept + exponent · log d.
     ci_low, ci_high : float
         Bootstrap percentile interval of the exponent (NaN: no interval).
     level : float
@@ -128,7 +128,7 @@ def n_star(n: ArrayLike, errors: ArrayLike, threshold: float, interpolate: bool 
     Returns
     -------
     ndarray of shape (...)
-        n*, float64; NaN where no n reaches the threshold.
+        Values n*, float64; NaN where no n reaches the threshold.
 
     Examples
     --------
@@ -215,7 +215,7 @@ def _exponent_statistic(curves, log_d, threshold, interpolate, counter):
 def sample_complexity(results: Iterable[dict], threshold: float, metric: str = "test_mse",
                       interpolate: bool = False, n_boot: int = 1000, level: float = 0.95,
                       seed: int = 0) -> dict[str, SampleComplexity]:
-    """n*(d) per model and the exponent of n* ∝ d^e with a bootstrap confidence interval.
+    """Estimate n*(d) per model and the exponent of n* ∝ d^e with a bootstrap confidence interval.
 
     The interval is ``scipy.stats.bootstrap`` over seeds; censored d are reported as bounds
     (module docstring).

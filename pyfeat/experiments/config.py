@@ -221,7 +221,7 @@ def resolve(registry: dict, name: str) -> Callable[..., Any]:
 
 
 def call_factory(factory: Callable[..., Any], kwargs: dict) -> Any:
-    """factory(**kwargs), leaving out ``d``/``seed`` when the factory does not take them.
+    """Call ``factory(**kwargs)``, leaving out ``d``/``seed`` when the factory does not take them.
 
     Parameters
     ----------
@@ -326,8 +326,8 @@ class SweepConfig:
         ``pyfeat plot``: n* log-log interpolated between grid points.
     text : str, default ""
         The TOML source, copied into the output directory.
-    source : str, default "<string>"
-        Where the config was read from (a path, or "<string>").
+    source : str, optional
+        Where the config was read from: a path, or "<string>" (the default) for TOML text.
     n_source_per_d2 : int, optional
         Transfer: n_source = n_source_per_d2·d² (instead of ``n_source``).
 

@@ -65,7 +65,7 @@ def plot_results(results: Iterable[dict], threshold: float | None = None, metric
     x : str, optional
         "n" or a swept task parameter (default: the swept parameter if there is one, else n).
     interpolate : bool, default False
-        n* log-log interpolated between grid points.
+        Interpolate n* log-log between grid points.
     title : str, optional
         The figure's title.
 

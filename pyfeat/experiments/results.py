@@ -398,7 +398,7 @@ def swept_parameters(rows: Sequence[dict]) -> list[str]:
     Parameters
     ----------
     rows : sequence of dict
-        Results rows (:func:`load_results`).
+        Results rows (:func:`pyfeat.experiments.load_results`).
 
     Returns
     -------

@@ -97,8 +97,8 @@ class GridPoint:
 
     See Also
     --------
-    grid : All grid points of a config.
-    run_point : Fit one.
+    pyfeat.experiments.grid : All grid points of a config.
+    pyfeat.experiments.run_point : Fit one.
 
     Examples
     --------

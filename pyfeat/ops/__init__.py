@@ -252,7 +252,9 @@ def relu_gram(X: ArrayLike, W: ArrayLike, b: ArrayLike | None, y: ArrayLike | No
 @_checked_arithmetic
 def relu_predict(X: ArrayLike, W: ArrayLike, b: ArrayLike | None, a: ArrayLike, *, backend: str | None = None,
                  block_size: int | None = None) -> np.ndarray:
-    """f(X) = relu(X Wᵀ + b) a, streamed over row blocks; a (m,) -> (n,), a (m, k) -> (n, k).
+    """Network output f(X) = relu(X Wᵀ + b) a, streamed over row blocks.
+
+    a (m,) -> (n,), a (m, k) -> (n, k).
 
     Parameters
     ----------

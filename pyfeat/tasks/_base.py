@@ -183,7 +183,27 @@ class Task:
 
     d: int
 
-    def __call__(self, X):
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """The target f*(x) on the rows of X (n, d); each task defines it.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d)
+            Inputs.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            Values f*(x_i), float64 (NumPy in → NumPy out, CuPy in → CuPy out).
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=8, r=2, degree=3, seed=0)
+        >>> X, y = task.sample(5, seed=1)
+        >>> task(X).shape, task(X).dtype
+        ((5,), dtype('float64'))
+        """
         raise NotImplementedError
 
     def _check_X(self, X):
@@ -211,7 +231,7 @@ class Task:
 
     def sample(self, n: int, noise: float = 0.0, seed: int = 0, dtype: DTypeLike = np.float64,
                backend: str | None = "numpy") -> tuple[np.ndarray, np.ndarray]:
-        """n i.i.d. samples (X (n, d), y (n,)), both of ``dtype`` (float32 or float64).
+        """Draw n i.i.d. samples (X (n, d), y (n,)), both of ``dtype`` (float32 or float64).
 
         y = f*(x) + noise·ε with ε ~ N(0, 1). The rows are the same as those of
         ``stream(n, seed=seed, ...)``, and ``sample(n, seed=s)[0][:m]`` equals

@@ -33,13 +33,13 @@ class LowRankPolynomial(IndexTask):
     d : int
         Input dimension, >= 1.
     r : int, default 2
-        r*, the number of terms.
+        The number of terms r*.
     degree : int, default 3
-        p: every p_s = p unless ``degrees`` is given.
+        The degree p: every p_s = p unless ``degrees`` is given.
     degrees : sequence of int, optional
         (p_1, …, p_{r*}).
     alpha : array_like of shape (r,), optional
-        α (default: random signs ±1 from ``seed``).
+        The coefficients α (default: random signs ±1 from ``seed``).
     directions : array_like of shape (r, d), optional
         Nonzero rows (only their directions matter); default Haar-random orthonormal rows.
     normalize : bool, default True
@@ -134,7 +134,7 @@ class LowRankPolynomial(IndexTask):
         super().__init__(U, g)
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        """f*(x) = Σ_s α_s (β_sᵀx)^{p_s} on the rows of X, float64 (evaluated directly).
+        """The target f*(x) = Σ_s α_s (β_sᵀx)^{p_s} on the rows of X, float64 (evaluated directly).
 
         Parameters
         ----------
@@ -144,7 +144,7 @@ class LowRankPolynomial(IndexTask):
         Returns
         -------
         ndarray of shape (n,)
-            f*(x_i), float64.
+            Values f*(x_i), float64.
 
         Raises
         ------

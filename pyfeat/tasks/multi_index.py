@@ -24,6 +24,13 @@ class IndexTask(Task):
 
     θ = 0 (isotropic) for MultiIndex; SingleIndex uses the spike θ > 0 along μ (r = 1).
     Sampling draws z ~ N(0, I_d) and sets x = z + (√(1+θ) − 1) UᵀU z.
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> from pyfeat.tasks.multi_index import IndexTask
+    >>> isinstance(pf.tasks.SingleIndex(d=8), IndexTask), pf.tasks.SingleIndex(d=8).U.shape
+    (True, (1, 8))
     """
 
     def __init__(self, U: np.ndarray, g: HermiteExpansion, theta: float = 0.0):
@@ -64,7 +71,7 @@ class IndexTask(Task):
 
     @property
     def degree(self) -> int:
-        """p, the degree of g (the highest |α| with c_α ≠ 0).
+        """The degree p of g (the highest ``|α|`` with c_α ≠ 0).
 
         Examples
         --------
@@ -120,7 +127,7 @@ class IndexTask(Task):
         Returns
         -------
         ndarray of shape (d,)
-            s·Uᵀ E[∇g], float64.
+            E[∇f*] = s·Uᵀ E[∇g], float64.
 
         Examples
         --------
@@ -138,7 +145,7 @@ class IndexTask(Task):
         Returns
         -------
         ndarray of shape (d, d)
-            s²·Uᵀ E[∇²g] U, symmetric, float64; its rank is at most r.
+            H = s²·Uᵀ E[∇²g] U, symmetric, float64; its rank is at most r.
 
         Examples
         --------
@@ -152,7 +159,7 @@ class IndexTask(Task):
 
     @property
     def kappa(self) -> float:
-        """κ = ‖H†‖/√r (seed 001), or inf when rank H < r (Assumption 2 fails).
+        """The condition number κ = ‖H†‖/√r (seed 001), or inf when rank H < r (Assumption 2 fails).
 
         Examples
         --------
@@ -176,7 +183,7 @@ class IndexTask(Task):
         return Z
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        """f*(x) for each row of X (n, d), float64 (NumPy in → NumPy out, CuPy → CuPy).
+        """The target f*(x) for each row of X (n, d), float64 (NumPy in → NumPy out, CuPy → CuPy).
 
         Parameters
         ----------
@@ -186,7 +193,7 @@ class IndexTask(Task):
         Returns
         -------
         ndarray of shape (n,)
-            f*(x_i), float64.
+            Values f*(x_i), float64.
 
         Raises
         ------
@@ -222,7 +229,7 @@ def random_head(r: int, degree: int, rng: np.random.Generator) -> dict:
 
     - degree 2: g₂(z) = (zᵀMz − tr M)/2, i.e. c_{2e_i} = M_ii/√2, c_{e_i+e_j} = M_ij (i < j), so
       E[∇²g] = M, with M = c·Q diag(λ) Qᵀ, Q Haar-random, λ_i = ±Unif[1, 2] (random signs);
-    - each degree k = 3..p: i.i.d. N(0, 1) coefficients on every α with |α| = k;
+    - each degree k = 3..p: i.i.d. N(0, 1) coefficients on every α with ``|α| = k``;
     - every degree 2..p is scaled to variance 1/(p − 1) (so ‖M‖_F² = 2/(p − 1)).
 
     Hence rank H = r and κ = ``‖M⁻¹‖/√r = √((p−1)/2)·rms(λ)/min|λ| ≤ √(2(p − 1))``, whatever r.
@@ -232,14 +239,14 @@ def random_head(r: int, degree: int, rng: np.random.Generator) -> dict:
     r : int
         Number of variables of g (the rank of U).
     degree : int
-        p, the degree, >= 2.
+        The degree p, >= 2.
     rng : numpy.random.Generator
         Source of the random numbers.
 
     Returns
     -------
     dict
-        {α (tuple of r ints): c_α}, for every α with 2 <= |α| <= p.
+        {α (tuple of r ints): c_α}, for every α with ``2 <= |α| <= p``.
 
     Examples
     --------
@@ -281,7 +288,7 @@ def named_head(head: str, r: int, degree: int, names: tuple[str, str] = ("head",
     r : int
         Number of variables of g.
     degree : int
-        p, the degree (``"product"``: p >= r; ``"hard"``: p >= 3 and r = 1).
+        The degree p (``"product"``: p >= r; ``"hard"``: p >= 3 and r = 1).
     names : tuple of str, default ("head", "degree")
         How errors call the head and degree arguments (``transfer_pair``'s
         target_head/target_degree).
@@ -341,11 +348,11 @@ class MultiIndex(IndexTask):
     r : int, default 2
         Number of relevant directions (rows of U), 1 <= r <= d.
     degree : int, optional
-        p, the degree of g (default 4; with a dict ``head``: inferred, or it must match).
+        The degree p of g (default 4; with a dict ``head``: inferred, or it must match).
     head : {"random", "sum", "product", "hard"} or dict, default "random"
         g:
 
-        - "random" (degree ≥ 2): a random g (see :func:`random_head`) with E f* = 0,
+        - "random" (degree ≥ 2): a random g (see :func:`~pyfeat.tasks.multi_index.random_head`) with E f* = 0,
           Var f* = 1, no linear part, and H of rank exactly r (Assumption 2) with moderate κ;
         - "sum": Σ_i He_p(z_i)/√(p!·r) (H = 0 for p ≥ 3);
         - "product": Π_i He_{a_i}(z_i)/√(a_i!), a_i ≈ p/r (p = r: z_1 z_2 ⋯ z_r);

@@ -28,7 +28,7 @@ class _Uniform1D(Task):
             out[:, 1] = 1
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        """f*(x) on the rows of X (n, d), from the first column, float64.
+        """The target f*(x) on the rows of X (n, d), from the first column, float64.
 
         Parameters
         ----------
@@ -38,7 +38,7 @@ class _Uniform1D(Task):
         Returns
         -------
         ndarray of shape (n,)
-            f*(x_i), float64.
+            Values f*(x_i), float64.
 
         Raises
         ------
@@ -112,7 +112,7 @@ class SmoothStep1D(_Uniform1D):
     Parameters
     ----------
     width : float, default 0.1
-        w > 0.
+        The width w > 0.
     append_one : bool, default False
         Rows (x, 1) (d = 2) instead of (x,), as in :class:`Heaviside1D`.
 

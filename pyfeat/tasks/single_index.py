@@ -14,7 +14,7 @@ from pyfeat.tasks.multi_index import IndexTask
 
 
 class SingleIndex(IndexTask):
-    """f*(x) = σ*(⟨x, μ⟩/√(1+θ)),  x ~ N(0, I_d + θ μμᵀ),  θ = d^β  (seed 000).
+    """Single index f*(x) = σ*(⟨x, μ⟩/√(1+θ)),  x ~ N(0, I_d + θ μμᵀ),  θ = d^β  (seed 000).
 
     μ ∈ R^d is a unit vector (random from ``seed``, or ``mu``); since ⟨x, μ⟩/√(1+θ) ~ N(0, 1),
     the link is written in the orthonormal Hermite basis, σ*(t) = Σ_j c_j He_j(t)/√(j!), and
@@ -131,7 +131,7 @@ class SingleIndex(IndexTask):
         return self.U[0]
 
     def link(self, t: ArrayLike) -> np.ndarray:
-        """σ*(t) on a 1-D array t (float64).
+        """The link σ*(t) on a 1-D array t (float64).
 
         Parameters
         ----------
@@ -141,7 +141,7 @@ class SingleIndex(IndexTask):
         Returns
         -------
         ndarray of shape (m,)
-            σ*(t) = Σ_j c_j He_j(t)/√(j!), float64.
+            Values σ*(t) = Σ_j c_j He_j(t)/√(j!), float64.
 
         Examples
         --------
