@@ -3,7 +3,8 @@
 Every op takes NumPy or CuPy arrays (rows are samples) of any real dtype and layout. The working
 dtype is set by X: float32 when X is float32 (or narrower), float64 otherwise. X is converted block
 by block (never copied whole); the smaller inputs (W, a, b, y, V, Z) are converted once to
-contiguous arrays of the working dtype. NumPy in -> NumPy out, CuPy in -> CuPy out, whatever backend
+contiguous arrays of the working dtype. NumPy in -> NumPy out, CuPy in -> CuPy out (dask arrays: see
+``pyfeat.ops._dask``; sums come back as NumPy, row-wise results as lazy dask arrays), whatever backend
 runs the work (``backend=None``/"auto", "numba", "cuda", "numpy"; see ``pyfeat.backend``).
 Sums over n accumulate in float64. Extra memory is bounded by ``block_size`` (rows per block)
 or, when it is None, by ``pyfeat.backend.memory_budget()`` (64 MiB on the CPU, 1 GiB on the
@@ -24,8 +25,10 @@ import functools
 
 import numpy as np
 
+from pyfeat._dask import is_dask
+from pyfeat._kernel_table import parse as _parse_kernel
 from pyfeat._memory import hint
-from pyfeat.ops import blocked
+from pyfeat.ops import _dask, blocked
 from pyfeat.ops._device import Device, device
 from pyfeat.ops._validate import Args as _Args
 from pyfeat.ops._validate import block_size as _block
@@ -74,6 +77,9 @@ def first_step_gradient(X, y, W, a, b=None, *, backend=None, block_size=None):
     -------
     (m, d) array in the working dtype (accumulated in float64).
     """
+    if is_dask(X):
+        kw = {"backend": backend, "block_size": block_size}
+        return _dask.first_step_gradient(X, y, W, a, b, kw)
     args = _Args("first_step_gradient", backend)
     X = args.matrix("X", X)
     n, d = X.shape
@@ -89,6 +95,9 @@ def first_step_gradient(X, y, W, a, b=None, *, backend=None, block_size=None):
 @_checked_arithmetic
 def relu_features(X, W, b=None, *, backend=None, block_size=None):
     """Φ = relu(X Wᵀ + b), shape (n, m), in the working dtype (materialized: small n only)."""
+    if is_dask(X):
+        kw = {"backend": backend, "block_size": block_size}
+        return _dask.relu_features(X, W, b, kw)
     args = _Args("relu_features", backend)
     X = args.matrix("X", X)
     W = args.matrix("W", W, cols=X.shape[1], cols_name="X.shape[1]")
@@ -105,6 +114,9 @@ def relu_gram(X, W, b, y=None, *, backend=None, block_size=None):
     y may be (n,), (n, k) or None (then the second result is None). Both results are float64
     (they feed a linear solve), shapes (m, m) and (m,) / (m, k).
     """
+    if is_dask(X):
+        kw = {"backend": backend, "block_size": block_size}
+        return _dask.relu_gram(X, W, b, y, kw)
     args = _Args("relu_gram", backend)
     X = args.matrix("X", X)
     n, d = X.shape
@@ -119,6 +131,9 @@ def relu_gram(X, W, b, y=None, *, backend=None, block_size=None):
 @_checked_arithmetic
 def relu_predict(X, W, b, a, *, backend=None, block_size=None):
     """f(X) = relu(X Wᵀ + b) a, streamed over row blocks; a (m,) -> (n,), a (m, k) -> (n, k)."""
+    if is_dask(X):
+        kw = {"backend": backend, "block_size": block_size}
+        return _dask.relu_predict(X, W, b, a, kw)
     args = _Args("relu_predict", backend)
     X = args.matrix("X", X)
     W = args.matrix("W", W, cols=X.shape[1], cols_name="X.shape[1]")
@@ -136,6 +151,9 @@ def kernel_matvec(X, Z, V, kernel="ntk", *, backend=None, block_size=None):
     X (n_x, d), Z (n_z, d), V (n_z,) or (n_z, k) -> (n_x,) or (n_x, k) in the working dtype
     (tiles accumulate in float64). ``kernel`` is a name or a ``pyfeat.kernels.get(...)`` result.
     """
+    if is_dask(X):
+        kw = {"backend": backend, "block_size": block_size}
+        return _dask.kernel_matvec(X, Z, V, _parse_kernel(kernel), kw)
     args = _Args("kernel_matvec", backend)
     kern = args.kernel(kernel)
     X = args.matrix("X", X)
@@ -152,6 +170,9 @@ def kernel_matrix(X, Z=None, kernel="ntk", *, backend=None, block_size=None):
 
     The matrix is materialized (what the caller asked for); temporaries are bounded by blocks.
     """
+    if is_dask(X):
+        kw = {"backend": backend, "block_size": block_size}
+        return _dask.kernel_matrix(X, Z, _parse_kernel(kernel), kw)
     args = _Args("kernel_matrix", backend)
     kern = args.kernel(kernel)
     X = args.matrix("X", X)

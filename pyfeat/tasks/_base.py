@@ -224,6 +224,22 @@ class Task:
         block = DEFAULT_BLOCK if block is None else check_int("block", block, 1)
         return _Stream(lambda: self._stream(n, block, noise, seed, dtype, xp))
 
+    def stream_block(self, n, k, block=DEFAULT_BLOCK, noise=0.0, seed=0, dtype=np.float64):
+        """Block k of ``stream(n, block, noise, seed, dtype)`` alone, (X_k, y_k) = rows
+        [k·block, min(n, (k+1)·block)) of ``sample(n, noise, seed, dtype)``, generated from
+        (seed, chunk index) without the blocks before it (so a cluster's workers can each make
+        their own blocks; NumPy)."""
+        n, noise, seed, dtype, xp = self._check_sampling(n, noise, seed, dtype, "numpy")
+        block = check_int("block", block, 1)
+        k = check_int("k", k, 0, (n - 1) // block, "the last block")
+        start, stop = k * block, min(n, (k + 1) * block)
+        chunks = [self._make_chunk(c, n, seed, noise, dtype, xp)
+                  for c in range(start // CHUNK_ROWS, (stop - 1) // CHUNK_ROWS + 1)]
+        X = np.concatenate([c[0] for c in chunks]) if len(chunks) > 1 else chunks[0][0]
+        y = np.concatenate([c[1] for c in chunks]) if len(chunks) > 1 else chunks[0][1]
+        lo = start - (start // CHUNK_ROWS) * CHUNK_ROWS
+        return X[lo : lo + stop - start], y[lo : lo + stop - start]
+
     def _make_chunk(self, k, n, seed, noise, dtype, xp):
         m = min(CHUNK_ROWS, n - k * CHUNK_ROWS)
         X = xp.empty((m, self.d), dtype=dtype)
