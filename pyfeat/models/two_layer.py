@@ -225,7 +225,8 @@ class _ReLUNetwork(Regressor):
     def _fit(self, source, first_layer=None):
         """All passes; ``first_layer=(W, b, a_start)`` (transfer) skips the first step."""
         m = self._check_params()
-        with self._memory_hint():
+        # overflow is checked where it matters (the first layer, the Gram, the fitted parameters)
+        with self._memory_hint(), np.errstate(over="ignore", invalid="ignore"):
             return self._passes(source, m, first_layer)
 
     def _passes(self, source, m, first_layer):
