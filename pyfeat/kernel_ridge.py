@@ -186,13 +186,14 @@ class KernelRidge(Regressor):
         self.solver_ = name
         self.X_fit_ = problem.X if sol.centers is None else sol.centers
         self.dual_coef_ = sol.coef[:, 0] if single else sol.coef
+        self.n_outputs_ = 1 if single else sol.coef.shape[1]
         self.n_iter_, self.converged_ = sol.n_iter, bool(sol.converged)
         self.history_, self.solver_info_ = sol.history, sol.info
         self.kernel_ = kernel
         self.n_matvecs_ = problem.n_matvecs
         return self
 
-    def predict(self, X):
+    def _predict(self, X):
         """f(X) = k(X, X_fit_) @ dual_coef_ (blocked ``kernel_matvec``; the working dtype of X)."""
         X = self._validate_x(X)
         problem = Problem(X, None, self.kernel_, 0.0, 0.0, None, self.backend, self.block)

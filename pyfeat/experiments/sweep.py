@@ -30,10 +30,13 @@ first point) counts as no results: a plain rerun starts afresh.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import logging
 import os
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from os import PathLike
@@ -49,6 +52,8 @@ from pyfeat.experiments.results import BASE_COLUMNS, ResultsWriter, SweepError, 
 
 __all__ = ["GridPoint", "GridPointError", "grid", "run_point", "run_sweep", "columns", "derive_seed",
            "dask_workers"]
+
+logger = logging.getLogger(__name__)
 
 DIST_HINT = 'Dask is an optional extra: pip install "pyfeat[dist]"'
 
@@ -485,14 +490,60 @@ def _dask_client(dask):
     if isinstance(dask, Client):
         return dask, None, None
     if workers is not None:
+        dashboard = ":0" if importlib.util.find_spec("bokeh") is not None else None  # the dashboard needs bokeh
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=dashboard)
+        client = Client(cluster)
+        _announce(client)
         # Dask's nannies start workers with OMP/MKL/OPENBLAS_NUM_THREADS=1: set the count here
-        return Client(cluster), cluster, max(1, (os.cpu_count() or 1) // workers)
+        return client, cluster, max(1, (os.cpu_count() or 1) // workers)
+    timeout = connect_timeout()
     try:
-        return Client(dask), None, None
-    except OSError as exc:  # no scheduler there (distributed raises OSError after its connect timeout)
-        raise SweepError(f"cannot connect to the Dask scheduler at {dask!r}: {exc}") from None
+        client = Client(dask, timeout=timeout)
+    except (OSError, TimeoutError) as exc:  # no scheduler there (after the connect timeout)
+        raise SweepError(f"cannot connect to the Dask scheduler at {dask!r} within {timeout:g} s "
+                         f"(PYFEAT_DASK_TIMEOUT): {exc}") from None
+    _announce(client)
+    return client, None, None
+
+
+def connect_timeout() -> float:
+    """Seconds to wait for a Dask scheduler: PYFEAT_DASK_TIMEOUT, default 10.
+
+    Returns
+    -------
+    float
+        The value of the environment variable ``PYFEAT_DASK_TIMEOUT`` (seconds), or 10.
+
+    Raises
+    ------
+    SweepError
+        When ``PYFEAT_DASK_TIMEOUT`` is not a positive number.
+
+    Examples
+    --------
+    >>> import os
+    >>> from pyfeat.experiments.sweep import connect_timeout
+    >>> connect_timeout() == float(os.environ.get("PYFEAT_DASK_TIMEOUT", "10"))
+    True
+    """
+    value = os.environ.get("PYFEAT_DASK_TIMEOUT", "10")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise SweepError(f"PYFEAT_DASK_TIMEOUT must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
+def _announce(client):
+    """Log (and print, for the command line) where the cluster's dashboard is."""
+    link = getattr(client, "dashboard_link", None)
+    workers = len(client.scheduler_info().get("workers", {}))
+    message = f"Dask: {workers} worker(s) at {client.scheduler.address}" + (f", dashboard {link}" if link else "")
+    logger.info(message)
+    print(message, file=sys.stderr)
 
 
 def run_sweep(config: str | PathLike | SweepConfig, out: str | PathLike, dask: Any = None,
@@ -539,8 +590,9 @@ def run_sweep(config: str | PathLike | SweepConfig, out: str | PathLike, dask: A
     FileExistsError
         When ``out/results.csv`` has rows and ``resume`` is False.
     SweepError
-        For a bad ``dask`` value, another config's rows in ``out``, or a malformed results
-        file.
+        For a bad ``dask`` value, a scheduler not reached within ``PYFEAT_DASK_TIMEOUT``
+        seconds (:func:`pyfeat.experiments.sweep.connect_timeout`), another config's rows in
+        ``out``, or a malformed results file.
     RuntimeError
         When ``dask`` is given but dask.distributed is not installed.
 

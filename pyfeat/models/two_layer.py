@@ -75,6 +75,17 @@ def _int(name, value, low):
     return int(value)
 
 
+def _client(client):
+    """A distributed.Client: the one given, or Dask's current one for "default"."""
+    if isinstance(client, str) and client == "default":
+        from distributed import get_client
+
+        return get_client()
+    if not hasattr(client, "compute"):
+        raise TypeError(f"client must be a distributed.Client or 'default', got {type(client).__name__}")
+    return client
+
+
 def _norm(A):
     """Frobenius norm without overflow or underflow of the squares: s·‖A/s‖, s = max|A|."""
     s = float(np.abs(A).max()) if A.size else 0.0
@@ -89,6 +100,34 @@ def _subspace(U, d):
     if not np.isfinite(U).all():
         raise ValueError("U contains NaN or inf")
     return scipy.linalg.orth(U.T)
+
+
+# ---------------------------------------------------------------------------------------------
+# the per-block work of the data passes (module functions: a Dask pass ships them to the workers)
+
+
+def _block_on_device(Xb, yb, backend, alpha, beta, e, *arrays):
+    """(device, X_b, ỹ_b·2^{-e}, arrays) on the device, in the block's working dtype."""
+    dev = ops.device(backend)
+    r = _data.residual(Xb, yb, alpha, beta, e)
+    Xb = dev.asarray(Xb)
+    dt = working_dtype(Xb)
+    return dev, Xb, dev.asarray(r, dt), [dev.asarray(np.ascontiguousarray(a, dtype=dt)) for a in arrays]
+
+
+def _gradient_part(Xb, yb, backend, block_size, alpha, beta, e, W0, a0):
+    """n_b · ∇_W L on block b (pass 2)."""
+    dev, Xd, r, (W, a, b) = _block_on_device(Xb, yb, backend, alpha, beta, e, W0, a0, np.zeros(len(a0)))
+    g = blocked.first_step_gradient(dev, Xd, r, W, a, b, block_size)
+    return (Xb.shape[0] * _backend.to_numpy(g).astype(np.float64),)
+
+
+def _gram_part(Xb, yb, backend, block_size, alpha, beta, e, W, b):
+    """(ΦᵀΦ, Φᵀỹ, ‖ỹ‖²) on block b (pass 3), ỹ rescaled by 2^{-e}."""
+    dev, Xd, r, (Wd, bd) = _block_on_device(Xb, yb, backend, alpha, beta, e, W, b)
+    G, c = blocked.relu_gram(dev, Xd, Wd, bd, r, block_size)
+    r = r.astype(dev.xp.float64)
+    return _backend.to_numpy(G), _backend.to_numpy(c), float(r @ r)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,17 +211,22 @@ class _ReLUNetwork(Regressor):
                     "width (the head's m×m Gram and its eigendecomposition: about 24m² bytes) or "
                     "PYFEAT_MEMORY_BUDGET_MB (the row blocks)")
 
-    def fit_task(self, task, n, seed=0, block=_STREAM_BLOCK, dtype=np.float64):
+    def fit_task(self, task, n, seed=0, block=_STREAM_BLOCK, dtype=np.float64, client=None):
         """Fit on n samples of ``task.stream(n, block=block, seed=seed, dtype=dtype)``, never
         holding X whole (memory O(m² + block·(d + m))). ``dtype=np.float32`` halves the time at
-        large n (a float32 stream draws other rows than a float64 one). Returns self."""
+        large n (a float32 stream draws other rows than a float64 one). With a
+        ``distributed.Client``, each block is generated and used on a worker (``client="default"``:
+        Dask's current client); the fit equals the local one to float64 rounding. Returns self."""
         n = _int("n", n, 1)
+        if client is not None:
+            return self._fit(_data.DaskSource.from_task(task, n, seed, block, dtype, _client(client)))
         return self._fit(lambda: task.stream(n, block=block, seed=seed, dtype=dtype))
 
     def _fit(self, source, first_layer=None):
         """All passes; ``first_layer=(W, b, a_start)`` (transfer) skips the first step."""
         m = self._check_params()
-        with self._memory_hint():
+        # overflow is checked where it matters (the first layer, the Gram, the fitted parameters)
+        with self._memory_hint(), np.errstate(over="ignore", invalid="ignore"):
             return self._passes(source, m, first_layer)
 
     def _passes(self, source, m, first_layer):
@@ -209,21 +253,9 @@ class _ReLUNetwork(Regressor):
         self.W_, self.b_ = W, b
 
         t0 = time.perf_counter()
-        A = np.zeros((m, m))
-        c = np.zeros(m)
-        q = 0.0
-        dev, layer = self._on_device(W, b)
-        for Xb, yb in self._progress(_data.again(source, n, sum_y), "gram", nb):
-            r = _data.residual(Xb, yb, alpha, beta, ye)  # labels rescaled by 2^-ye (Moments)
-            Xb = dev.asarray(Xb)
-            dt = working_dtype(Xb)
-            Gb, cb = blocked.relu_gram(dev, Xb, *layer(dt), dev.asarray(r, dt), self.block_size)
-            A += _backend.to_numpy(Gb)
-            c += _backend.to_numpy(cb)
-            q += float(r @ r)
-        A /= n
-        c /= n
-        q /= n
+        A, c, q = _data.reduce(source, _gram_part, (self.backend, self.block_size, alpha, beta, ye, W, b), mo,
+                               self._progress, "gram")
+        A, c, q = A / n, c / n, q / n
         times["gram"] = time.perf_counter() - t0
         if not (np.isfinite(A).all() and np.isfinite(c).all() and np.isfinite(q)):
             raise ValueError(f"{type(self).__name__}.fit: the Gram ΦᵀΦ of the features Φ = σ(Wx + b) overflows "
@@ -288,7 +320,7 @@ class _ReLUNetwork(Regressor):
 
     # -- prediction ---------------------------------------------------------------------------
 
-    def predict(self, X):
+    def _predict(self, X):
         """α + β·x + aᵀσ(Wx + b) for each row of X (streamed; float32 for float32 X)."""
         X = self._validate_x(X)
         dev, layer = self._on_device(self.W_, self.b_, self.a_, self.beta_)
@@ -453,14 +485,9 @@ class TwoLayerReLU(_ReLUNetwork):
         (``Moments.exponent`` e ≠ 0) the pass computes G' = G·2^{-e}, and W¹ = W⁰ − η₁λ₁W⁰
         − (η₁2^e)G' (eta1='auto': η₁ = ‖W⁰‖/‖G‖ = 2^{-e}‖W⁰‖/‖G'‖)."""
         n, e = moments.n, moments.exponent
-        G = np.zeros_like(W0)
-        dev, layer = self._on_device(W0, a0, np.zeros(len(a0)))
-        for Xb, yb in self._progress(_data.again(source, n, moments.sum_y), "gradient", moments.blocks):
-            r = _data.residual(Xb, yb, self.alpha_, self.beta_, e)
-            Xb = dev.asarray(Xb)
-            dt = working_dtype(Xb)
-            g = blocked.first_step_gradient(dev, Xb, dev.asarray(r, dt), *layer(dt), self.block_size)
-            G += (Xb.shape[0] / n) * _backend.to_numpy(g)
+        (G,) = _data.reduce(source, _gradient_part, (self.backend, self.block_size, self.alpha_, self.beta_, e, W0, a0),
+                            moments, self._progress, "gradient")
+        G /= n
         self.grad_ = np.ldexp(G, e)
         if isinstance(self.eta1, str):
             norm = _norm(G)

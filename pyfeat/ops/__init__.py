@@ -3,7 +3,8 @@
 Every op takes NumPy or CuPy arrays (rows are samples) of any real dtype and layout. The working
 dtype is set by X: float32 when X is float32 (or narrower), float64 otherwise. X is converted block
 by block (never copied whole); the smaller inputs (W, a, b, y, V, Z) are converted once to
-contiguous arrays of the working dtype. NumPy in -> NumPy out, CuPy in -> CuPy out, whatever backend
+contiguous arrays of the working dtype. NumPy in -> NumPy out, CuPy in -> CuPy out (dask arrays: see
+``pyfeat.ops._dask``; sums come back as NumPy, row-wise results as lazy dask arrays), whatever backend
 runs the work (``backend=None``/"auto", "numba", "cuda", "numpy"; see ``pyfeat.backend``).
 Sums over n accumulate in float64. Extra memory is bounded by ``block_size`` (rows per block)
 or, when it is None, by ``pyfeat.backend.memory_budget()`` (64 MiB on the CPU, 1 GiB on the
@@ -25,9 +26,11 @@ import functools
 import numpy as np
 from numpy.typing import ArrayLike
 
+from pyfeat._dask import is_dask
 from pyfeat._kernel_table import KernelSpec
+from pyfeat._kernel_table import parse as _parse_kernel
 from pyfeat._memory import hint
-from pyfeat.ops import blocked
+from pyfeat.ops import _dask, blocked
 from pyfeat.ops._device import Device, device
 from pyfeat.ops._validate import Args as _Args
 from pyfeat.ops._validate import block_size as _block
@@ -71,7 +74,7 @@ def first_step_gradient(X: ArrayLike, y: ArrayLike, W: ArrayLike, a: ArrayLike, 
     Parameters
     ----------
     X : array_like of shape (n, d)
-        Inputs (NumPy or CuPy, any real dtype; converted block by block).
+        Inputs (NumPy, CuPy or dask, any real dtype; converted block by block).
     y : array_like of shape (n,)
         Labels.
     W : array_like of shape (m, d)
@@ -89,7 +92,8 @@ def first_step_gradient(X: ArrayLike, y: ArrayLike, W: ArrayLike, a: ArrayLike, 
     -------
     ndarray of shape (m, d)
         G in the working dtype (float32 for float32 X, else float64; accumulated in
-        float64); NumPy in → NumPy out, CuPy in → CuPy out.
+        float64); NumPy in → NumPy out, CuPy in → CuPy out, dask in → NumPy out (the sum
+        over the row chunks is added on the cluster, ``pyfeat.ops._dask``).
 
     Raises
     ------
@@ -115,6 +119,9 @@ def first_step_gradient(X: ArrayLike, y: ArrayLike, W: ArrayLike, a: ArrayLike, 
     >>> bool(np.allclose(G, -(2 / 1000) * (mask * y[:, None] * a).T @ X))
     True
     """
+    if is_dask(X):
+        kw = {"backend": backend, "block_size": block_size}
+        return _dask.first_step_gradient(X, y, W, a, b, kw)
     args = _Args("first_step_gradient", backend)
     X = args.matrix("X", X)
     n, d = X.shape
@@ -135,7 +142,7 @@ def relu_features(X: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, *, bac
     Parameters
     ----------
     X : array_like of shape (n, d)
-        Inputs (NumPy or CuPy, any real dtype).
+        Inputs (NumPy, CuPy or dask, any real dtype).
     W : array_like of shape (m, d)
         First layer.
     b : array_like of shape (m,), optional
@@ -149,7 +156,7 @@ def relu_features(X: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, *, bac
     -------
     ndarray of shape (n, m)
         Φ in the working dtype (float32 for float32 X, else float64); NumPy in → NumPy out,
-        CuPy in → CuPy out.
+        CuPy in → CuPy out, dask in → a lazy dask array chunked like X (``pyfeat.ops._dask``).
 
     Raises
     ------
@@ -176,6 +183,9 @@ def relu_features(X: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, *, bac
     array([[1. , 2. , 0. ],
            [0. , 0.5, 0. ]], dtype=float32)
     """
+    if is_dask(X):
+        kw = {"backend": backend, "block_size": block_size}
+        return _dask.relu_features(X, W, b, kw)
     args = _Args("relu_features", backend)
     X = args.matrix("X", X)
     W = args.matrix("W", W, cols=X.shape[1], cols_name="X.shape[1]")
@@ -196,7 +206,7 @@ def relu_gram(X: ArrayLike, W: ArrayLike, b: ArrayLike | None, y: ArrayLike | No
     Parameters
     ----------
     X : array_like of shape (n, d)
-        Inputs (NumPy or CuPy, any real dtype; converted block by block).
+        Inputs (NumPy, CuPy or dask, any real dtype; converted block by block).
     W : array_like of shape (m, d)
         First layer.
     b : array_like of shape (m,) or None
@@ -213,7 +223,8 @@ def relu_gram(X: ArrayLike, W: ArrayLike, b: ArrayLike | None, y: ArrayLike | No
     gram : ndarray of shape (m, m)
         ΦᵀΦ, float64, symmetric.
     rhs : ndarray of shape (m,) or (m, k), or None
-        Φᵀy, float64; None when y is None. NumPy in → NumPy out, CuPy in → CuPy out.
+        Φᵀy, float64; None when y is None. NumPy in → NumPy out, CuPy in → CuPy out, dask
+        in → NumPy out (the sums over the row chunks are added on the cluster).
 
     Raises
     ------
@@ -238,6 +249,9 @@ def relu_gram(X: ArrayLike, W: ArrayLike, b: ArrayLike | None, y: ArrayLike | No
     >>> bool(np.allclose(G, Phi.T @ Phi, rtol=1e-5)), bool(np.allclose(c, Phi.T @ y, rtol=1e-5))
     (True, True)
     """
+    if is_dask(X):
+        kw = {"backend": backend, "block_size": block_size}
+        return _dask.relu_gram(X, W, b, y, kw)
     args = _Args("relu_gram", backend)
     X = args.matrix("X", X)
     n, d = X.shape
@@ -259,7 +273,7 @@ def relu_predict(X: ArrayLike, W: ArrayLike, b: ArrayLike | None, a: ArrayLike, 
     Parameters
     ----------
     X : array_like of shape (n, d)
-        Inputs (NumPy or CuPy, any real dtype; converted block by block).
+        Inputs (NumPy, CuPy or dask, any real dtype; converted block by block).
     W : array_like of shape (m, d)
         First layer.
     b : array_like of shape (m,) or None
@@ -275,7 +289,7 @@ def relu_predict(X: ArrayLike, W: ArrayLike, b: ArrayLike | None, a: ArrayLike, 
     -------
     ndarray of shape (n,) or (n, k)
         Φa in the working dtype (float32 for float32 X, else float64); NumPy in → NumPy out,
-        CuPy in → CuPy out.
+        CuPy in → CuPy out, dask in → a lazy dask array chunked like X (``pyfeat.ops._dask``).
 
     Raises
     ------
@@ -295,6 +309,9 @@ def relu_predict(X: ArrayLike, W: ArrayLike, b: ArrayLike | None, a: ArrayLike, 
     >>> pf.ops.relu_predict(X, W, None, a)                 # relu(x_1) − 2 relu(x_2)
     array([-3., -1.])
     """
+    if is_dask(X):
+        kw = {"backend": backend, "block_size": block_size}
+        return _dask.relu_predict(X, W, b, a, kw)
     args = _Args("relu_predict", backend)
     X = args.matrix("X", X)
     W = args.matrix("W", W, cols=X.shape[1], cols_name="X.shape[1]")
@@ -315,7 +332,7 @@ def kernel_matvec(X: ArrayLike, Z: ArrayLike, V: ArrayLike, kernel: str | Kernel
     Parameters
     ----------
     X : array_like of shape (n_x, d)
-        Rows x_i (NumPy or CuPy, any real dtype; converted block by block).
+        Rows x_i (NumPy, CuPy or dask, any real dtype; converted block by block).
     Z : array_like of shape (n_z, d)
         Rows z_j.
     V : array_like of shape (n_z,) or (n_z, k)
@@ -331,7 +348,7 @@ def kernel_matvec(X: ArrayLike, Z: ArrayLike, V: ArrayLike, kernel: str | Kernel
     -------
     ndarray of shape (n_x,) or (n_x, k)
         K(X, Z) V in the working dtype (float32 for float32 X, else float64); NumPy in →
-        NumPy out, CuPy in → CuPy out.
+        NumPy out, CuPy in → CuPy out, dask in → a lazy dask array chunked like X.
 
     Raises
     ------
@@ -357,6 +374,9 @@ def kernel_matvec(X: ArrayLike, Z: ArrayLike, V: ArrayLike, kernel: str | Kernel
     >>> KV.shape, bool(np.allclose(KV, pf.ops.kernel_matrix(X, Z, kernel="rbf") @ V))
     ((300,), True)
     """
+    if is_dask(X):
+        kw = {"backend": backend, "block_size": block_size}
+        return _dask.kernel_matvec(X, Z, V, _parse_kernel(kernel), kw)
     args = _Args("kernel_matvec", backend)
     kern = args.kernel(kernel)
     X = args.matrix("X", X)
@@ -377,7 +397,7 @@ def kernel_matrix(X: ArrayLike, Z: ArrayLike | None = None, kernel: str | Kernel
     Parameters
     ----------
     X : array_like of shape (n_x, d)
-        Rows x_i (NumPy or CuPy, any real dtype).
+        Rows x_i (NumPy, CuPy or dask, any real dtype).
     Z : array_like of shape (n_z, d), optional
         Rows z_j; None means Z = X.
     kernel : str or Kernel, default "ntk"
@@ -391,7 +411,7 @@ def kernel_matrix(X: ArrayLike, Z: ArrayLike | None = None, kernel: str | Kernel
     -------
     ndarray of shape (n_x, n_z)
         K_ij = k(x_i, z_j) in the working dtype (float32 for float32 X, else float64); NumPy
-        in → NumPy out, CuPy in → CuPy out.
+        in → NumPy out, CuPy in → CuPy out, dask in → a lazy dask array chunked like X.
 
     Raises
     ------
@@ -421,6 +441,9 @@ def kernel_matrix(X: ArrayLike, Z: ArrayLike | None = None, kernel: str | Kernel
     array([[4.],
            [1.]])
     """
+    if is_dask(X):
+        kw = {"backend": backend, "block_size": block_size}
+        return _dask.kernel_matrix(X, Z, _parse_kernel(kernel), kw)
     args = _Args("kernel_matrix", backend)
     kern = args.kernel(kernel)
     X = args.matrix("X", X)

@@ -359,6 +359,62 @@ class Task:
         block = DEFAULT_BLOCK if block is None else check_int("block", block, 1)
         return _Stream(lambda: self._stream(n, block, noise, seed, dtype, xp))
 
+    def stream_block(self, n: int, k: int, block: int = DEFAULT_BLOCK, noise: float = 0.0, seed: int = 0,
+                     dtype: DTypeLike = np.float64) -> tuple[np.ndarray, np.ndarray]:
+        """Block k of ``stream(n, block, noise, seed, dtype)`` alone.
+
+        (X_k, y_k) = rows [k·block, min(n, (k+1)·block)) of ``sample(n, noise, seed, dtype)``,
+        generated from (seed, chunk index) without the blocks before it (so a cluster's workers
+        can each make their own blocks; NumPy).
+
+        Parameters
+        ----------
+        n : int
+            Number of samples in all, >= 1.
+        k : int
+            The block's index, 0 <= k <= (n − 1) // block.
+        block : int, default 65536
+            Rows per block.
+        noise : float, default 0.0
+            Standard deviation of the Gaussian label noise, >= 0.
+        seed : int, default 0
+            Seed of the data, >= 0 (as in :meth:`sample`).
+        dtype : {float64, float32}, default numpy.float64
+            dtype of the block.
+
+        Returns
+        -------
+        X_k : ndarray of shape (b, d)
+            The block's inputs (b = block, or fewer for the last block).
+        y_k : ndarray of shape (b,)
+            Its labels.
+
+        Raises
+        ------
+        ValueError
+            Naming the argument, for a bad n, k, block, noise, seed or dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=8, r=2, degree=3, seed=0)
+        >>> Xk, yk = task.stream_block(1000, 3, block=300, seed=1)
+        >>> X, y = task.sample(1000, seed=1)
+        >>> Xk.shape, bool(np.array_equal(Xk, X[900:])), bool(np.array_equal(yk, y[900:]))
+        ((100, 8), True, True)
+        """
+        n, noise, seed, dtype, xp = self._check_sampling(n, noise, seed, dtype, "numpy")
+        block = check_int("block", block, 1)
+        k = check_int("k", k, 0, (n - 1) // block, "the last block")
+        start, stop = k * block, min(n, (k + 1) * block)
+        chunks = [self._make_chunk(c, n, seed, noise, dtype, xp)
+                  for c in range(start // CHUNK_ROWS, (stop - 1) // CHUNK_ROWS + 1)]
+        X = np.concatenate([c[0] for c in chunks]) if len(chunks) > 1 else chunks[0][0]
+        y = np.concatenate([c[1] for c in chunks]) if len(chunks) > 1 else chunks[0][1]
+        lo = start - (start // CHUNK_ROWS) * CHUNK_ROWS
+        return X[lo : lo + stop - start], y[lo : lo + stop - start]
+
     def _make_chunk(self, k, n, seed, noise, dtype, xp):
         m = min(CHUNK_ROWS, n - k * CHUNK_ROWS)
         X = xp.empty((m, self.d), dtype=dtype)
