@@ -65,8 +65,8 @@ def _data(X, y, block=None):
     if block is None:
         return _train.Data(dev, X, y)
     source = _stream(X, y, block)
-    n, _, _, _, sum_y = _data_passes.moments(source)
-    return _train.Data(dev, source=source, n=n, sum_y=sum_y, dtype=np.dtype(np.float64))
+    mom = _data_passes.moments(source)
+    return _train.Data(dev, source=source, n=mom.n, sum_y=mom.sum_y, dtype=np.dtype(np.float64))
 
 
 def test_loop_full_batch_is_the_closed_form_iteration():
@@ -461,3 +461,16 @@ def test_backends_agree():
     fast = GDNetwork(**kw, backend="numba").fit(X, y)
     for name in ("W_", "a_", "b_"):
         np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), rtol=1e-12, atol=1e-15)
+
+
+def test_dask_arrays_are_read_chunk_by_chunk():
+    """GDNetwork on dask arrays equals the in-memory fit; predict returns a lazy dask array."""
+    da = pytest.importorskip("dask.array")
+    X, y = _problem(n=200, d=4)
+    kw = dict(width=16, steps=4, lr=0.2)
+    ref = GDNetwork(**kw).fit(X, y)
+    got = GDNetwork(**kw).fit(da.from_array(X, chunks=(64, 4)), da.from_array(y, chunks=64))
+    np.testing.assert_allclose(got.W_, ref.W_, rtol=1e-12, atol=1e-15)
+    pred = got.predict(da.from_array(X, chunks=(64, 4)))
+    assert isinstance(pred, da.Array)
+    np.testing.assert_allclose(pred.compute(), ref.predict(X), rtol=1e-12)

@@ -43,6 +43,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 
 from pyfeat import backend as _backend
 from pyfeat import kernels as _kernels
+from pyfeat._dask import is_dask
 from pyfeat import ops
 from pyfeat._base import FLOAT_DTYPES, Regressor, check_is_fitted
 from pyfeat.models import _data, _train
@@ -81,8 +82,8 @@ def _stream_moments(source):
             total[0] += _sum_sq(Xb)  # runs once moments has checked the block
             dtypes.append(working_dtype(Xb))
 
-    n, d, _, _, sum_y = _data.moments(tapped)
-    return n, d, sum_y, total[0], dtypes[0]
+    mom = _data.moments(tapped)
+    return mom.n, mom.d, mom.sum_y, total[0], dtypes[0]
 
 
 class _NetworkObjective:
@@ -246,16 +247,18 @@ class GDNetwork(Regressor):
     def fit(self, X, y=None, X_val=None, y_val=None, U=None):
         """Train on arrays X (n, d), y (n,), or on a reproducible stream of (X_block, y_block)
         (a re-iterable, or a callable returning a fresh iterator; y=None), as ``TwoLayerReLU``.
+        Dask arrays are read chunk by chunk (each pass computes the chunks in turn; the steps run
+        here).
         X_val, y_val: held-out arrays for the "val_loss" history; U (r, d) (or a task with
         ``.U``): the subspace of the "alignment" history. Returns self."""
         m = self._check_params()
         dev = ops.device(self.backend)
-        if y is not None:
+        if y is not None and not is_dask(X):
             X, y = self._validate_xy(X, y)
             data = _train.Data(dev, X, y)
             sum_sq = _sum_sq(data.X) if isinstance(self.lr, str) else None
         else:
-            source = _data.fit_source(self, X, None)
+            source = _data.fit_source(self, X, y)  # a stream, or a dask array's chunks
             n, d, sum_y, sum_sq, dt = _stream_moments(source)
             data = _train.Data(dev, source=source, n=n, sum_y=sum_y, dtype=dt)
             self.n_features_in_ = d
@@ -310,15 +313,17 @@ class GDNetwork(Regressor):
 
     # -- prediction and diagnostics -----------------------------------------------------------
 
-    def predict(self, X):
-        """f(x) = c_m aᵀσ(Wx + b) for each row of X (streamed; float32 for float32 X)."""
+    def _predict(self, X):
+        """f(x) = c_m aᵀσ(Wx + b) for each row of X (streamed; float32 for float32 X; ``predict``
+        of a dask array maps this over its chunks)."""
         X = self._validate_x(X)
         dev = ops.device(self.backend)
         Xd = dev.asarray(X)
         dt = working_dtype(Xd)
         W, b, a = (dev.asarray(np.ascontiguousarray(v, dtype=dt)) for v in
                    (self.W_, self.b_, self.output_scale_ * self.a_))
-        out = blocked.relu_predict(dev, Xd, W, b, a, self.block_size)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            out = self._finite_predictions(blocked.relu_predict(dev, Xd, W, b, a, self.block_size))
         return out if _backend.is_cupy(X) else _backend.to_numpy(out)
 
     def alignment(self, U, init=False):
