@@ -72,6 +72,19 @@ void bind_dtype(py::module_& m, const std::string& sfx) {
       py::arg("Z"), py::arg("ldz"), py::arg("rows"), py::arg("m"), py::arg("b"), py::arg("stream"),
       "Z <- max(Z + b, 0) (in place, device pointers).");
   m.def(
+      ("cuda_relu_residual_" + sfx).c_str(),
+      [](ptr Z, i64 ldz, i64 rows, i64 m, ptr b, ptr a, ptr y, ptr r, ptr parts, i64 splits,
+         ptr stream) {
+        py::gil_scoped_release release;
+        relu_residual<T>(as<T>(Z), ldz, rows, m, as<const T>(b), as<const T>(a), as<const T>(y),
+                         as<double>(r), as<double>(parts), splits, stream);
+      },
+      py::arg("Z"), py::arg("ldz"), py::arg("rows"), py::arg("m"), py::arg("b"), py::arg("a"),
+      py::arg("y"), py::arg("r"), py::arg("parts"), py::arg("splits"), py::arg("stream"),
+      "Network-gradient epilogue (device pointers): r = relu(Z + b) a - y (double), per-chunk "
+      "sums of r relu(Z + b) and r 1[Z + b >= 0] into parts (2 x splits x m doubles), "
+      "Z <- r 1[Z + b >= 0] in place.");
+  m.def(
       ("cuda_kernel_matrix_" + sfx).c_str(),
       [](int code, double p0, double p1, double p2, ptr G, i64 ldg, i64 rows, i64 cols, ptr sx,
          ptr sz, ptr stream) {

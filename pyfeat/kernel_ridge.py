@@ -17,11 +17,12 @@ import numbers
 import time
 
 import numpy as np
-import scipy.linalg
 
+from pyfeat import _linalg
 from pyfeat import backend as _backend
 from pyfeat import kernels as _kernels
-from pyfeat._base import BaseEstimator, NotFittedError
+from pyfeat._base import Regressor
+from pyfeat._memory import hint
 from pyfeat.solvers import SOLVERS, Monitor, Problem, Solution, solve
 from pyfeat.solvers.problem import to_host
 from pyfeat.solvers import direct as _direct
@@ -42,7 +43,7 @@ AUTO_SMALL_RIDGE = 1e-7
 AUTO_EIGH_MAX_N = 5_000
 
 
-class KernelRidge(BaseEstimator):
+class KernelRidge(Regressor):
     """Kernel ridge regression, α = (K + nλI)⁻¹y, with direct or iterative solvers.
 
     Parameters
@@ -80,9 +81,9 @@ class KernelRidge(BaseEstimator):
         Where the kernel products run (``pyfeat.backend``).
     verbose : bool, default False
         Show which solver runs and a tqdm progress bar.
-    seed : int or None, default 0
-        Seeds numpy.random.default_rng for the Nyström centres, the pcg/EigenPro subsample and
-        batches, the ridge selection's split, and the power-iteration start.
+    seed : int >= 0, None, or a numpy Generator/SeedSequence/RandomState, default 0
+        Seeds the Nyström centres, the pcg/EigenPro subsample and batches, the ridge
+        selection's split, and the power-iteration start (see ``pyfeat._base``).
     kernel_params : dict or None
         Kernel parameters (e.g. {"bandwidth": 2.0} for "rbf").
     early_stopping : float or None
@@ -94,6 +95,7 @@ class KernelRidge(BaseEstimator):
         EigenPro's q, the subsample size s of EigenPro and pcg, and EigenPro's mini-batch size
         (None: from the spectrum, the memory and the critical batch size;
         ``pyfeat.solvers.eigenpro``, ``pyfeat.solvers.pcg``).
+    random_state : scikit-learn's name for the seed; when not None it is used instead of ``seed``.
 
     Attributes
     ----------
@@ -115,9 +117,11 @@ class KernelRidge(BaseEstimator):
     References: Ma & Belkin 2017, 2019 (EigenPro); Rudi, Carratino & Rosasco 2017 (Falkon).
     """
 
+    _multi_output = True
+
     def __init__(self, kernel="ntk", ridge=1e-4, solver="auto", tol=1e-6, max_iter=None, block=None,
                  backend="auto", verbose=False, seed=0, kernel_params=None, early_stopping=None,
-                 n_centers=None, n_components=None, subsample=None, batch_size=None):
+                 n_centers=None, n_components=None, subsample=None, batch_size=None, random_state=None):
         self.kernel = kernel
         self.ridge = ridge
         self.solver = solver
@@ -133,6 +137,7 @@ class KernelRidge(BaseEstimator):
         self.n_components = n_components
         self.subsample = subsample
         self.batch_size = batch_size
+        self.random_state = random_state
 
     # -- validation -------------------------------------------------------------------------
 
@@ -162,8 +167,7 @@ class KernelRidge(BaseEstimator):
         for name in ("max_iter", "block", "n_centers", "n_components", "batch_size"):
             _optional_int(name, getattr(self, name), 1)
         _optional_int("subsample", self.subsample, 2)
-        if self.seed is not None:
-            _optional_int("seed", self.seed, 0)
+        self._check_seeds()
         if self.early_stopping is not None:
             _real("early_stopping", self.early_stopping)
             if self.solver not in ("auto", "richardson"):
@@ -212,10 +216,13 @@ class KernelRidge(BaseEstimator):
     def fit(self, X, y):
         """Solve (K + nλI)α = y for X (n, d), y (n,) or (n, k). Returns self."""
         kernel = self._check_params()
-        X, Y, single = _check_xy(X, y)
+        X, y = self._validate_xy(X, y)
+        xp = _backend.array_module(X)
+        single = y.ndim == 1
+        Y = xp.asarray(y, dtype=xp.float64).reshape(X.shape[0], -1)
         n = X.shape[0]
         t0 = time.perf_counter()
-        problem = Problem(X, Y, kernel, shift=0.0, ridge=0.0, rng=np.random.default_rng(self.seed),
+        problem = Problem(X, Y, kernel, shift=0.0, ridge=0.0, rng=np.random.default_rng(self._seed_sequence()),
                           device=self.backend, block_size=self.block)
         exact = self._select_ridge(problem)
         ridge = self.ridge_
@@ -237,14 +244,18 @@ class KernelRidge(BaseEstimator):
             monitor.record(1, problem.relative_residual(coef))
             sol = Solution(coef, 1, True, monitor.history(), info={"method": "eigendecomposition"})
         else:
-            sol = solve(name, problem, tol=float(self.tol), max_iter=self.max_iter, monitor=monitor, **options)
+            reduce = {"direct": "n or PYFEAT_DIRECT_MEMORY_MB, or use solver='cg', 'eigenpro' or 'nystrom' (O(n) memory)",
+                      "nystrom": "n_centers (M×M float64 factors)", "eigenpro": "subsample (its s×s kernel matrix)",
+                      "pcg": "subsample (its s×s kernel matrix)"}
+            with hint(f"KernelRidge(solver={name!r}) at n={n}", reduce.get(name, "PYFEAT_MEMORY_BUDGET_MB or n")):
+                sol = solve(name, problem, tol=float(self.tol), max_iter=self.max_iter, monitor=monitor, **options)
         self.fit_time_ = time.perf_counter() - t0
         self.solver_, self.solver_reason_ = name, why
         self.X_fit_ = problem.X if sol.centers is None else sol.centers
         self.dual_coef_ = sol.coef[:, 0] if single else sol.coef
+        self.n_outputs_ = 1 if single else sol.coef.shape[1]
         self.n_iter_, self.converged_ = sol.n_iter, bool(sol.converged)
         self.history_, self.solver_info_ = sol.history, sol.info
-        self.n_features_in_ = X.shape[1]
         self.kernel_ = kernel
         self.n_matvecs_ = problem.matvecs
         return self
@@ -271,34 +282,14 @@ class KernelRidge(BaseEstimator):
         logger.info("KernelRidge: ridge=%g chosen by %s over %d values", self.ridge_, self.ridge_method_, len(grid))
         return exact
 
-    def _check_fitted(self):
-        if not hasattr(self, "dual_coef_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit first")
-
-    def predict(self, X):
+    def _predict(self, X):
         """f(X) = k(X, X_fit_) @ dual_coef_ (blocked ``kernel_matvec``; the working dtype of X)."""
-        self._check_fitted()
-        X = _check_x(X, "X")
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X must have {self.n_features_in_} columns (features seen in fit), got shape {X.shape}")
+        X = self._validate_x(X)
         problem = Problem(X, None, self.kernel_, 0.0, 0.0, None, self.backend, self.block)
-        out = problem.kmv(problem.X, self.X_fit_, self.dual_coef_).astype(problem.working_dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            out = problem.kmv(problem.X, self.X_fit_, self.dual_coef_).astype(problem.working_dtype, copy=False)
+        out = self._finite_predictions(out)
         return out if _backend.is_cupy(X) else to_host(out)
-
-    def score(self, X, y):
-        """R² = 1 − Σ(y − f(x))² / Σ(y − ȳ)² (scikit-learn's definition, averaged over columns)."""
-        pred = self.predict(X)
-        xp = _backend.array_module(pred)
-        y = xp.asarray(y, dtype=xp.float64)
-        if y.shape != pred.shape and not (y.size == pred.size and 1 in (y.ndim, pred.ndim)
-                                          and y.shape[0] == pred.shape[0]):
-            raise ValueError(f"score: y must have shape {tuple(pred.shape)} (one value per row of X), "
-                             f"got {tuple(y.shape)}")
-        y = y.reshape(pred.shape)
-        ss_res = ((y - pred) ** 2).sum(axis=0)
-        ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-        r2 = xp.where(ss_tot > 0, 1 - ss_res / xp.where(ss_tot > 0, ss_tot, 1), 0.0)
-        return float(r2.mean())
 
 
 def kernel_gradient_flow(X, y, t, kernel="ntk", *, X_eval=None, ridge=0.0, method="auto", step=None,
@@ -312,6 +303,13 @@ def kernel_gradient_flow(X, y, t, kernel="ntk", *, X_eval=None, ridge=0.0, metho
                                                       seed 003 writes e^{−Kt}, time in units of n)
 
     and predictions f_t(x) = k(x, X)α(t) at the rows of ``X_eval`` (default: the training X).
+
+    The lazy limit (seed 003): full-batch gradient descent with learning rate η for T steps on
+    (1/2n)Σ(f(x_i) − y_i)² of the two-layer network f(x) = (1/√m) Σ_j a_j σ(w_j·x) from the
+    symmetric init (f₀ ≡ 0), both layers trained — ``pf.GDNetwork(parameterization="ntk",
+    init="symmetric", train="both", lr=η, steps=T)`` — predicts ``kernel_gradient_flow(X, y,
+    t=η·T)`` with kernel "ntk" in the limit m → ∞ (the steps then approach the flow as η → 0 at
+    fixed ηT).
 
     method: "eigh" (closed form, float64 eigendecomposition of the n×n matrix), "gd" (kernel
     gradient descent, ``pyfeat.solvers.richardson``: never forms K; each step of size η is a time
@@ -341,7 +339,7 @@ def kernel_gradient_flow(X, y, t, kernel="ntk", *, X_eval=None, ridge=0.0, metho
     if method == "eigh":
         K = problem.host_kernel_matrix(problem.X)
         K[np.diag_indices(n)] += problem.shift
-        lam, V = scipy.linalg.eigh(K, overwrite_a=True, check_finite=False)
+        lam, V = _linalg.eigh(K, overwrite_a=True)
         lam = np.maximum(lam, 0.0)
         z = V.T @ to_host(problem.Y[:, 0])
         # (1 − e^{−tλ/n})/λ, with its limit t/n at λ = 0

@@ -5,15 +5,18 @@ ops; its docstring lists every formula). This module sits above ``pyfeat.ops``: 
 :class:`Kernel` is a ``KernelSpec`` of that table that can also be called on data, and
 :func:`empirical_ntk` is computed with the ops.
 
-- ``ntk``:      <x,z>(pi - t)/(2 pi) + |x||z|((pi - t) cos t + sin t)/(2 pi), t = angle(x, z)
-- ``nngp`` (alias ``arccos1``): |x||z|((pi - t) cos t + sin t)/(2 pi);  ``arccos0``: (pi - t)/(2 pi)
-- ``rbf``: exp(-|x - z|^2 / (2 bandwidth^2));  ``laplace``: exp(-|x - z| / bandwidth)
-- ``poly``: (gamma <x,z> + coef0)^degree
+- ``ntk``:      ``<x,z>(pi - t)/(2 pi) + |x||z|((pi - t) cos t + sin t)/(2 pi)``, t = angle(x, z)
+- ``nngp`` (alias ``arccos1``): ``|x||z|((pi - t) cos t + sin t)/(2 pi)``;  ``arccos0``: ``(pi - t)/(2 pi)``
+- ``rbf``: ``exp(-|x - z|^2 / (2 bandwidth^2))``;  ``laplace``: ``exp(-|x - z| / bandwidth)``
+- ``poly``: ``(gamma <x,z> + coef0)^degree``
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 from pyfeat import ops
 from pyfeat._kernel_table import KernelSpec, names, parse
@@ -24,25 +27,102 @@ __all__ = ["Kernel", "get", "names", "empirical_ntk"]
 
 @dataclass(frozen=True)
 class Kernel(KernelSpec):
-    """A kernel of `names()` with its parameters; build it with :func:`get`."""
+    """A kernel of `names()` with its parameters; build it with :func:`get`.
 
-    def __call__(self, X, Z=None):
-        """The kernel matrix K(X, Z) (small sizes; see ``pyfeat.ops.kernel_matrix`` for large)."""
+    Any op that takes ``kernel=`` takes a Kernel (or its name). Calling it gives the kernel
+    matrix.
+
+    Parameters
+    ----------
+    name : str
+        The kernel's name (an alias is resolved by :func:`get`, not here).
+    params : dict, optional
+        Its parameters by name; :func:`get` checks them and fills in the defaults.
+
+    See Also
+    --------
+    get : Build a validated Kernel by name.
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> k = pf.kernels.get("rbf", bandwidth=2.0)
+    >>> k
+    Kernel(name='rbf', params={'bandwidth': 2.0})
+    >>> isinstance(k, pf.kernels.Kernel)
+    True
+    """
+
+    def __call__(self, X: ArrayLike, Z: ArrayLike | None = None) -> np.ndarray:
+        """The kernel matrix K(X, Z) (small sizes; see ``pyfeat.ops.kernel_matrix`` for large).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_x, d)
+            Rows x_i (NumPy or CuPy).
+        Z : array_like of shape (n_z, d), optional
+            Rows z_j; None means Z = X.
+
+        Returns
+        -------
+        ndarray of shape (n_x, n_z)
+            K_ij = k(x_i, z_j), in the working dtype of ``pyfeat.ops.kernel_matrix`` (float32
+            for float32 X, else float64; NumPy in → NumPy out, CuPy in → CuPy out).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> X = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> pf.kernels.get("ntk")(X)         # θ = π/2 off the diagonal: 1/(2π)
+        array([[1.        , 0.1591...],
+               [0.1591..., 1.        ]])
+        """
         return ops.kernel_matrix(X, X if Z is None else Z, self)
 
 
-def get(name, **params) -> Kernel:
+def get(name: str | Kernel, **params: float) -> Kernel:
     """Return the kernel ``name`` with ``params`` (see the module docstring for the formulas).
 
-    ``name`` may also be a :class:`Kernel`, returned validated (then no params may be given).
-    Raises ValueError for an unknown name or a bad parameter value, TypeError for an unknown
-    parameter name.
+    Parameters
+    ----------
+    name : str or Kernel
+        "ntk", "nngp" (= "arccos1"), "arccos0", "rbf", "laplace" or "poly" (case-insensitive);
+        or a :class:`Kernel`, returned validated (then no params may be given).
+    **params : float
+        "rbf", "laplace": ``bandwidth`` (> 0, default 1.0); "poly": ``gamma`` (default 1.0),
+        ``coef0`` (default 1.0), ``degree`` (a positive integer, default 3); the arc-cosine
+        kernels have none.
+
+    Returns
+    -------
+    Kernel
+        The kernel, its parameters checked and completed with the defaults.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or a bad parameter value.
+    TypeError
+        For an unknown parameter name.
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> pf.kernels.get("poly", degree=2)
+    Kernel(name='poly', params={'gamma': 1.0, 'coef0': 1.0, 'degree': 2})
+    >>> pf.kernels.get("arccos1").name
+    'nngp'
+    >>> pf.kernels.get("rbf", width=1.0)
+    Traceback (most recent call last):
+    ...
+    TypeError: kernel 'rbf': unknown parameter(s) ['width']; expected ['bandwidth']
     """
     kern = parse(name, Kernel, **params)
     return kern if isinstance(kern, Kernel) else Kernel(kern.name, kern.params)
 
 
-def empirical_ntk(X, Z, W, a, b=None, *, block_size=1024):
+def empirical_ntk(X, Z, W, a, b=None, *, layers="both", block_size=1024):
     """Empirical NTK ∇_θf(x)·∇_θf(z) of the finite network f(x) = (1/√m) Σ_i a_i σ(w_i·x + b_i).
 
     Seed 003's parameterization with its names mapped to DESIGN's: W (m, d) holds the first-layer
@@ -52,11 +132,18 @@ def empirical_ntk(X, Z, W, a, b=None, *, block_size=1024):
         K_m(x, z) = (1/m) Σ_i [ σ(w_i·x + b_i) σ(w_i·z + b_i)
                                + a_i² σ'(w_i·x + b_i) σ'(w_i·z + b_i) (x·z + [b given]) ],
 
-    σ = ReLU, σ'(u) = 1[u > 0]. As m → ∞ with W, a Gaussian and b = None it converges to
-    ``get("ntk")`` (the first term to "nngp", the second to x·z times "arccos0"). Computed in
-    float64 over blocks of ``block_size`` rows of X (σ(XWᵀ + b) by ``pyfeat.ops.relu_features``);
-    returns the (n_x, n_z) float64 matrix (NumPy in → NumPy out, CuPy in → CuPy out).
+    σ = ReLU, σ'(u) = 1[u > 0]. ``layers``: "both" (θ = all parameters), "second" (θ = a: the
+    first term alone) or "first" (θ = W[, b]: the second term alone). As m → ∞ with W, a
+    Gaussian and b = None it converges to ``get("ntk")`` (the first term to "nngp", the second to
+    x·z times "arccos0"). Other parameterizations: for f(x) = c Σ_i a_i σ(w_i·x + b_i) trained with
+    every step s times the gradient, the kernel of the dynamics s∇_θf(x)·∇_θf(z) is this one
+    whenever s c² = 1/m — as in each parameterization of ``pf.GDNetwork`` ("ntk", "mean_field",
+    "standard"). Computed in float64 over blocks of ``block_size`` rows of X (σ(XWᵀ + b) by
+    ``pyfeat.ops.relu_features``); returns the (n_x, n_z) float64 matrix (NumPy in → NumPy out,
+    CuPy in → CuPy out).
     """
+    if layers not in ("both", "first", "second"):
+        raise ValueError(f"empirical_ntk: layers must be 'both', 'first' or 'second', got {layers!r}")
     xp = array_module(X)
     X = xp.asarray(X, dtype=xp.float64)
     Z = xp.asarray(Z, dtype=xp.float64)
@@ -81,5 +168,7 @@ def empirical_ntk(X, Z, W, a, b=None, *, block_size=1024):
         Xb = X[s : s + block_size]
         phi = ops.relu_features(Xb, W, b)
         inner = Xb @ Z.T + (0.0 if b is None else 1.0)
-        out[s : s + block_size] = (phi @ phi_z.T + ((phi > 0) * 1.0) @ step_z.T * inner) / m
+        first = ((phi > 0) * 1.0) @ step_z.T * inner if layers != "second" else 0.0
+        second = phi @ phi_z.T if layers != "first" else 0.0
+        out[s : s + block_size] = (second + first) / m
     return out

@@ -48,6 +48,72 @@ def test_malformed_config_is_one_line_naming_key_and_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_more_argument_mistakes_are_one_line(tmp_path, capsys):
+    (tmp_path / "results.csv").write_text("")
+    for args, fragment in [
+        (["plot", str(tmp_path), "--threshold", "nan"], "argument --threshold: must be a positive number, got 'nan'"),
+        (["plot", str(tmp_path), "--format", " , "], "argument --format: unknown image format(s) ' , '"),
+        (["demo", "--out", "demo.bogus"], "argument --out: 'demo.bogus': unknown image format 'bogus'"),
+        (["demo", "--backend", "gpu"], "argument --backend: invalid choice: 'gpu'"),
+        (["info", "--bogus"], "pyfeat info: error: unrecognized arguments: --bogus"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(args)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.count("\n") == 1 and fragment in err, err
+    assert cli.main(["plot", str(tmp_path)]) == 2
+    assert "has no rows yet" in capsys.readouterr().err
+
+
+def test_plot_x_must_be_n_or_swept(toy_config, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["run", str(toy_config), "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli.main(["plot", str(out), "--x", "beta"]) == 2
+    assert "--x must be n or a swept task parameter (none here), got 'beta'" in capsys.readouterr().err
+
+
+def test_failing_point_is_one_line_status_1_and_debug_raises(tmp_path, capsys):
+    failing = tmp_path / "failing.toml"
+    failing.write_text(TOY.replace('type = "toy_ls"\n\n', 'type = "toy_failing"\n\n', 1))
+    out = str(tmp_path / "out")
+    assert cli.main(["run", str(failing), "--out", out, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "pyfeat run: error: grid point model=ls d=4 n=16 seed=0 failed: FloatingPointError: the toy fit diverged")
+    with pytest.raises(ex.GridPointError):
+        cli.main(["--debug", "run", str(failing), "--out", out, "--no-progress"])
+    fixed = tmp_path / "fixed.toml"  # the failed run left a header-only results.csv: no results
+    fixed.write_text(TOY)
+    assert cli.main(["run", str(fixed), "--out", out, "--resume", "--no-progress"]) == 0
+    assert len(ex.load_results(out)) == N_TOY_ROWS
+
+
+def test_warnings_are_one_line_each(toy_config, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["run", str(toy_config), "--out", str(out), "--no-progress"]) == 0
+    assert cli.main(["plot", str(out), "--format", "png"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert "pyfeat plot: warning: ls: only 2 seeds at d = 4, 8: the bootstrap interval of the exponent " \
+           "resamples seeds and is unreliable with fewer than 5" in err
+    assert all(line.startswith("pyfeat plot: warning: ") for line in err)
+
+
+def test_censored_n_star_is_printed_as_a_bound():
+    from test_experiments import _synthetic
+
+    with pytest.warns(UserWarning, match="only 3 seeds"):
+        sc = ex.sample_complexity(_synthetic(2.0, ds=(2, 8, 16, 32, 2048)), threshold=1.0,
+                                  interpolate=True, n_boot=100)
+    line = cli.format_complexity(sc)
+    assert line.startswith("m: n* ∝ d^2.00 [2.00, 2.00] (95% bootstrap CI over seeds), fitted on the 3 "
+                           "of 5 d where n* is inside the grid; n*: d=2: ≤ 8 (reached at the smallest n), ")
+    assert line.endswith("d=32: 1024, d=2048: > 524288 (never reached)") and "d^0.00" not in line
+    none = ex.sample_complexity(_synthetic(2.0, ds=(8, 16)), threshold=1e-9, n_boot=20)  # no fit: no warning
+    assert cli.format_complexity(none) == ("m: no exponent (n* inside the grid at 0 of 2 d; a fit needs 2); "
+                                           "n*: d=8: > 524288 (never reached), d=16: > 524288 (never reached)")
+
+
 def test_missing_config_and_results(tmp_path, capsys):
     assert cli.main(["run", str(tmp_path / "nope.toml")]) == 2
     assert "no config file" in capsys.readouterr().err
@@ -139,8 +205,8 @@ def test_real_sweep_on_a_dask_local_cluster_equals_local(tmp_path):
     assert cli.main(["run", str(config), "--out", str(tmp_path / "dask"), "--dask", "local:1",
                      "--no-progress"]) == 0
     def strip(rows):  # NaN (an empty alignment) compares unequal to itself: use None
-        return {r["point_id"]: {k: None if v != v else v for k, v in r.items() if k != "fit_time"}
-                for r in rows}
+        return {r["point_id"]: {k: None if v != v else v for k, v in r.items()
+                                if k not in ("fit_time", "timestamp")} for r in rows}
 
     local, remote = strip(ex.load_results(tmp_path / "local")), strip(ex.load_results(tmp_path / "dask"))
     assert len(local) == 8 and remote == local

@@ -181,7 +181,7 @@ def test_pf_acos_float64_is_libm():
 # ---------------------------------------------------------------------------------------------
 # build facts
 
-CUDA_OPS = ("mask_times_y", "relu_bias", "kernel_matrix", "kernel_matvec")
+CUDA_OPS = ("mask_times_y", "relu_bias", "kernel_matrix", "kernel_matvec", "relu_residual")
 
 
 def test_build_info_is_consistent():
@@ -234,6 +234,15 @@ def test_cuda_launchers_reject_bad_arguments(sfx):
         kmv(0, 1.0, 0.0, 0.0, fake, 2, fake, 2, 3, fake, fake, 0, 1, fake, 0)
     with pytest.raises(ValueError, match="d must be >= 0"):
         kmv(0, 1.0, 0.0, 0.0, fake, 2, fake, 2, -3, fake, fake, fake, 1, fake, 0)
+    resid = getattr(core, f"cuda_relu_residual_{sfx}")
+    with pytest.raises(ValueError, match="relu_residual: leading dimension 3 < m 4"):
+        resid(fake, 3, 2, 4, fake, fake, fake, fake, fake, 1, 0)
+    with pytest.raises(ValueError, match="splits must be in"):
+        resid(fake, 4, 2, 4, fake, fake, fake, fake, fake, 0, 0)
+    with pytest.raises(ValueError, match="a is a null pointer"):
+        resid(fake, 4, 2, 4, fake, 0, fake, fake, fake, 1, 0)
+    with pytest.raises(ValueError, match="parts is a null pointer"):
+        resid(fake, 4, 2, 4, fake, fake, fake, fake, 0, 1, 0)
 
 
 @needs_cuda_build
@@ -243,5 +252,6 @@ def test_cuda_launchers_accept_empty_sizes_without_a_device(sfx):
     assert getattr(core, f"cuda_relu_bias_{sfx}")(0, 0, 0, 0, 0, 0) is None
     assert getattr(core, f"cuda_mask_times_y_{sfx}")(0, 5, 0, 5, 1 << 20, 0, 0) is None
     assert getattr(core, f"cuda_kernel_matrix_{sfx}")(3, 1.0, 0.0, 0.0, 0, 0, 4, 0, 1 << 20, 0, 0) is None
+    assert getattr(core, f"cuda_relu_residual_{sfx}")(0, 0, 5, 0, 0, 0, 1 << 20, 1 << 20, 0, 2, 0) is None
     assert getattr(core, f"cuda_kernel_matvec_{sfx}")(0, 0.0, 0.0, 0.0, 0, 0, 1 << 20, 3, 2, 0,
                                                       1 << 20, 1 << 20, 4, 0, 0) is None

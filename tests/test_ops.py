@@ -153,6 +153,72 @@ def test_first_step_gradient_mask_counts_zero_as_active(backend):
         np.testing.assert_array_equal(G, np.array([[-4.0, -8.0], [0.0, 0.0]]))
 
 
+def ref_network_gradient(X, y, W, a, b):
+    """L = (1/2n)Σ r_i², r = aᵀσ(Wx_i + b) − y_i, and its gradients, from the float64 formulas."""
+    n = X.shape[0]
+    X, y, W, a, b = (v.astype(np.float64) for v in (X, y, W, a, b))
+    U = X @ W.T + b
+    r = np.maximum(U, 0) @ a - y
+    active = (U >= 0) * r[:, None]
+    return (r @ r / (2 * n), a[:, None] * (active.T @ X) / n, np.maximum(U, 0).T @ r / n,
+            a * active.sum(axis=0) / n)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_network_ops(rng, backend, dtype, shape):
+    """network_gradient (the fused pass), residual_gradient and relu_transpose against the float64
+    formulas; residual_gradient with r = −2y is first_step_gradient."""
+    n, d, m, block = shape
+    X, y, W, a, b = network(rng, n, d, m, dtype)
+    ref = ref_network_gradient(X, y, W, a, b)
+    L, gW, ga, gb = ops.network_gradient(X, y, W, a, b, backend=backend, block_size=block)
+    assert isinstance(L, float) and gW.shape == (m, d) and ga.shape == gb.shape == (m,)
+    assert gW.dtype == ga.dtype == gb.dtype == np.float64
+    for got, want, what in zip((np.array(L), gW, ga, gb), ref, ("L", "grad W", "grad a", "grad b")):
+        assert_close(got, np.asarray(want), dtype, f"network_gradient {what}")
+
+    r = rng.standard_normal(n).astype(dtype)
+    G = ops.residual_gradient(X, r, W, a, b, backend=backend, block_size=block)
+    assert G.shape == (m, d) and G.dtype == dtype
+    assert_close(G, ref_gradient(X, -0.5 * r, W, a, b), dtype, "residual_gradient")
+    assert_close(ops.residual_gradient(X, -2 * y, W, a, b, backend=backend, block_size=block),
+                 ref_gradient(X, y, W, a, b), dtype, "residual_gradient(r = -2y)")
+
+    P = np.maximum(ref_preact(X, W, b), 0)
+    T = ops.relu_transpose(X, W, b, r, backend=backend, block_size=block)
+    assert T.shape == (m,) and T.dtype == np.float64
+    assert_close(T, P.T @ r.astype(np.float64), dtype, "relu_transpose")
+    V = rng.standard_normal((n, 3)).astype(dtype)
+    assert_close(ops.relu_transpose(X, W, b, V, backend=backend), P.T @ V.astype(np.float64), dtype,
+                 "relu_transpose (3 columns)")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_network_gradient_is_the_loss_gradient(rng, backend):
+    """Central finite differences of L(W, a, b) = (1/2n) Σ (aᵀσ(Wx_i+b) − y_i)² agree with
+    network_gradient (float64, generic point: no ReLU kink within the difference step)."""
+    n, d, m = 40, 3, 4
+    X, y, W, a, b = network(rng, n, d, m, np.float64)
+
+    def loss(W, a, b):
+        return 0.5 * np.mean((np.maximum(X @ W.T + b, 0) @ a - y) ** 2)
+
+    h = 1e-6
+    L, gW, ga, gb = (to_numpy(g) for g in ops.network_gradient(X, y, W, a, b, backend=backend))
+    assert L == pytest.approx(loss(W, a, b), rel=1e-13)
+    params = [W, a, b]
+    for k, grad in enumerate((gW, ga, gb)):
+        fd = np.zeros_like(grad)
+        for idx in np.ndindex(grad.shape):
+            plus, minus = [p.copy() for p in params], [p.copy() for p in params]
+            plus[k][idx] += h
+            minus[k][idx] -= h
+            fd[idx] = (loss(*plus) - loss(*minus)) / (2 * h)
+        np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
+
+
 # relu_features / relu_gram / relu_predict ------------------------------------------------
 
 
@@ -300,6 +366,11 @@ def test_results_do_not_depend_on_block_size(rng, backend):
         outs = [to_numpy(op(*args, backend=backend, block_size=bs)) for bs in (1, 64, 300, 10_000)]
         for o in outs[1:]:
             np.testing.assert_allclose(o, outs[0], rtol=1e-12, atol=1e-13)
+    grads = [[to_numpy(g) for g in ops.network_gradient(X, y, W, a, b, backend=backend, block_size=bs)]
+             for bs in (1, 64, 10_000)]
+    for g in grads[1:]:
+        for got, want in zip(g, grads[0]):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
     Gs = [to_numpy(ops.relu_gram(X, W, b, y, backend=backend, block_size=bs)[0]) for bs in (1, 64, 10_000)]
     for G in Gs[1:]:
         np.testing.assert_allclose(G, Gs[0], rtol=1e-12)
@@ -340,6 +411,14 @@ def test_bad_inputs_raise_clear_errors(rng, backend):
         (lambda: ops.kernel_matvec(X, X[:, :2], y, backend=backend), ValueError, "Z must have 3 columns"),
         (lambda: ops.kernel_matvec(X, X, y[:4], backend=backend), ValueError, "V must have shape"),
         (lambda: ops.relu_predict(X, W, b, None, backend=backend), ValueError, "a must be an array"),
+        (lambda: ops.network_gradient(X, y[:-1], W, a, b, backend=backend), ValueError,
+         "network_gradient: y must have shape"),
+        (lambda: ops.network_gradient(X, y, W, a[:3], b, backend=backend), ValueError, "a must have shape"),
+        (lambda: ops.network_gradient(X, y, W.T, a, b, backend=backend), ValueError, "W must have 3 columns"),
+        (lambda: ops.residual_gradient(X, np.full(10, np.nan), W, a, b, backend=backend), ValueError,
+         "residual_gradient: r contains NaN"),
+        (lambda: ops.relu_transpose(X, W, b, y[:4], backend=backend), ValueError, "relu_transpose: V must have shape"),
+        (lambda: ops.relu_transpose(X.astype(complex), W, b, y, backend=backend), TypeError, "X must hold real"),
     ]
     for call, exc, text in cases:
         with pytest.raises(exc, match=text):
@@ -462,3 +541,79 @@ def test_kernel_parameters_reach_compiled_code_in_order():
     assert k.p == (0.5, 3.0, 2.0)
     X = np.array([[1.0, 2.0]])
     np.testing.assert_allclose(ops.kernel_matrix(X, X, k, backend="numba"), [[(0.5 * 5 + 3) ** 2]])
+
+
+def test_network_loops_on_a_gpu_shaped_device(rng):
+    """The new loops (network_gradient, residual_gradient, relu_transpose) on the serial
+    whole-tile test device of test_ops_structure, with its relu_residual written as the CUDA
+    primitive computes it (r in float64 from the rows, then the column sums), at budgets from a
+    few rows per block to one block: equal to the float64 reference."""
+    from test_ops_structure import SerialWholeZ
+
+    from pyfeat.ops import _reference, blocked
+
+    class SerialNetwork(SerialWholeZ):
+        @staticmethod
+        def residual_workspace(rows, m):
+            return None
+
+        @staticmethod
+        def relu_residual(Z, b, a, y, sq, ga, gb, ws):
+            U = Z + b
+            r = np.maximum(U, 0).astype(np.float64) @ a - y
+            sq += r @ r
+            ga += np.maximum(U, 0).T @ r
+            gb += (U >= 0).T @ r
+            Z[...] = np.where(U >= 0, r[:, None], 0)
+
+    X, y, W, a, b = network(rng, 333, 7, 10, np.float64)
+    for budget in (1 << 10, 1 << 16, 1 << 26):
+        dev = SerialNetwork(budget)
+        for grad_W in (True, False):
+            got = blocked.network_gradient(dev, X, y, W, b, a, grad_W=grad_W)
+            want = _reference.network_gradient(X, y, W, b, a, None, grad_W)
+            assert (got[1] is None) == (not grad_W)
+            for g, w in zip(got, want):
+                if w is not None:
+                    np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(blocked.residual_gradient(dev, X, y, W, a, b),
+                                   _reference.residual_gradient(X, y, W, a, b, None), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(blocked.relu_transpose(dev, X, W, b, y),
+                                   _reference.relu_transpose(X, W, b, y, None), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numba"])
+def test_network_ops_far_from_unit_scale(rng, backend):
+    """Blocks with X, y, W, b or a beyond 2^±20 take the exactly rescaled float64 path of
+    network_gradient (and the rescaled copies of residual_gradient / relu_transpose): equal to
+    the float64 reference, and float32 X of norm ~1e20 gives finite float64 gradients."""
+    X, y, W, a, b = network(rng, 300, 6, 8, np.float64)
+    cases = [(X * 2.0**30, y * 2.0**40, W, a, b * 2.0**30), (X, y, W, a * 2.0**30, b),
+             (X * 2.0**-30, y * 2.0**-25, W * 2.0**-5, a, b * 2.0**-35)]
+    for Xs, ys, Ws, As, bs in cases:
+        ref = ref_network_gradient(Xs, ys, Ws, As, bs)
+        got = ops.network_gradient(Xs, ys, Ws, As, bs, backend=backend, block_size=64)
+        for g, w in zip(got, ref):
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=0)
+        np.testing.assert_allclose(ops.residual_gradient(Xs, ys, Ws, As, bs, backend=backend),
+                                   ref_gradient(Xs, -0.5 * ys, Ws, As, bs), rtol=1e-10)
+        P = np.maximum(ref_preact(Xs, Ws, bs), 0)
+        np.testing.assert_allclose(ops.relu_transpose(Xs, Ws, bs, ys, backend=backend), P.T @ ys, rtol=1e-10)
+    big = (X * 1e20).astype(np.float32)
+    L, gW, ga, gb = ops.network_gradient(big, y, W, a * 1e-20, b, backend=backend)
+    assert np.isfinite(L) and all(np.isfinite(g).all() for g in (gW, ga, gb))
+    want = ref_network_gradient(big.astype(np.float64), y, W, a * 1e-20, b)
+    np.testing.assert_allclose(gW, want[1], rtol=1e-4, atol=1e-4 * np.abs(want[1]).max())
+
+
+def test_network_ops_on_dask_arrays(rng):
+    """Dask X (row chunks): the sums of network_gradient, residual_gradient and relu_transpose are
+    added on the cluster and equal the NumPy results."""
+    da = pytest.importorskip("dask.array")
+    X, y, W, a, b = network(rng, 500, 5, 6, np.float64)
+    Xd, yd = da.from_array(X, chunks=(128, 5)), da.from_array(y, chunks=128)
+    for got, want in zip(ops.network_gradient(Xd, yd, W, a, b), ops.network_gradient(X, y, W, a, b)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(ops.residual_gradient(Xd, yd, W, a, b), ops.residual_gradient(X, y, W, a, b),
+                               rtol=1e-12)
+    np.testing.assert_allclose(ops.relu_transpose(Xd, W, b, yd), ops.relu_transpose(X, W, b, y), rtol=1e-12)

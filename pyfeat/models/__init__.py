@@ -1,11 +1,15 @@
-"""Models: two-layer ReLU networks trained by Algorithm 1 and their random-features baseline.
+"""Models: two-layer ReLU networks trained by Algorithm 1, their random-features baseline, and the
+network trained by gradient descent.
 
 ``TwoLayerReLU`` runs Algorithm 1 (preprocessing, one feature step, bias re-initialization,
 ridge or GD head); ``RandomFeatures`` is the same network without the first step (the kernel
-regime at finite width). Both read the data in row blocks through ``pyfeat.ops`` and can fit
+regime at finite width); ``GDNetwork`` trains both layers (or one) by gradient descent for T steps
+in the NTK, mean-field or standard parameterization (``pyfeat.models.gd``; its loop is
+``pyfeat.models._train``). All read the data in row blocks through ``pyfeat.ops`` and can fit
 from a task stream without holding X (see ``pyfeat.models.two_layer``).
 """
 
+from pyfeat.models.gd import GDNetwork
 from pyfeat.models.two_layer import RandomFeatures, TwoLayerReLU
 
-__all__ = ["TwoLayerReLU", "RandomFeatures"]
+__all__ = ["TwoLayerReLU", "RandomFeatures", "GDNetwork"]

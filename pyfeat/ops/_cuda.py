@@ -21,6 +21,8 @@ from pyfeat.ops._device import Device, Workspace
 _KERNEL_TX = 64
 # At most this many chunks of Z per kernel_matvec launch (each writes its own partial result).
 _MAX_SPLITS = 16
+# At most this many chunks of rows in the column pass of relu_residual (256 columns per block).
+_MAX_RESIDUAL_SPLITS = 64
 
 
 def _launcher(name, dt):
@@ -72,6 +74,27 @@ class CudaDevice(Device):
     @staticmethod
     def relu_bias(Z, b):
         _launcher("relu_bias", Z.dtype)(Z.data.ptr, _ld(Z), Z.shape[0], Z.shape[1], b.data.ptr, _stream())
+
+    @staticmethod
+    def residual_workspace(rows, m):
+        """r (rows,) and the column chunks' partial sums (2, _MAX_SPLITS, m), in double."""
+        return cp.empty(rows, cp.float64), cp.empty(2 * _MAX_RESIDUAL_SPLITS * m, cp.float64)
+
+    @staticmethod
+    def relu_residual(Z, b, a, y, sq, ga, gb, ws):
+        """The fused epilogue (csrc/cuda/network.cu): the columns' sums over up to 64 chunks of
+        rows (enough thread blocks to fill the GPU when m is small), added here."""
+        rows, m = Z.shape
+        r, parts = ws
+        want = 4 * _sm_count(cp.cuda.runtime.getDevice())
+        splits = max(1, min(_MAX_RESIDUAL_SPLITS, rows, -(-want // -(-m // 256))))
+        parts = parts[: 2 * splits * m]
+        _launcher("relu_residual", Z.dtype)(Z.data.ptr, _ld(Z), rows, m, b.data.ptr, a.data.ptr, y.data.ptr,
+                                            r.data.ptr, parts.data.ptr, splits, _stream())
+        sq += r[:rows] @ r[:rows]
+        sums = parts.reshape(2, splits, m).sum(axis=1)
+        ga += sums[0]
+        gb += sums[1]
 
     @staticmethod
     def kernel_apply(kernel, G, sx, sz):

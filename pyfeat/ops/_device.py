@@ -15,6 +15,11 @@ in ``pyfeat.ops.blocked``, so a backend adds only primitives:
 ``matmul(A, B, out)``              out = A @ B (GEMM into a buffer)
 ``relu_bias(Z, b)``                Z ← max(Z + b, 0) in place (ReLU epilogue)
 ``mask_times_y(Z, b, y)``          Z[i, j] ← y_i 1[Z_ij + b_j ≥ 0] in place (mask epilogue)
+``relu_residual(Z, b, a, y, sq,``  the network-gradient epilogue, per row i of the block:
+``ga, gb, ws)``                     r_i = Σ_j a_j relu(Z_ij + b_j) − y_i; sq += Σ_i r_i²,
+                                   ga_j += Σ_i r_i relu(Z_ij + b_j), gb_j += Σ_i r_i 1[Z_ij + b_j ≥ 0]
+                                   (float64 sq (1,), ga, gb (m,)); then Z_ij ← r_i 1[Z_ij + b_j ≥ 0]
+                                   in place; ``ws = residual_workspace(rows, m)`` its scratch
 ``kernel_apply(k, G, sx, sz)``     G ← k(G, sx, sz) in place (kernel epilogue of a GEMM tile)
 ``kernel_store(k, G, sx, sz, R, c)`` R[:, c:c + G.shape[1]] ← k(G, sx, sz) (the epilogue of a
                                    tile of a wider output; default: kernel_apply, then a copy)
@@ -119,9 +124,39 @@ def _make(name):
     return ReferenceDevice()
 
 
-def device(backend=None) -> Device:
-    """The Device of ``backend`` (None/"auto", "numba", "cuda", "numpy"; ``pyfeat.backend.resolve``
-    raises ValueError for an unknown name and RuntimeError when "cuda" cannot run here)."""
+def device(backend: str | Device | None = None) -> Device:
+    """The Device of ``backend``: what ``pyfeat.ops.blocked`` runs its loops on.
+
+    Models and solvers place their data on it once per fit and call the blocked loops
+    directly (no checks, no copies); one Device exists per backend and process.
+
+    Parameters
+    ----------
+    backend : {None, "auto", "numba", "cuda", "numpy"} or Device, default None
+        A backend name, resolved by ``pyfeat.backend.resolve``; a Device is returned as is.
+
+    Returns
+    -------
+    Device
+        Its ``name`` is the resolved backend; ``xp`` its array module, ``budget()`` its bytes
+        of temporaries per call (see ``pyfeat.ops._device``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend name.
+    RuntimeError
+        When "cuda" cannot run here.
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> dev = pf.ops.device("numpy")
+    >>> dev, dev.reference, dev.xp.__name__
+    (<pyfeat device 'numpy'>, True, 'numpy')
+    >>> pf.ops.device(dev) is dev
+    True
+    """
     if isinstance(backend, Device):
         return backend
     return _make(_backend.resolve(backend))

@@ -23,10 +23,7 @@ them prefers 256 bits). Numba functions are compiled once and cached on disk.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -35,6 +32,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from pyfeat._kernel_table import ACOS32_COEFFICIENTS, TABLE
+from pyfeat._linalg import single_threaded_blas as _single_threaded_blas
 from pyfeat.ops._device import Device, Workspace
 from pyfeat.ops._plan import blocks
 
@@ -216,6 +214,29 @@ def _mask_times_y(Z, b, y):
 
 
 @njit(**_JIT)
+def _relu_residual(Z, b, a, y, sq, ga, gb):
+    """Per row i: r = Σ_j a_j relu(Z[i, j] + b[j]) − y[i] (float64); sq[0] += r², ga[j] += r relu(·),
+    gb[j] += r 1[Z[i, j] + b[j] ≥ 0], Z[i, j] <- r 1[Z[i, j] + b[j] ≥ 0]   (in place)."""
+    zero = b[0] * 0
+    s = 0.0
+    for i in range(Z.shape[0]):
+        f = 0.0
+        for j in range(Z.shape[1]):
+            f += a[j] * max(Z[i, j] + b[j], zero)
+        r = f - y[i]
+        s += r * r
+        for j in range(Z.shape[1]):
+            u = Z[i, j] + b[j]
+            if u >= zero:
+                ga[j] += r * u
+                gb[j] += r
+                Z[i, j] = r
+            else:
+                Z[i, j] = zero
+    sq[0] += s
+
+
+@njit(**_JIT)
 def _relu_bias(Z, b):
     """Z <- relu(Z + b)   (in place)."""
     zero = b[0] * 0
@@ -365,38 +386,6 @@ def _add_scaled_transpose(T, v, acc):
 # workers
 
 
-@functools.lru_cache(maxsize=None)
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_saved = None
-
-
-@contextlib.contextmanager
-def _single_threaded_blas():
-    """BLAS at one thread while any op's workers run. The setting is process-wide, so concurrent
-    ops (e.g. several Dask threads) share it: the first to enter saves and sets it, the last to
-    leave restores it."""
-    global _blas_users, _blas_saved
-    with _blas_lock:
-        if _blas_users == 0:
-            _blas_saved = _blas_controller().limit(limits=1, user_api="blas")
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _blas_saved.restore_original_limits()
-                _blas_saved = None
-
-
 def _block_of(X, s, e, dt):
     return np.ascontiguousarray(X[s:e], dtype=dt)
 
@@ -432,12 +421,14 @@ class NumbaDevice(Device):
     def run(self, n, rows, make_state, step, tiled=False):
         spans = list(blocks(n, rows))
         workers = min(self.workers, len(spans))
+        errstate = np.geterr()  # NumPy's error handling is per thread: the workers take the caller's
 
         def work(w):
-            state = make_state()
-            for s, e in spans[w::workers]:
-                step(state, s, e)
-            return state
+            with np.errstate(**errstate):
+                state = make_state()
+                for s, e in spans[w::workers]:
+                    step(state, s, e)
+                return state
 
         if workers == 1:
             if not tiled:
@@ -461,6 +452,14 @@ class NumbaDevice(Device):
 
     mask_times_y = staticmethod(_mask_times_y)
     relu_bias = staticmethod(_relu_bias)
+
+    @staticmethod
+    def residual_workspace(rows, m):
+        return None
+
+    @staticmethod
+    def relu_residual(Z, b, a, y, sq, ga, gb, ws):
+        _relu_residual(Z, b, a, y, sq, ga, gb)
 
     @staticmethod
     def _params(kernel, dt):

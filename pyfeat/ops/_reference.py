@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pyfeat._linalg import gram
 from pyfeat.backend import memory_budget
 from pyfeat.ops._plan import blocks, rows_per_block, working_dtype
 
@@ -33,6 +34,33 @@ def first_step_gradient(X, y, W, a, b, block_size):
     return ((-2.0 / n) * a.astype(f64)[:, None] * acc).astype(W.dtype)
 
 
+def residual_gradient(X, r, W, a, b, block_size):
+    return ((-0.5) * first_step_gradient(X, r, W.astype(f64), a, b, block_size)).astype(W.dtype)
+
+
+def network_gradient(X, y, W, b, a, block_size, grad_W):
+    m, d = W.shape
+    sq, gW, ga, gb = 0.0, np.zeros((m, d), f64), np.zeros(m, f64), np.zeros(m, f64)
+    for s, e in blocks(X.shape[0], _rows(block_size, 8 * (m + d))):
+        Xb = np.asarray(X[s:e], f64)
+        U = Xb @ W.astype(f64).T + b.astype(f64)
+        r = np.maximum(U, 0.0) @ a.astype(f64) - y[s:e].astype(f64)
+        active = (U >= 0) * r[:, None]
+        sq += r @ r
+        gW += active.T @ Xb
+        ga += np.maximum(U, 0.0).T @ r
+        gb += active.sum(axis=0)
+    a = a.astype(f64)
+    return f64(sq), (a[:, None] * gW if grad_W else None), ga, a * gb
+
+
+def relu_transpose(X, W, b, V, block_size):
+    acc = np.zeros((W.shape[0],) + V.shape[1:], f64)
+    for s, e in blocks(X.shape[0], _rows(block_size, 8 * (W.shape[0] + X.shape[1]))):
+        acc += _phi(X[s:e], W, b).T @ V[s:e].astype(f64)
+    return acc
+
+
 def relu_features(X, W, b, block_size):
     return _phi(X, W, b).astype(W.dtype)
 
@@ -44,7 +72,7 @@ def relu_gram(X, W, b, y, block_size):
     c = None if y is None else np.zeros((m,) + y.shape[1:], f64)
     for s, e in blocks(n, _rows(block_size, 8 * (m + X.shape[1]))):
         P = _phi(X[s:e], W, b)
-        G += P.T @ P
+        G += gram(P.T)  # SYRK, which OpenBLAS's threads crash at m ≳ 15,000 (pyfeat._linalg)
         if c is not None:
             c += P.T @ y[s:e].astype(f64)
     return G, c

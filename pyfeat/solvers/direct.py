@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import scipy.linalg
 
+from pyfeat import _linalg
 from pyfeat.backend import env_mib
 from pyfeat.solvers.problem import Solution, to_host
 
@@ -56,7 +56,7 @@ def solve(problem, *, tol, max_iter, monitor):
     K[np.diag_indices(n)] += problem.shift
     peak = float(np.abs(np.diagonal(K)).max())
     try:
-        factor = scipy.linalg.cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
+        factor = _linalg.cho_factor(K, lower=True, overwrite_a=True)
         # a pivot at rounding level: K + nλI is singular to working precision (rounding let
         # potrf through, e.g. duplicate rows with ridge = 0), and α would be noise
         if float(np.diagonal(factor[0]).min()) ** 2 <= n * np.finfo(np.float64).eps * peak:
@@ -66,7 +66,7 @@ def solve(problem, *, tol, max_iter, monitor):
             f"solver='direct': K + nλI is not positive definite (ridge={problem.ridge!r}); K is "
             f"singular or too ill-conditioned (duplicate or zero rows of X?): use ridge > 0"
         ) from None
-    coef = scipy.linalg.cho_solve(factor, to_host(problem.Y), check_finite=False)
+    coef = _linalg.cho_solve(factor, to_host(problem.Y))
     del K, factor
     coef = problem.xp.asarray(coef)
     monitor.record(1, problem.relative_residual(coef))

@@ -58,6 +58,7 @@ import math
 import numpy as np
 import scipy.linalg
 
+from pyfeat import _linalg
 from pyfeat.solvers import subsample
 from pyfeat.solvers.monitor import warn_not_converged
 from pyfeat.solvers.problem import Solution, to_host
@@ -91,7 +92,7 @@ def preconditioner(problem, sub, q):
         K_hh = problem.host_kernel(Xh, Xh)
     Phi = K_hS @ sub.U[:, :q]
     K_P = K_hh - (Phi * weights) @ Phi.T
-    with subsample.one_lapack_thread():
+    with _linalg.single_threaded_blas():
         top_P = scipy.linalg.eigvalsh(K_P, subset_by_index=[held.size - 1, held.size - 1], check_finite=False)[0]
     Lambda = n * (max(top_P, 0.0) / held.size + lam)
     beta = float(np.max(np.diag(K_P))) + problem.shift

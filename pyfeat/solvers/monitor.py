@@ -7,12 +7,14 @@ import time
 import warnings
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
 
 __all__ = ["ConvergenceWarning", "Monitor", "warn_not_converged"]
 
 
-class ConvergenceWarning(UserWarning):
-    """An iterative solver stopped before reaching its tolerance."""
+class ConvergenceWarning(_SklearnConvergenceWarning):
+    """An iterative solver stopped before reaching its tolerance (a scikit-learn
+    ConvergenceWarning, so scikit-learn's warning filters apply to it)."""
 
 
 class Monitor:

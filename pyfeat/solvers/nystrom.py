@@ -48,6 +48,7 @@ import math
 import numpy as np
 import scipy.linalg
 
+from pyfeat import _linalg
 from pyfeat.solvers import direct, subsample
 from pyfeat.solvers.krylov import restarted
 from pyfeat.solvers.monitor import warn_not_converged
@@ -78,7 +79,7 @@ def solve(problem, *, tol, max_iter, monitor, n_centers=None):
     K = problem.host_kernel_matrix(C)
     eps = np.finfo(problem.working_dtype).eps
     try:
-        with subsample.one_lapack_thread():  # the factors overwrite their inputs: two M × M at most
+        with _linalg.single_threaded_blas():  # the factors overwrite their inputs: two M × M at most
             K[np.diag_indices(M)] += eps * M
             T = scipy.linalg.cholesky(K, lower=False, overwrite_a=True, check_finite=False)
             del K

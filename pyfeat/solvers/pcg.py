@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pyfeat import _linalg
 from pyfeat.solvers import direct, subsample
 from pyfeat.solvers.krylov import restarted
 from pyfeat.solvers.monitor import warn_not_converged
@@ -50,7 +51,7 @@ class NystromPreconditioner:
         # F in the working dtype (n × q): the preconditioner needs no more precision than K itself
         self.F = problem.kernel_features(sub.X, sub.U[:, :q] / np.sqrt(np.maximum(sub.sigma[:q], 1e-300)))
         FtF = to_host(self.F.T @ self.F).astype(np.float64)
-        with subsample.one_lapack_thread():
+        with _linalg.single_threaded_blas():
             lam, V = np.linalg.eigh(FtF)
         self.lam, self.V = xp.asarray(np.maximum(lam, 0.0)), xp.asarray(V)
 

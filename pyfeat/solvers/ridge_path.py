@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from pyfeat import _linalg
 from pyfeat.solvers import pcg, subsample
 from pyfeat.solvers.monitor import Monitor
 from pyfeat.solvers.problem import Problem, to_host
@@ -56,7 +57,7 @@ def gcv(problem, grid):
     """(GCV scores over the grid, the fit at each λ as a function λ -> α): module docstring."""
     n = problem.n
     K = problem.host_kernel_matrix(problem.X)
-    with subsample.one_lapack_thread():
+    with _linalg.single_threaded_blas():
         lam, V = scipy.linalg.eigh(K, overwrite_a=True, check_finite=False, driver="evd")
     del K
     lam = np.maximum(lam, 0.0)

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from pyfeat import _linalg
 from pyfeat.solvers import direct
 
-__all__ = ["Subsample", "draw", "subsample_size", "top_eigenpairs", "one_lapack_thread"]
+__all__ = ["Subsample", "draw", "subsample_size", "top_eigenpairs"]
 
 CPU_CAP, GPU_CAP = 4000, 20_000
 PASSES, OVERSAMPLE = 3, 10
@@ -83,16 +84,6 @@ def draw(problem, s, rank=None):
     return Subsample(S, XS, K, sigma, U, float(np.mean(np.diag(K))))
 
 
-def one_lapack_thread():
-    """A context running BLAS/LAPACK on one thread: OpenBLAS's threaded factorizations are
-    several times slower than one thread on these 2-core machines (and its threaded Cholesky
-    crashes at n ≳ 15,000; shared/PERF_NOTES.md); measured here: QR of 4000 × 811 1.2 s on one
-    thread, 6.6 s on two."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def top_eigenpairs(K, r, rng, passes=PASSES):
     """The r largest eigenvalues (descending, clipped at 0) and eigenvectors of the symmetric PSD
     matrix K: dense eigh for small K, else randomized subspace iteration (module docstring;
@@ -100,14 +91,14 @@ def top_eigenpairs(K, r, rng, passes=PASSES):
     took 1.2 s on one core here)."""
     s = K.shape[0]
     if s <= 4 * (r + OVERSAMPLE) or s <= 500:
-        with one_lapack_thread():
+        with _linalg.single_threaded_blas():
             sigma, U = scipy.linalg.eigh(K, subset_by_index=[s - r, s - 1], check_finite=False)
     else:
         Q = _orthonormal(rng.standard_normal((s, r + OVERSAMPLE)))
         for _ in range(passes):
             Q = _orthonormal(K @ Q)
         B = Q.T @ (K @ Q)
-        with one_lapack_thread():
+        with _linalg.single_threaded_blas():
             sigma, V = np.linalg.eigh(B)
         sigma, U = sigma[-r:], Q @ V[:, -r:]
     return np.maximum(sigma[::-1], 0.0), np.ascontiguousarray(U[:, ::-1])
@@ -118,10 +109,10 @@ def _orthonormal(Y):
     cond(Y) ≲ 1e7), Householder QR when YᵀY is not numerically positive definite."""
     try:
         for _ in range(2):
-            with one_lapack_thread():
+            with _linalg.single_threaded_blas():
                 R = scipy.linalg.cholesky(Y.T @ Y, lower=False, check_finite=False)
             Y = scipy.linalg.solve_triangular(R, Y.T, trans="T", lower=False, check_finite=False).T
         return Y
     except np.linalg.LinAlgError:
-        with one_lapack_thread():
+        with _linalg.single_threaded_blas():
             return np.linalg.qr(Y)[0]

@@ -30,6 +30,19 @@ template <class T>
 void relu_bias(T* Z, std::int64_t ldz, std::int64_t rows, std::int64_t m, const T* b,
                std::uintptr_t stream);
 
+// The fused epilogue of the network gradient, on pre-activations Z (rows x m, leading dimension
+// ldz >= m), biases b and output weights a (m), labels y (rows):
+//   r[i] = sum_j a[j] max(Z[i, j] + b[j], 0) - y[i]                     (r: rows, in double)
+//   parts[c * m + j]            = sum_{i in chunk c} r[i] max(Z[i, j] + b[j], 0)
+//   parts[(splits + c) * m + j] = sum_{i in chunk c} r[i] 1[Z[i, j] + b[j] >= 0]
+//   Z[i, j] <- r[i] 1[Z[i, j] + b[j] >= 0]   (in place)
+// over `splits` chunks of consecutive rows (chunk c = rows [c q, (c+1) q), q = ceil(rows/splits);
+// parts: 2 x splits x m doubles, every element written); the caller adds the chunks.
+template <class T>
+void relu_residual(T* Z, std::int64_t ldz, std::int64_t rows, std::int64_t m, const T* b,
+                   const T* a, const T* y, double* r, double* parts, std::int64_t splits,
+                   std::uintptr_t stream);
+
 // G[i, j] <- kernel_value(code, G[i, j], sx[i], sz[j], p0, p1, p2) (kernel_math.hpp), in place.
 // G: rows x cols inner products with leading dimension ldg >= cols; sx: rows; sz: cols.
 template <class T>
