@@ -20,6 +20,7 @@ same blocked loops, without checks or copies) on a ``device(backend)``. How the 
 from __future__ import annotations
 
 
+from pyfeat import _activation_table
 from pyfeat.ops import blocked
 from pyfeat.ops._device import Device, device
 from pyfeat.ops._validate import Args as _Args
@@ -33,6 +34,8 @@ __all__ = [
     "relu_gram",
     "relu_predict",
     "relu_transpose",
+    "taylor_gradient",
+    "taylor_predict",
     "kernel_matvec",
     "kernel_matrix",
     "device",
@@ -156,6 +159,68 @@ def relu_transpose(X, W, b, V, *, backend=None, block_size=None):
     b = args.bias(b, W.shape[0])
     V = args.vector_or_matrix("V", V, X.shape[0])
     return args.result(blocked.relu_transpose(args.device, X, W, b, V, _block(block_size)))
+
+
+def _taylor_args(op, backend, X, W0, W, a1, a2, b0, b, features):
+    """The checked (args, X, W0, W, a1, a2, b0, b, features) of a Taylor-model op."""
+    args = _Args(op, backend)
+    X = args.matrix("X", X)
+    D = X.shape[1]
+    if features is not None:
+        if not isinstance(features, (tuple, list)) or len(features) != 2:
+            raise ValueError(f"{op}: features must be None or a pair (V, c), got {type(features).__name__}")
+        V = args.matrix("V", features[0], cols=D, cols_name="X.shape[1]")
+        features = (V, args.vector("c", features[1], V.shape[0], length_name="V.shape[0]"))
+        D = V.shape[0]
+    width = "V.shape[0]" if features is not None else "X.shape[1]"
+    W0 = args.matrix("W0", W0, cols=D, cols_name=width)
+    m = W0.shape[0]
+    W = args.matrix("W", W, cols=D, cols_name=width)
+    if W.shape[0] != m:
+        raise ValueError(f"{op}: W must have shape {W0.shape} (that of W0), got {W.shape}")
+    a1, a2 = (args.vector(name, v, m, length_name="W0.shape[0]") for name, v in (("a1", a1), ("a2", a2)))
+    b0, b = (args.device.xp.zeros(m, dtype=args.dtype) if v is None else
+             args.vector(name, v, m, length_name="W0.shape[0]") for name, v in (("b0", b0), ("b", b)))
+    return args, X, W0, W, a1, a2, b0, b, features
+
+
+def taylor_gradient(X, y, W0, W, a1, a2, activation="relu3", *, b0=None, b=None, features=None, backend=None,
+                    block_size=None):
+    """Loss and gradients of the Taylor model of a two-layer network (seed 002) in one pass.
+
+    With φ(x) = x, or φ(x) = relu(Vx + c) for ``features = (V, c)`` (a fixed representation),
+    u0_r = w0_r·φ(x) + b0_r, u_r = w_r·φ(x) + b_r and the activation σ (``activation``: "relu3",
+    "softplus", "relu2", "cubic"; ``pyfeat._activation_table``),
+
+        f(x) = Σ_r [a1_r σ'(u0_r) u_r + a2_r σ''(u0_r) u_r²/2],      r_i = f(x_i) − y_i,
+        L = (1/2n) Σ_i r_i²,   ∇_W L = (1/n) Σ_i P_i φ(x_i)ᵀ,   ∇_b L = (1/n) Σ_i P_i,
+        P_ir = r_i [a1_r σ'(u0_ir) + a2_r σ''(u0_ir) u_ir]
+
+    (W0, b0 fixed: the expansion point). With a1 = s a/√m and a2 = a/√m this is the linear plus
+    quadratic term f⁽¹⁾ + f⁽²⁾ of f_{W0+SW}(x) = (1/√m) Σ_r a_r σ((w0_r + s_r w_r)·x) around W0.
+    Per row block one GEMM of width 2m (φ [W0; W]ᵀ), a fused epilogue, one GEMM Pᵀφ: 6·n·m·D
+    FLOPs, memory independent of n. Shapes: X (n, d), y (n,), W0 and W (m, D) with D = d (or
+    V.shape[0]: V (D, d), c (D,)), a1, a2, b0, b (m,) (biases None: zeros). Returns
+    (L, ∇_W L, ∇_b L): a float and float64 arrays (m, D), (m,).
+    """
+    act = _activation_table.parse(activation)
+    args, X, W0, W, a1, a2, b0, b, features = _taylor_args("taylor_gradient", backend, X, W0, W, a1, a2, b0, b,
+                                                            features)
+    y = args.vector("y", y, X.shape[0])
+    sq, gW, gb = blocked.taylor_gradient(args.device, X, y, W0, b0, W, b, a1, a2, act, features, _block(block_size))
+    n = X.shape[0]
+    return float(sq) / (2 * n), args.result(gW / n), args.result(gb / n)
+
+
+def taylor_predict(X, W0, W, a1, a2, activation="relu3", *, b0=None, b=None, features=None, backend=None,
+                   block_size=None):
+    """f(x) of the Taylor model of ``taylor_gradient`` for every row of X, streamed over row
+    blocks: (n,) in the working dtype (each row's sum over the m neurons in float64)."""
+    act = _activation_table.parse(activation)
+    args, X, W0, W, a1, a2, b0, b, features = _taylor_args("taylor_predict", backend, X, W0, W, a1, a2, b0, b,
+                                                            features)
+    return args.result(blocked.taylor_predict(args.device, X, W0, b0, W, b, a1, a2, act, features,
+                                              _block(block_size)))
 
 
 def kernel_matvec(X, Z, V, kernel="ntk", *, backend=None, block_size=None):

@@ -30,6 +30,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from pyfeat._activation_table import TABLE as ACTIVATIONS
 from pyfeat._kernel_table import ACOS32_COEFFICIENTS, TABLE
 from pyfeat.ops._device import Device
 from pyfeat.ops._plan import blocks
@@ -40,6 +41,7 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _JIT = dict(fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
 
 NTK, NNGP, ARCCOS0, RBF, LAPLACE, POLY = (TABLE[k].code for k in ("ntk", "nngp", "arccos0", "rbf", "laplace", "poly"))
+RELU3, SOFTPLUS, RELU2, CUBIC = (ACTIVATIONS[k].code for k in ("relu3", "softplus", "relu2", "cubic"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +192,69 @@ def _kernel_dot(code, G, sx, sz, v, p0, p1, p2, acc):
         acc[i] += s
 
 
+def _taylor_neuron(code, u0, u, a1, a2):
+    raise NotImplementedError  # compiled only, through the overload below
+
+
+@overload(_taylor_neuron, inline="always", jit_options={"fastmath": FASTMATH})
+def _ov_taylor_neuron(code, u0, u, a1, a2):
+    """(term, slope) of one neuron of the Taylor model, as ``taylor_neuron`` in
+    csrc/include/pyfeat/taylor_math.hpp: term = a1 σ'(u0) u + a2 σ''(u0) u²/2, slope = its
+    derivative in u, a1 σ'(u0) + a2 σ''(u0) u (pyfeat._activation_table)."""
+    T = np.float32 if u0 == types.float32 else np.float64
+    zero, half, one = T(0), T(0.5), T(1)
+
+    def neuron(code, u0, u, a1, a2):
+        r = max(u0, zero)
+        if code == RELU3:
+            d1, d2 = half * r * r, r
+        elif code == SOFTPLUS:  # e = e^-|u0|: p = 1/(1 + e) or e/(1 + e), p(1 − p) = e/(1 + e)²
+            e = math.exp(-abs(u0))
+            q = one / (one + e)
+            d1, d2 = (q if u0 >= zero else e * q), e * q * q
+        elif code == RELU2:
+            d1, d2 = r, one if u0 >= zero else zero
+        else:  # CUBIC
+            d1, d2 = half * u0 * u0, u0
+        lin = a1 * d1
+        quad = a2 * d2 * u
+        return (lin + half * quad) * u, lin + quad
+
+    return neuron
+
+
+@njit(**_JIT)
+def _taylor_residual(Z, bb, a1, a2, y, code, sq, gb):
+    """Per row i of Z = [U0 | U] (pre-activations before the biases bb): r = Σ_j term_j − y[i]
+    (float64), sq[0] += r², and Z[i, j] <- r slope_j, gb[j] += r slope_j for j < m (in place)."""
+    m = a1.shape[0]
+    s = 0.0
+    for i in range(Z.shape[0]):
+        f = 0.0
+        for j in range(m):
+            term, slope = _taylor_neuron(code, Z[i, j] + bb[j], Z[i, m + j] + bb[m + j], a1[j], a2[j])
+            f += term
+            Z[i, j] = slope
+        r = f - y[i]
+        s += r * r
+        for j in range(m):
+            p = r * Z[i, j]
+            gb[j] += p
+            Z[i, j] = p
+    sq[0] += s
+
+
+@njit(**_JIT)
+def _taylor_forward(Z, bb, a1, a2, code, out):
+    """out[i] = Σ_j term_j of row i of Z = [U0 | U] (summed in float64)."""
+    m = a1.shape[0]
+    for i in range(Z.shape[0]):
+        f = 0.0
+        for j in range(m):
+            f += _taylor_neuron(code, Z[i, j] + bb[j], Z[i, m + j] + bb[m + j], a1[j], a2[j])[0]
+        out[i] = f
+
+
 # ---------------------------------------------------------------------------------------------
 # workers
 
@@ -283,6 +348,16 @@ class NumbaDevice(Device):
     @staticmethod
     def relu_residual(Z, b, a, y, sq, ga, gb, ws):
         _relu_residual(Z, b, a, y, sq, ga, gb)
+
+    @staticmethod
+    def taylor_workspace(rows, m):
+        return None
+
+    @staticmethod
+    def taylor_residual(Z, bb, a1, a2, y, code, sq, gb, ws):
+        _taylor_residual(Z, bb, a1, a2, y, code, sq, gb)
+
+    taylor_forward = staticmethod(_taylor_forward)
 
     @staticmethod
     def _params(kernel, dt):
