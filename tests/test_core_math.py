@@ -245,12 +245,14 @@ def test_taylor_neuron_host_and_numba(name, dt):
 
     from pyfeat.ops._numba import _taylor_neuron
 
+    act = _activation_table.TABLE[name]
+    code = act.code  # a compile-time constant of the loop below, as in pyfeat.ops._numba
+
     @njit
-    def numba_neurons(code, u0, u, a1, a2, term, slope):
+    def numba_neurons(u0, u, a1, a2, term, slope):
         for i in range(u0.shape[0]):
             term[i], slope[i] = _taylor_neuron(code, u0[i], u[i], a1[i], a2[i])
 
-    act = _activation_table.TABLE[name]
     u0, u, a1, a2 = _neurons_inputs(dt)
     term, slope = core.taylor_neurons(act.code, u0, u, a1, a2)
     assert term.dtype == slope.dtype == dt
@@ -260,7 +262,7 @@ def test_taylor_neuron_host_and_numba(name, dt):
     for got, ref, size in ((term, ref_term, size_term), (slope, ref_slope, size_slope)):
         assert np.all(np.abs(got - ref) <= RTOL[dt] * (size + 1e-30))
     nb_term, nb_slope = np.empty_like(u0), np.empty_like(u0)
-    numba_neurons(act.code, u0, u, a1, a2, nb_term, nb_slope)
+    numba_neurons(u0, u, a1, a2, nb_term, nb_slope)
     for got, host, size in ((nb_term, term, size_term), (nb_slope, slope, size_slope)):
         assert np.all(np.abs(got.astype(np.float64) - host) <= 4 * np.finfo(dt).eps * (size + 1e-30))
 

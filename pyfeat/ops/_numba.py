@@ -192,6 +192,38 @@ def _kernel_dot(code, G, sx, sz, v, p0, p1, p2, acc):
         acc[i] += s
 
 
+def _activation_derivatives(code, t):
+    raise NotImplementedError  # compiled only, through the overload below
+
+
+@overload(_activation_derivatives, inline="always", jit_options={"fastmath": FASTMATH})
+def _ov_activation_derivatives(code, t):
+    """(σ'(t), σ''(t)) of activation ``code``, as ``activation_derivatives`` in
+    csrc/include/pyfeat/taylor_math.hpp (pyfeat._activation_table). ``code`` must be a
+    compile-time constant: each activation compiles alone, so the loops vectorize."""
+    T = np.float32 if t == types.float32 else np.float64
+    zero, half, one = T(0), T(0.5), T(1)
+
+    def relu3(code, t):
+        r = max(t, zero)
+        return half * r * r, r
+
+    def softplus(code, t):  # e = e^-|t|: p = 1/(1 + e) or e/(1 + e), p(1 − p) = e/(1 + e)²
+        e = math.exp(-abs(t))
+        q = one / (one + e)
+        return (q if t >= zero else e * q), e * q * q
+
+    def relu2(code, t):
+        return max(t, zero), (one if t >= zero else zero)
+
+    def cubic(code, t):
+        return half * t * t, t
+
+    # None for a code that is not a literal: Numba then retypes the call with the literal value
+    # (every caller passes a constant: the loops below)
+    return {RELU3: relu3, SOFTPLUS: softplus, RELU2: relu2, CUBIC: cubic}.get(getattr(code, "literal_value", None))
+
+
 def _taylor_neuron(code, u0, u, a1, a2):
     raise NotImplementedError  # compiled only, through the overload below
 
@@ -200,22 +232,11 @@ def _taylor_neuron(code, u0, u, a1, a2):
 def _ov_taylor_neuron(code, u0, u, a1, a2):
     """(term, slope) of one neuron of the Taylor model, as ``taylor_neuron`` in
     csrc/include/pyfeat/taylor_math.hpp: term = a1 σ'(u0) u + a2 σ''(u0) u²/2, slope = its
-    derivative in u, a1 σ'(u0) + a2 σ''(u0) u (pyfeat._activation_table)."""
-    T = np.float32 if u0 == types.float32 else np.float64
-    zero, half, one = T(0), T(0.5), T(1)
+    derivative in u, a1 σ'(u0) + a2 σ''(u0) u."""
+    half = np.float32(0.5) if u0 == types.float32 else 0.5
 
     def neuron(code, u0, u, a1, a2):
-        r = max(u0, zero)
-        if code == RELU3:
-            d1, d2 = half * r * r, r
-        elif code == SOFTPLUS:  # e = e^-|u0|: p = 1/(1 + e) or e/(1 + e), p(1 − p) = e/(1 + e)²
-            e = math.exp(-abs(u0))
-            q = one / (one + e)
-            d1, d2 = (q if u0 >= zero else e * q), e * q * q
-        elif code == RELU2:
-            d1, d2 = r, one if u0 >= zero else zero
-        else:  # CUBIC
-            d1, d2 = half * u0 * u0, u0
+        d1, d2 = _activation_derivatives(code, u0)
         lin = a1 * d1
         quad = a2 * d2 * u
         return (lin + half * quad) * u, lin + quad
@@ -223,10 +244,8 @@ def _ov_taylor_neuron(code, u0, u, a1, a2):
     return neuron
 
 
-@njit(**_JIT)
-def _taylor_residual(Z, bb, a1, a2, y, code, sq, gb):
-    """Per row i of Z = [U0 | U] (pre-activations before the biases bb): r = Σ_j term_j − y[i]
-    (float64), sq[0] += r², and Z[i, j] <- r slope_j, gb[j] += r slope_j for j < m (in place)."""
+@njit(inline="always", **_JIT)
+def _taylor_residual_rows(Z, bb, a1, a2, y, code, sq, gb):
     m = a1.shape[0]
     s = 0.0
     for i in range(Z.shape[0]):
@@ -244,15 +263,45 @@ def _taylor_residual(Z, bb, a1, a2, y, code, sq, gb):
     sq[0] += s
 
 
-@njit(**_JIT)
-def _taylor_forward(Z, bb, a1, a2, code, out):
-    """out[i] = Σ_j term_j of row i of Z = [U0 | U] (summed in float64)."""
+@njit(inline="always", **_JIT)
+def _taylor_forward_rows(Z, bb, a1, a2, code, out):
     m = a1.shape[0]
     for i in range(Z.shape[0]):
         f = 0.0
         for j in range(m):
             f += _taylor_neuron(code, Z[i, j] + bb[j], Z[i, m + j] + bb[m + j], a1[j], a2[j])[0]
         out[i] = f
+
+
+# The loops above are inlined once per activation with its code a literal constant, so each
+# compiles that activation's formulas alone (no branch in the inner loop: it vectorizes).
+
+
+@njit(**_JIT)
+def _taylor_residual(Z, bb, a1, a2, y, code, sq, gb):
+    """Per row i of Z = [U0 | U] (pre-activations before the biases bb): r = Σ_j term_j − y[i]
+    (float64), sq[0] += r², and Z[i, j] <- r slope_j, gb[j] += r slope_j for j < m (in place)."""
+    if code == RELU3:
+        _taylor_residual_rows(Z, bb, a1, a2, y, RELU3, sq, gb)
+    elif code == SOFTPLUS:
+        _taylor_residual_rows(Z, bb, a1, a2, y, SOFTPLUS, sq, gb)
+    elif code == RELU2:
+        _taylor_residual_rows(Z, bb, a1, a2, y, RELU2, sq, gb)
+    else:
+        _taylor_residual_rows(Z, bb, a1, a2, y, CUBIC, sq, gb)
+
+
+@njit(**_JIT)
+def _taylor_forward(Z, bb, a1, a2, code, out):
+    """out[i] = Σ_j term_j of row i of Z = [U0 | U] (summed in float64)."""
+    if code == RELU3:
+        _taylor_forward_rows(Z, bb, a1, a2, RELU3, out)
+    elif code == SOFTPLUS:
+        _taylor_forward_rows(Z, bb, a1, a2, SOFTPLUS, out)
+    elif code == RELU2:
+        _taylor_forward_rows(Z, bb, a1, a2, RELU2, out)
+    else:
+        _taylor_forward_rows(Z, bb, a1, a2, CUBIC, out)
 
 
 # ---------------------------------------------------------------------------------------------
