@@ -19,11 +19,10 @@ from __future__ import annotations
 import math
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
-
-from pathlib import Path
 
 import pyfeat
 from pyfeat import _activation_table, kernels
