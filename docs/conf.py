@@ -4,19 +4,42 @@ Build (warnings are errors, as in CI):  sphinx-build -W --keep-going -b html doc
 Needs the installed package (``pip install ".[docs]"``): autodoc imports pyfeat, compiled core
 included, so nothing is mocked. No intersphinx: CI reaches no network beyond package registries.
 
-What to tighten once the docstrings are numpydoc-formatted (details in docs/README.md):
-``STRICT_DOCSTRINGS = True``; ``numpydoc_validation_checks = {"all", "GL01", "SA01", "EX01",
-"ES01", "RT02", "SS05"}`` (93 objects fail it, 2026-12-01); optionally ``nitpicky = True``.
+Docstrings are numpydoc, validated by numpydoc (every check but those excluded below), with
+Examples that run as doctests — except those matched by ``NOT_YET_NUMPYDOC``, not converted
+yet. What is left to tighten: docs/README.md.
 """
 
 import logging
+import re
+
+from sphinx.util.logging import get_node_location
 
 import pyfeat
 
-# False while the docstrings are being converted to numpydoc: reST problems *inside pyfeat's
-# docstrings* are listed in <outdir>/docstring_problems.txt and counted at the end of the build
-# instead of failing it. Every problem in the pages under docs/ is an error either way.
-STRICT_DOCSTRINGS = False
+# Docstrings not converted to numpydoc yet, as regular expressions on the names Sphinx gives
+# them: the documented name (``pyfeat.TwoLayerReLU.fit``) for numpydoc's validation, and the
+# defining module (``pyfeat.models.two_layer.TwoLayerReLU.fit``) in docutils' messages. numpydoc
+# does not validate them, and reST problems inside them are listed in
+# <outdir>/docstring_problems.txt (counted at the end of the build) instead of failing it.
+# Remove a module's entries once its docstrings are converted (docs/README.md).
+NOT_YET_NUMPYDOC = (
+    # pyfeat/models/ and the models' base class pyfeat/_base.py (score, mse)
+    r"^pyfeat\.(TwoLayerReLU|RandomFeatures|GDNetwork|QuadraticTaylor|HierarchicalQuadratic)\b",
+    r"^pyfeat\.models\.",
+    r"^pyfeat\._base\.",
+    # pyfeat/kernel_ridge.py
+    r"^pyfeat\.(KernelRidge|kernel_gradient_flow)\b",
+    r"^pyfeat\.kernel_ridge\.",
+    # pyfeat/solvers/
+    r"^pyfeat\.solvers\b",
+    # pyfeat/kernels.py: empirical_ntk only
+    r"^pyfeat\.kernels\.empirical_ntk$",
+)
+
+# True: a reST problem inside a docstring fails the build, except in NOT_YET_NUMPYDOC's. False
+# (while converting a module, say): problems in every docstring are only listed. Every problem
+# in the pages under docs/ is an error either way.
+STRICT_DOCSTRINGS = True
 
 project = "pyfeat"
 author = "the pyfeat developers"
@@ -41,16 +64,19 @@ autosummary_imported_members = False
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "none"  # signatures keep their defaults; types belong in the docstrings
 
-# numpydoc: see the module docstring for what to tighten
+# numpydoc: every check except GL01 (summary on the line after the quotes), SA01 (See Also),
+# ES01 (Extended Summary), RT02 (type-only first Returns line) and SS05 (summary verb form);
+# a failure is a warning, hence an error under -W
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
-numpydoc_validation_checks: set[str] = set()
+numpydoc_validation_checks = {"all", "GL01", "SA01", "ES01", "RT02", "SS05"}
+numpydoc_validation_exclude = set(NOT_YET_NUMPYDOC)
 numpydoc_xref_param_type = False
 
 html_theme = "alabaster"
 html_title = f"pyfeat {release}"
 html_static_path: list[str] = []
-nitpicky = False
+nitpicky = True  # every cross-reference must resolve (numpy/scipy types are plain text: no intersphinx)
 
 
 def _skip_foreign_members(app, what, name, obj, skip, options):
@@ -65,19 +91,29 @@ def _skip_foreign_members(app, what, name, obj, skip, options):
 
 
 class _DocstringProblems(logging.Filter):
-    """Takes docutils' messages located in a docstring (``...:docstring of pyfeat...``) out of
-    the warning stream and keeps them for docstring_problems.txt."""
+    """Takes the problems located in a docstring (``...:docstring of pyfeat...``) whose name
+    matches ``lenient`` out of the warning stream and keeps them for docstring_problems.txt:
+    docutils' messages (as a logging filter) and unresolved references (as the
+    warn-missing-reference handler)."""
 
-    def __init__(self):
+    def __init__(self, lenient):
         super().__init__()
+        self.lenient = lenient
         self.messages = []
+
+    def _keep(self, location, message):
+        _, docstring, name = location.partition("docstring of ")
+        if docstring and self.lenient.search(name.split(":")[0]):
+            self.messages.append(f"{location}: {message}")
+            return True
+        return False
 
     def filter(self, record):
         location = str(getattr(record, "location", "") or "")
-        if "docstring of " in location and record.levelno >= logging.WARNING:
-            self.messages.append(f"{location}: {record.getMessage()}")
-            return False
-        return True
+        return not (record.levelno >= logging.WARNING and self._keep(location, record.getMessage()))
+
+    def missing_reference(self, app, domain, node):
+        return self._keep(get_node_location(node) or "", f"reference target not found: {node['reftarget']}") or None
 
 
 def _report_docstring_problems(problems):
@@ -85,15 +121,18 @@ def _report_docstring_problems(problems):
         if exception is None:
             path = app.outdir / "docstring_problems.txt"
             path.write_text("".join(m + "\n" for m in problems.messages), encoding="utf-8")
-            print(f"pyfeat docs: {len(problems.messages)} reST problems in docstrings "
-                  f"(not errors until STRICT_DOCSTRINGS = True): {path}")
+            which = "not yet converted (NOT_YET_NUMPYDOC)" if STRICT_DOCSTRINGS else "(STRICT_DOCSTRINGS = False)"
+            print(f"pyfeat docs: {len(problems.messages)} reST problems and unresolved references in docstrings {which}, "
+                  f"listed, not errors: {path}")
     return report
 
 
 def setup(app):
     app.connect("autodoc-skip-member", _skip_foreign_members)
-    if not STRICT_DOCSTRINGS:
-        problems = _DocstringProblems()
+    lenient = "|".join(NOT_YET_NUMPYDOC) if STRICT_DOCSTRINGS else "^"
+    if lenient:
+        problems = _DocstringProblems(re.compile(lenient))
         # the logger through which sphinx.util.docutils reports docutils' system messages
         logging.getLogger("sphinx.sphinx.util.docutils").addFilter(problems)
+        app.connect("warn-missing-reference", problems.missing_reference)
         app.connect("build-finished", _report_docstring_problems(problems))

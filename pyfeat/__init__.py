@@ -3,13 +3,27 @@
 Two-layer ReLU networks trained by Algorithm 1 (Damian, Lee & Soltanolkotabi), kernel ridge
 regression with iterative solvers, and exact task generators, on CPU (Numba) and GPU (CUDA).
 
-    import pyfeat as pf
-    task = pf.tasks.MultiIndex(d=32, r=2, degree=4, seed=0)
-    X, y = task.sample(8192, seed=1)
-    nn = pf.TwoLayerReLU(width=1024).fit(X, y)
-    krr = pf.KernelRidge(kernel="ntk", ridge=1e-4).fit(X, y)
+- ``pyfeat.tasks``: the data models (``MultiIndex``, ``SingleIndex``, ...) with exact
+  population quantities;
+- ``pyfeat.TwoLayerReLU``, ``pyfeat.RandomFeatures``: Algorithm 1 and the same network
+  without its feature step; ``pyfeat.KernelRidge``, ``pyfeat.kernel_gradient_flow``: kernel
+  methods at large n;
+- ``pyfeat.ops``: the hot operations; ``pyfeat.kernels``: the kernel formulas;
+- ``pyfeat.experiments``: sample-complexity sweeps, fits of n*(d) and plots;
+- ``pyfeat.info()``: the version, build, devices and backend chosen.
 
 The heavier submodules (models, kernel ridge, tasks, experiments) load on first use.
+
+Examples
+--------
+>>> import pyfeat as pf
+>>> task = pf.tasks.MultiIndex(d=8, r=2, degree=2, seed=0)
+>>> X, y = task.sample(2048, seed=1)
+>>> Xt, yt = task.sample(1024, seed=2)
+>>> nn = pf.TwoLayerReLU(width=256, seed=0).fit(X, y)
+>>> krr = pf.KernelRidge(kernel="ntk", ridge=1e-4).fit(X, y)
+>>> bool(nn.score(Xt, yt) > 0.9 > krr.score(Xt, yt))   # test R²: 0.997 and 0.65
+True
 """
 
 import importlib

@@ -143,13 +143,66 @@ class Regressor(RegressorMixin, BaseEstimator):
             return X
         return validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
 
+    def _finite_predictions(self, out):
+        """``out``, or ValueError when a prediction is not representable in its dtype."""
+        xp = _backend.array_module(out)
+        if not bool(xp.isfinite(out).all()):
+            raise ValueError(f"{type(self).__name__}.predict: predictions overflow {out.dtype} for inputs of "
+                             "this magnitude; pass float64 X (or rescale X)")
+        return out
+
+    def predict(self, X):
+        """Predictions for the rows of X: NumPy in → NumPy out, CuPy → CuPy, and a dask array
+        → a lazy dask array chunked like X (each chunk predicted where it lives)."""
+        if _is_dask(X):
+            return self._predict_dask(X)
+        return self._predict(X)
+
+    def _predict_dask(self, X):
+        check_is_fitted(self)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has shape {X.shape}, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        X = X.rechunk({1: -1})
+        dt = np.float32 if X.dtype == np.float32 else np.float64
+        k = getattr(self, "n_outputs_", 1)
+        if k == 1:
+            return X.map_blocks(self._predict, dtype=dt, drop_axis=1)
+        return X.map_blocks(self._predict, dtype=dt, chunks=(X.chunks[0], (k,)))
+
     def score(self, X, y, sample_weight=None):
         """R² = 1 − Σ(y − f(x))² / Σ(y − ȳ)² (scikit-learn's ``r2_score``; averaged uniformly
         over the columns of a 2-D y)."""
         from sklearn.metrics import r2_score
 
-        pred = _backend.to_numpy(self.predict(X))
-        y = np.asarray(_backend.to_numpy(y) if _backend.is_cupy(y) else y)
+        if _is_dask(X):
+            return self._score_dask(X, y)
+        pred = _backend.to_numpy(self.predict(X)).astype(np.float64)
+        y = np.asarray(_backend.to_numpy(y) if _backend.is_cupy(y) else y, dtype=np.float64)
         if y.shape != pred.shape and not (y.size == pred.size and y.shape[0] == pred.shape[0]):
             raise ValueError(f"score: y must have shape {pred.shape} (one value per row of X), got {y.shape}")
-        return float(r2_score(y.reshape(pred.shape), pred, sample_weight=sample_weight))
+        # R² is scale free: both by the same power of two, so that the squares stay in range
+        peak = max(float(np.abs(y).max()), float(np.abs(pred).max()))
+        e = int(np.frexp(peak)[1]) if 0 < peak < np.inf else 0
+        return float(r2_score(np.ldexp(y.reshape(pred.shape), -e), np.ldexp(pred, -e), sample_weight=sample_weight))
+
+    def _score_dask(self, X, y):
+        """R² of a dask X, y: the sums computed chunk by chunk on the cluster (the averages over
+        columns as scikit-learn takes them), after one power-of-two rescaling."""
+        import dask
+        import dask.array as da
+
+        pred = self.predict(X)
+        y = y if _is_dask(y) else da.from_array(np.asarray(y), chunks=pred.chunks[0])
+        y = y.astype(np.float64).reshape(pred.shape).rechunk(pred.chunks)
+        pred = pred.astype(np.float64)
+        peak, = dask.compute(da.maximum(abs(y).max(), abs(pred).max()))
+        e = int(np.frexp(peak)[1]) if 0 < peak < np.inf else 0
+        y, pred = y * 2.0**-e, pred * 2.0**-e
+        ss_res, ss_tot = dask.compute(((y - pred) ** 2).sum(axis=0), ((y - y.mean(axis=0)) ** 2).sum(axis=0))
+        r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), np.where(ss_res > 0, 0.0, 1.0))
+        return float(np.mean(r2))
+
+
+def _is_dask(x):
+    return type(x).__module__.startswith("dask.")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyfeat.backend import array_module
 
@@ -72,7 +73,14 @@ def _sq_distance(xp, g, sx, sz):
 @dataclass(frozen=True)
 class Row:
     """One kernel: its code in the compiled backends, its parameters as (name, default, check)
-    in the order p0, p1, p2, and its reference formula ``reference(xp, g, sx, sz, *p)``."""
+    in the order p0, p1, p2, and its reference formula ``reference(xp, g, sx, sz, *p)``.
+
+    Examples
+    --------
+    >>> from pyfeat._kernel_table import TABLE
+    >>> TABLE["rbf"].code, [(name, default) for name, default, _ in TABLE["rbf"].params]
+    (3, [('bandwidth', 1.0)])
+    """
 
     code: int
     params: tuple
@@ -94,8 +102,21 @@ ALIASES = {"arccos1": "nngp"}
 MAX_PARAMS = 3  # p0, p1, p2 in the compiled code
 
 
-def names():
-    """The kernel names `parse` accepts (aliases included)."""
+def names() -> list[str]:
+    """The kernel names :func:`pyfeat.kernels.get` and the ops' ``kernel=`` accept (aliases included).
+
+    Returns
+    -------
+    list of str
+        Sorted: "arccos0", "arccos1" (alias of "nngp"), "laplace", "nngp", "ntk", "poly",
+        "rbf".
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> pf.kernels.names()
+    ['arccos0', 'arccos1', 'laplace', 'nngp', 'ntk', 'poly', 'rbf']
+    """
     return sorted(list(TABLE) + list(ALIASES))
 
 
@@ -122,14 +143,49 @@ def _check_params(name, params):
 
 @dataclass(frozen=True)
 class KernelSpec:
-    """A kernel of the table with its parameters (``pyfeat.kernels.Kernel`` adds ``__call__``)."""
+    """A kernel of the table with its parameters (``pyfeat.kernels.Kernel`` adds ``__call__``).
+
+    Parameters
+    ----------
+    name : str
+        A name of ``TABLE`` (not an alias: :func:`parse` resolves those).
+    params : dict, optional
+        The kernel's parameters by name (e.g. ``{"bandwidth": 2.0}`` for "rbf").
+
+    Examples
+    --------
+    >>> from pyfeat._kernel_table import KernelSpec
+    >>> KernelSpec("rbf").validated()
+    KernelSpec(name='rbf', params={'bandwidth': 1.0})
+    """
 
     name: str
     params: dict = field(default_factory=dict)
 
-    def validated(self):
-        """This kernel with its name checked and its parameters completed and checked (the ops
-        call this at their boundary, so a KernelSpec built directly is validated too)."""
+    def validated(self) -> KernelSpec:
+        """This kernel with its name checked and its parameters completed and checked.
+
+        The ops call this at their boundary, so a KernelSpec built directly is validated too.
+
+        Returns
+        -------
+        KernelSpec
+            ``self`` when its parameters are already complete and valid, else a copy of the
+            same class with every parameter (defaults filled in).
+
+        Raises
+        ------
+        ValueError
+            For an unknown name or a bad parameter value.
+        TypeError
+            For an unknown parameter name, or ``params`` not a dict.
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> pf.kernels.Kernel("poly", {"degree": 2}).validated()
+        Kernel(name='poly', params={'gamma': 1.0, 'coef0': 1.0, 'degree': 2})
+        """
         if not isinstance(self.name, str) or self.name not in TABLE:
             raise ValueError(f"kernel: unknown kernel {self.name!r}; expected one of {names()}")
         if not isinstance(self.params, dict):
@@ -139,28 +195,97 @@ class KernelSpec:
 
     @property
     def code(self) -> int:
-        """Integer code used by the compiled backends (kernel_math.hpp KernelCode)."""
+        """Integer code used by the compiled backends (kernel_math.hpp KernelCode).
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> pf.kernels.get("ntk").code, pf.kernels.get("rbf").code
+        (0, 3)
+        """
         return TABLE[self.name].code
 
     @property
     def p(self) -> tuple:
-        """Parameters as three floats (p0, p1, p2) for the compiled backends, in table order."""
+        """Parameters as three floats (p0, p1, p2) for the compiled backends, in table order.
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> pf.kernels.get("poly", degree=2).p
+        (1.0, 1.0, 2.0)
+        """
         vals = [float(self.params.get(pname, default)) for pname, default, _ in TABLE[self.name].params]
         return tuple(vals + [0.0] * (MAX_PARAMS - len(vals)))
 
-    def from_inner(self, g, sx, sz):
-        """k as an array function of g = <x,z>, sx = |x|^2, sz = |z|^2 (NumPy or CuPy, broadcast).
+    def from_inner(self, g: Any, sx: Any, sz: Any) -> Any:
+        """The kernel k as an array function of g = <x,z>, sx = ``|x|^2``, sz = ``|z|^2``.
 
-        Computed in the dtype of ``g``; this is the reference formula the tests use."""
+        Computed in the dtype of ``g``; this is the reference formula the tests use.
+
+        Parameters
+        ----------
+        g : ndarray
+            Inner products <x, z>.
+        sx, sz : ndarray
+            Squared norms of x and z, broadcast against ``g`` (e.g. (n_x, 1) and (1, n_z)).
+
+        Returns
+        -------
+        ndarray
+            Values k(x, z), of the broadcast shape (NumPy in → NumPy out, CuPy in → CuPy out).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> ntk = pf.kernels.get("ntk")
+        >>> float(ntk.from_inner(np.array(1.0), np.array(1.0), np.array(1.0)))  # x = z, |x| = 1
+        1.0
+        >>> float(pf.kernels.get("arccos0").from_inner(np.array(0.0), np.array(1.0), np.array(1.0)))
+        0.25
+        """
         row = TABLE[self.name]
         p = [self.params.get(pname, default) for pname, default, _ in row.params]
         return row.reference(array_module(g), g, sx, sz, *p)
 
 
-def parse(kernel, cls=KernelSpec, **params):
-    """A validated ``cls`` instance for a kernel name (aliases included) with ``params``, or a
-    KernelSpec instance (validated; then no params may be given). ValueError for an unknown
-    name or a bad value, TypeError for an unknown parameter name or a wrong type."""
+def parse(kernel: str | KernelSpec, cls: type[KernelSpec] = KernelSpec, **params: float) -> KernelSpec:
+    """A validated ``cls`` instance for a kernel name (aliases included) with ``params``.
+
+    Parameters
+    ----------
+    kernel : str or KernelSpec
+        A name of :func:`names` (case-insensitive), or a KernelSpec instance (returned
+        validated; then no params may be given).
+    cls : type, default KernelSpec
+        The class built for a name (``pyfeat.kernels.get`` passes ``Kernel``).
+    **params : float
+        The kernel's parameters by name.
+
+    Returns
+    -------
+    KernelSpec
+        ``cls(name, params)`` with the alias resolved and every parameter checked and
+        completed; for a KernelSpec ``kernel``, ``kernel.validated()``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or a bad value.
+    TypeError
+        For an unknown parameter name or a wrong type.
+
+    Examples
+    --------
+    >>> from pyfeat._kernel_table import parse
+    >>> parse("arccos1")
+    KernelSpec(name='nngp', params={})
+    >>> parse("rbf", bandwidth=-1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: kernel 'rbf': bandwidth must be > 0, got -1.0
+    """
     if isinstance(kernel, KernelSpec):
         if params:
             raise TypeError("kernel: parameters cannot be given together with a Kernel instance")

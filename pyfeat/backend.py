@@ -17,8 +17,10 @@ from __future__ import annotations
 import functools
 import os
 import re
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 BACKENDS = ("cuda", "numba", "numpy")
 
@@ -27,9 +29,35 @@ BACKENDS = ("cuda", "numba", "numpy")
 DEFAULT_MEMORY_BUDGET = {"cpu": 64 * 2**20, "cuda": 1024 * 2**20}
 
 
-def env_mib(name):
+def env_mib(name: str) -> int | None:
     """Bytes from the environment variable ``name`` given in MiB, or None when it is unset.
-    Raises ValueError unless it is a positive number."""
+
+    Parameters
+    ----------
+    name : str
+        Name of the environment variable, e.g. ``"PYFEAT_MEMORY_BUDGET_MB"``.
+
+    Returns
+    -------
+    int or None
+        ``int(value * 2**20)``, or None when the variable is unset or empty.
+
+    Raises
+    ------
+    ValueError
+        When the variable is set but is not a positive number.
+
+    Examples
+    --------
+    >>> import os
+    >>> from pyfeat.backend import env_mib
+    >>> os.environ["PYFEAT_EXAMPLE_MB"] = "1.5"
+    >>> env_mib("PYFEAT_EXAMPLE_MB")
+    1572864
+    >>> del os.environ["PYFEAT_EXAMPLE_MB"]
+    >>> env_mib("PYFEAT_EXAMPLE_MB") is None
+    True
+    """
     env = os.environ.get(name)
     if not env:
         return None
@@ -42,8 +70,36 @@ def env_mib(name):
     return int(mb * 2**20)
 
 
-def memory_budget(device="cpu") -> int:
-    """Bytes of temporaries an op may allocate on ``device`` ("cpu" or "cuda")."""
+def memory_budget(device: str = "cpu") -> int:
+    """Bytes of temporaries an op may allocate on ``device`` ("cpu" or "cuda").
+
+    The ops size their row blocks and column tiles from this budget (unless a call gives
+    ``block_size``), so their extra memory does not depend on n.
+
+    Parameters
+    ----------
+    device : {"cpu", "cuda"}, default "cpu"
+        Which memory the budget is for.
+
+    Returns
+    -------
+    int
+        ``PYFEAT_MEMORY_BUDGET_MB`` (in MiB) as bytes when that environment variable is set,
+        else the default: 64 MiB on the CPU, 1 GiB on the GPU (``DEFAULT_MEMORY_BUDGET``).
+
+    Raises
+    ------
+    ValueError
+        When ``PYFEAT_MEMORY_BUDGET_MB`` is set but is not a positive number.
+
+    Examples
+    --------
+    >>> import os
+    >>> from pyfeat.backend import memory_budget
+    >>> budget = memory_budget("cpu")
+    >>> budget == (64 * 2**20 if "PYFEAT_MEMORY_BUDGET_MB" not in os.environ else budget)
+    True
+    """
     budget = env_mib("PYFEAT_MEMORY_BUDGET_MB")
     return DEFAULT_MEMORY_BUDGET[device] if budget is None else budget
 
@@ -60,7 +116,25 @@ def _core():
 
 @functools.lru_cache(maxsize=None)
 def cuda_status() -> tuple[bool, str]:
-    """(available, reason): whether the "cuda" backend can run here, and why (not)."""
+    """Whether the "cuda" backend can run here, and why (not).
+
+    It can when pyfeat._core imports, was built with CUDA, CuPy imports and CuPy sees at least
+    one device. The answer is computed once per process.
+
+    Returns
+    -------
+    available : bool
+        True when ``backend="cuda"`` can run.
+    reason : str
+        Why not (the first condition that fails), or what was found.
+
+    Examples
+    --------
+    >>> from pyfeat.backend import cuda_status
+    >>> available, reason = cuda_status()
+    >>> isinstance(available, bool), isinstance(reason, str)
+    (True, True)
+    """
     core = _core()
     if core is None:
         return False, "pyfeat._core (the compiled extension) did not import"
@@ -80,14 +154,57 @@ def cuda_status() -> tuple[bool, str]:
 
 
 def cuda_available() -> bool:
+    """Whether the "cuda" backend can run here: the first element of :func:`cuda_status`.
+
+    Returns
+    -------
+    bool
+        True when pyfeat._core was built with CUDA, CuPy imports and a device is present.
+
+    Examples
+    --------
+    >>> from pyfeat.backend import cuda_available, cuda_status
+    >>> cuda_available() == cuda_status()[0]
+    True
+    """
     return cuda_status()[0]
 
 
-def resolve(backend=None) -> str:
+def resolve(backend: str | None = None) -> str:
     """Return the backend name for ``backend`` (None/"auto"/"cuda"/"numba"/"numpy").
 
-    Raises ValueError for an unknown name and RuntimeError (saying why) when "cuda" is asked
-    for but cannot run here.
+    None or "auto" means: the ``PYFEAT_BACKEND`` environment variable if set, else "cuda"
+    when pyfeat._core was built with CUDA, CuPy imports and a device is present, else
+    "numba".
+
+    Parameters
+    ----------
+    backend : {None, "auto", "cuda", "numba", "numpy"}, default None
+        The backend asked for.
+
+    Returns
+    -------
+    str
+        One of ``BACKENDS``: "cuda", "numba" or "numpy".
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (also in ``PYFEAT_BACKEND``).
+    RuntimeError
+        Saying why, when "cuda" is asked for but cannot run here.
+
+    Examples
+    --------
+    >>> from pyfeat.backend import resolve
+    >>> resolve("numpy")
+    'numpy'
+    >>> resolve() in ("cuda", "numba", "numpy")
+    True
+    >>> resolve("gpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: backend must be one of ('cuda', 'numba', 'numpy') or 'auto'/None, got 'gpu'
     """
     name, _ = _resolve_with_reason(backend)
     return name
@@ -113,17 +230,71 @@ def _resolve_with_reason(backend):
     return backend, "requested"
 
 
-def is_cupy(x) -> bool:
+def is_cupy(x: Any) -> bool:
+    """Whether ``x`` is a CuPy object (checked by its type's module; CuPy is not imported).
+
+    Parameters
+    ----------
+    x : object
+        Anything.
+
+    Returns
+    -------
+    bool
+        True for a CuPy array (or any other object of a ``cupy`` module).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyfeat.backend import is_cupy
+    >>> is_cupy(np.zeros(3))
+    False
+    """
     return type(x).__module__.startswith("cupy")
 
 
-def to_numpy(x):
-    """x as a NumPy array (copied from the device when it is a CuPy array)."""
+def to_numpy(x: ArrayLike) -> np.ndarray:
+    """``x`` as a NumPy array (copied from the device when it is a CuPy array).
+
+    Parameters
+    ----------
+    x : array_like
+        A NumPy or CuPy array, or anything ``numpy.asarray`` takes.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x.get()`` for a CuPy array, else ``numpy.asarray(x)`` (no copy of a NumPy array).
+
+    Examples
+    --------
+    >>> from pyfeat.backend import to_numpy
+    >>> to_numpy([1.0, 2.0])
+    array([1., 2.])
+    """
     return x.get() if is_cupy(x) else np.asarray(x)
 
 
-def array_module(x):
-    """numpy or cupy, whichever ``x`` belongs to."""
+def array_module(x: Any) -> Any:
+    """The array module, numpy or cupy, whichever ``x`` belongs to.
+
+    Parameters
+    ----------
+    x : object
+        An array (NumPy, CuPy) or anything else (treated as NumPy).
+
+    Returns
+    -------
+    module
+        ``cupy`` for a CuPy object, else ``numpy``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyfeat.backend import array_module
+    >>> array_module(np.zeros(3)) is np
+    True
+    """
     if is_cupy(x):
         import cupy
 
@@ -160,7 +331,23 @@ _AVX512_KERNELS = re.compile(r"skylakex|cooperlake|sapphirerapids|zen5?$", re.I)
 
 
 def blas_info() -> list[dict]:
-    """The BLAS libraries NumPy/SciPy use: library, version, kernel architecture, threads."""
+    """The BLAS libraries NumPy/SciPy use: library, version, kernel architecture, threads.
+
+    Read with threadpoolctl from the libraries loaded in this process.
+
+    Returns
+    -------
+    list of dict
+        One dict per BLAS library, with the keys "library" (e.g. "openblas"), "version",
+        "architecture" (the kernels it runs, e.g. "Haswell"), "num_threads" and "filepath".
+
+    Examples
+    --------
+    >>> from pyfeat.backend import blas_info
+    >>> all(set(lib) == {"library", "version", "architecture", "num_threads", "filepath"}
+    ...     for lib in blas_info())
+    True
+    """
     from threadpoolctl import threadpool_info
 
     out = []
@@ -179,8 +366,26 @@ def blas_info() -> list[dict]:
     return out
 
 
-def blas_warnings(blas=None) -> list[str]:
-    """Warnings when a BLAS runs kernels below what the CPU supports (e.g. AVX2 on AVX-512)."""
+def blas_warnings(blas: list[dict] | None = None) -> list[str]:
+    """Warnings when a BLAS runs kernels below what the CPU supports (e.g. AVX2 on AVX-512).
+
+    Parameters
+    ----------
+    blas : list of dict, optional
+        What :func:`blas_info` returns (default: called here).
+
+    Returns
+    -------
+    list of str
+        One warning per OpenBLAS whose kernels do not use AVX-512 on a CPU that has it
+        (naming ``OPENBLAS_CORETYPE`` when it is set); empty otherwise.
+
+    Examples
+    --------
+    >>> from pyfeat.backend import blas_warnings
+    >>> blas_warnings([])
+    []
+    """
     blas = blas_info() if blas is None else blas
     warnings = []
     if "avx512f" in _cpu_flags():
@@ -197,8 +402,38 @@ def blas_warnings(blas=None) -> list[str]:
 
 
 def info() -> dict:
-    """Version, build (CUDA compiled in, architectures), devices, backend chosen and why,
-    Numba and BLAS threads, BLAS library and kernel architecture, and warnings."""
+    """Facts about this installation: version, build, devices, backends, threads, BLAS.
+
+    What ``pyfeat info`` prints (as text: :func:`pyfeat.backend.format_info`; ``pyfeat info
+    --json``: this dict). The backend is resolved as ``backend=None`` would be; an error doing
+    so (e.g. ``PYFEAT_BACKEND=cuda`` where CUDA cannot run) is reported, not raised.
+
+    Returns
+    -------
+    dict
+        "version"; the build: "core_compiled", "cuda_compiled", "cuda_architectures"; CUDA at
+        run time: "cuda_available", "cuda_reason", "devices" (a list of dicts with "index",
+        "name", "compute_capability", "memory_gib"); the backends: "backends_available",
+        "backend" (the one ``backend=None`` picks, or None on an error) and "backend_reason";
+        the CPU: "cpu", "cpu_avx512"; Numba: "numba_version", "numba_threads",
+        "numba_threading_layer"; BLAS: "blas" (:func:`pyfeat.backend.blas_info`),
+        "openblas_coretype"; and "warnings" (:func:`pyfeat.backend.blas_warnings`).
+
+    See Also
+    --------
+    pyfeat.backend.format_info : The same facts as text.
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> facts = pf.info()
+    >>> facts["version"] == pf.__version__
+    True
+    >>> facts["backend"] in facts["backends_available"]
+    True
+    >>> "numpy" in facts["backends_available"], facts["core_compiled"]
+    (True, True)
+    """
     import numba
 
     from pyfeat import __version__
@@ -259,7 +494,27 @@ def _numba_threading_layer():
 
 
 def format_info(d: dict) -> str:
-    """Human-readable text of :func:`info`."""
+    """Human-readable text of :func:`pyfeat.info`, one fact per line (what ``pyfeat info`` prints).
+
+    Parameters
+    ----------
+    d : dict
+        What :func:`pyfeat.info` returns.
+
+    Returns
+    -------
+    str
+        Lines such as ``pyfeat 0.1.0``, ``compiled core: yes``, ``backend: numba (...)``, one
+        per device and BLAS library, and a ``WARNING:`` line per warning.
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> from pyfeat.backend import format_info
+    >>> text = format_info(pf.info())
+    >>> text.splitlines()[0] == f"pyfeat {pf.__version__}"
+    True
+    """
     lines = [
         f"pyfeat {d['version']}",
         f"  compiled core:  {'yes' if d['core_compiled'] else 'NO'}",

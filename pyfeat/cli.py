@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from pyfeat import __version__
@@ -31,7 +32,14 @@ BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 class UserError(Exception):
-    """A problem with the command's input: printed as one line, exit status 2."""
+    """A problem with the command's input: printed as one line, exit status 2.
+
+    Examples
+    --------
+    >>> from pyfeat.cli import UserError
+    >>> str(UserError("results/x/results.csv has no rows yet"))
+    'results/x/results.csv has no rows yet'
+    """
 
 
 class _Parser(argparse.ArgumentParser):
@@ -152,8 +160,31 @@ def _bound(sc, i):
     return f"{sc.n_star[i]:.0f}"
 
 
-def format_complexity(result):
-    """One line per model: the fitted exponent with its interval, and n*(d) (bounds marked)."""
+def format_complexity(result: dict) -> str:
+    """One line per model: the fitted exponent with its interval, and n*(d) (bounds marked).
+
+    What ``pyfeat plot`` prints after the figure.
+
+    Parameters
+    ----------
+    result : dict of str to SampleComplexity
+        What :func:`pyfeat.experiments.sample_complexity` returns.
+
+    Returns
+    -------
+    str
+        One line per model.
+
+    Examples
+    --------
+    >>> from pyfeat.cli import format_complexity
+    >>> from pyfeat.experiments import sample_complexity
+    >>> rows = [{"model": "nn", "d": d, "n": n, "seed": s, "test_mse": d * d / n * (1 + 0.1 * s)}
+    ...         for d in (8, 16, 32) for n in (64, 256, 1024) for s in range(5)]
+    >>> print(format_complexity(sample_complexity(rows, threshold=0.5, n_boot=100)))
+    nn: n* ∝ d^2.00 [2.00, 2.00] (95% bootstrap CI over seeds), fitted on the 2 of 3 d where n* is
+    inside the grid; n*: d=8: 256, d=16: 1024, d=32: > 1024 (never reached)
+    """
     lines = []
     for model, sc in result.items():
         stars = ", ".join(f"d={d:g}: {_bound(sc, i)}" for i, d in enumerate(sc.d))
@@ -188,9 +219,33 @@ def _cmd_bench(args):
     return status
 
 
-def format_bench(report):
-    """A pytest-benchmark JSON report as a table: name, mean time, GFLOP/s and the ratio to a
-    plain GEMM of the same FLOP count (from each benchmark's ``extra_info``, when it has them)."""
+def format_bench(report: dict) -> str:
+    """A pytest-benchmark JSON report as a table: name, mean time, GFLOP/s and the ratio to GEMM.
+
+    The ratio is to a plain GEMM of the same FLOP count; both come from each benchmark's
+    ``extra_info`` ("gflops", "ratio_to_gemm"), when it has them ("-" otherwise).
+
+    Parameters
+    ----------
+    report : dict
+        The parsed ``--benchmark-json`` file.
+
+    Returns
+    -------
+    str
+        A header and one line per benchmark.
+
+    Examples
+    --------
+    >>> from pyfeat.cli import format_bench
+    >>> print(format_bench({"benchmarks": [
+    ...     {"name": "test_relu_gram", "stats": {"mean": 0.0123},
+    ...      "extra_info": {"gflops": 190.23, "ratio_to_gemm": 0.84}},
+    ...     {"name": "test_sample", "stats": {"mean": 2.5}}]}))
+    benchmark       mean time  GFLOP/s  vs GEMM
+    test_relu_gram    12.3 ms    190.2     0.84
+    test_sample         2.5 s        -        -
+    """
     lines = [("benchmark", "mean time", "GFLOP/s", "vs GEMM")]
     for b in report.get("benchmarks", []):
         extra = b.get("extra_info", {})
@@ -204,7 +259,24 @@ def format_bench(report):
                      "  ".join(v.rjust(w) for v, w in zip(line[1:], widths[1:])) for line in lines)
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
+    """The ``pyfeat`` argument parser: the commands info, demo, run, plot and bench.
+
+    Its errors are one line (``pyfeat run: error: ...``) and exit status 2; ``--debug`` is
+    accepted before or after the command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Each command's namespace has ``func``, the function that runs it.
+
+    Examples
+    --------
+    >>> from pyfeat.cli import build_parser
+    >>> args = build_parser().parse_args(["run", "separation", "--resume", "--dask", "local:2"])
+    >>> args.command, args.config, args.resume, args.dask, args.debug
+    ('run', 'separation', True, 'local:2', False)
+    """
     parser = _Parser(prog="pyfeat", description="Feature learning vs kernels, at scale.")
     parser.add_argument("--version", action="version", version=f"pyfeat {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks (for bug reports)")
@@ -273,7 +345,34 @@ def _failure(exc):
     return 1, f"{type(exc).__name__}: {text} (rerun with --debug for the traceback)"
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``pyfeat`` command line (also ``python -m pyfeat``); returns the exit status.
+
+    A mistake in the command's input is one line ``pyfeat <command>: error: ...`` on stderr
+    and status 2; a failure while it runs is one line and status 1; ``--debug`` raises
+    instead. Arguments ``pyfeat bench`` does not know go to pytest.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 2 for a mistake in the input, 1 for a failure.
+
+    Examples
+    --------
+    >>> from pyfeat.cli import main
+    >>> main(["plot", "no/such/sweep"])        # stderr: pyfeat plot: error: no results file ...
+    2
+    >>> main(["info"])                         # doctest: +ELLIPSIS
+    pyfeat ...
+      compiled core:  yes
+    ...
+    0
+    """
     parser = build_parser()
     # `pyfeat bench -k gram`: what argparse does not know goes to pytest
     args, unknown = parser.parse_known_args(argv)

@@ -17,11 +17,12 @@ import numbers
 import time
 
 import numpy as np
-import scipy.linalg
 
+from pyfeat import _linalg
 from pyfeat import backend as _backend
 from pyfeat import kernels as _kernels
 from pyfeat._base import Regressor
+from pyfeat._memory import hint
 from pyfeat.solvers import SOLVERS, Monitor, Problem, solve
 from pyfeat.solvers.problem import to_host
 from pyfeat.solvers import direct as _direct
@@ -177,22 +178,28 @@ class KernelRidge(Regressor):
         }.get(name, {})
         t0 = time.perf_counter()
         monitor = Monitor(name, self.max_iter, self.verbose)
-        sol = solve(name, problem, tol=float(self.tol), max_iter=self.max_iter, monitor=monitor, **options)
+        reduce = {"direct": "n or PYFEAT_DIRECT_MEMORY_MB, or use solver='cg', 'eigenpro' or 'nystrom' (O(n) memory)",
+                  "nystrom": "n_centers (M×M float64 factors)", "eigenpro": "subsample (its s×s kernel matrix)"}
+        with hint(f"KernelRidge(solver={name!r}) at n={n}", reduce.get(name, "PYFEAT_MEMORY_BUDGET_MB or n")):
+            sol = solve(name, problem, tol=float(self.tol), max_iter=self.max_iter, monitor=monitor, **options)
         self.fit_time_ = time.perf_counter() - t0
         self.solver_ = name
         self.X_fit_ = problem.X if sol.centers is None else sol.centers
         self.dual_coef_ = sol.coef[:, 0] if single else sol.coef
+        self.n_outputs_ = 1 if single else sol.coef.shape[1]
         self.n_iter_, self.converged_ = sol.n_iter, bool(sol.converged)
         self.history_, self.solver_info_ = sol.history, sol.info
         self.kernel_ = kernel
         self.n_matvecs_ = problem.n_matvecs
         return self
 
-    def predict(self, X):
+    def _predict(self, X):
         """f(X) = k(X, X_fit_) @ dual_coef_ (blocked ``kernel_matvec``; the working dtype of X)."""
         X = self._validate_x(X)
         problem = Problem(X, None, self.kernel_, 0.0, 0.0, None, self.backend, self.block)
-        out = problem.kmv(problem.X, self.X_fit_, self.dual_coef_).astype(problem.working_dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            out = problem.kmv(problem.X, self.X_fit_, self.dual_coef_).astype(problem.working_dtype, copy=False)
+        out = self._finite_predictions(out)
         return out if _backend.is_cupy(X) else to_host(out)
 
 
@@ -243,7 +250,7 @@ def kernel_gradient_flow(X, y, t, kernel="ntk", *, X_eval=None, ridge=0.0, metho
     if method == "eigh":
         K = problem.host_kernel_matrix(problem.X)
         K[np.diag_indices(n)] += problem.shift
-        lam, V = scipy.linalg.eigh(K, overwrite_a=True, check_finite=False)
+        lam, V = _linalg.eigh(K, overwrite_a=True)
         lam = np.maximum(lam, 0.0)
         z = V.T @ to_host(problem.Y[:, 0])
         # (1 − e^{−tλ/n})/λ, with its limit t/n at λ = 0

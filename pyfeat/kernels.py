@@ -5,15 +5,18 @@ ops; its docstring lists every formula). This module sits above ``pyfeat.ops``: 
 :class:`Kernel` is a ``KernelSpec`` of that table that can also be called on data, and
 :func:`empirical_ntk` is computed with the ops.
 
-- ``ntk``:      <x,z>(pi - t)/(2 pi) + |x||z|((pi - t) cos t + sin t)/(2 pi), t = angle(x, z)
-- ``nngp`` (alias ``arccos1``): |x||z|((pi - t) cos t + sin t)/(2 pi);  ``arccos0``: (pi - t)/(2 pi)
-- ``rbf``: exp(-|x - z|^2 / (2 bandwidth^2));  ``laplace``: exp(-|x - z| / bandwidth)
-- ``poly``: (gamma <x,z> + coef0)^degree
+- ``ntk``:      ``<x,z>(pi - t)/(2 pi) + |x||z|((pi - t) cos t + sin t)/(2 pi)``, t = angle(x, z)
+- ``nngp`` (alias ``arccos1``): ``|x||z|((pi - t) cos t + sin t)/(2 pi)``;  ``arccos0``: ``(pi - t)/(2 pi)``
+- ``rbf``: ``exp(-|x - z|^2 / (2 bandwidth^2))``;  ``laplace``: ``exp(-|x - z| / bandwidth)``
+- ``poly``: ``(gamma <x,z> + coef0)^degree``
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 from pyfeat import ops
 from pyfeat._kernel_table import KernelSpec, names, parse
@@ -24,19 +27,96 @@ __all__ = ["Kernel", "get", "names", "empirical_ntk"]
 
 @dataclass(frozen=True)
 class Kernel(KernelSpec):
-    """A kernel of `names()` with its parameters; build it with :func:`get`."""
+    """A kernel of `names()` with its parameters; build it with :func:`get`.
 
-    def __call__(self, X, Z=None):
-        """The kernel matrix K(X, Z) (small sizes; see ``pyfeat.ops.kernel_matrix`` for large)."""
+    Any op that takes ``kernel=`` takes a Kernel (or its name). Calling it gives the kernel
+    matrix.
+
+    Parameters
+    ----------
+    name : str
+        The kernel's name (an alias is resolved by :func:`get`, not here).
+    params : dict, optional
+        Its parameters by name; :func:`get` checks them and fills in the defaults.
+
+    See Also
+    --------
+    get : Build a validated Kernel by name.
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> k = pf.kernels.get("rbf", bandwidth=2.0)
+    >>> k
+    Kernel(name='rbf', params={'bandwidth': 2.0})
+    >>> isinstance(k, pf.kernels.Kernel)
+    True
+    """
+
+    def __call__(self, X: ArrayLike, Z: ArrayLike | None = None) -> np.ndarray:
+        """The kernel matrix K(X, Z) (small sizes; see ``pyfeat.ops.kernel_matrix`` for large).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_x, d)
+            Rows x_i (NumPy or CuPy).
+        Z : array_like of shape (n_z, d), optional
+            Rows z_j; None means Z = X.
+
+        Returns
+        -------
+        ndarray of shape (n_x, n_z)
+            K_ij = k(x_i, z_j), in the working dtype of ``pyfeat.ops.kernel_matrix`` (float32
+            for float32 X, else float64; NumPy in → NumPy out, CuPy in → CuPy out).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> X = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> pf.kernels.get("ntk")(X)         # θ = π/2 off the diagonal: 1/(2π)
+        array([[1.        , 0.1591...],
+               [0.1591..., 1.        ]])
+        """
         return ops.kernel_matrix(X, X if Z is None else Z, self)
 
 
-def get(name, **params) -> Kernel:
+def get(name: str | Kernel, **params: float) -> Kernel:
     """Return the kernel ``name`` with ``params`` (see the module docstring for the formulas).
 
-    ``name`` may also be a :class:`Kernel`, returned validated (then no params may be given).
-    Raises ValueError for an unknown name or a bad parameter value, TypeError for an unknown
-    parameter name.
+    Parameters
+    ----------
+    name : str or Kernel
+        "ntk", "nngp" (= "arccos1"), "arccos0", "rbf", "laplace" or "poly" (case-insensitive);
+        or a :class:`Kernel`, returned validated (then no params may be given).
+    **params : float
+        "rbf", "laplace": ``bandwidth`` (> 0, default 1.0); "poly": ``gamma`` (default 1.0),
+        ``coef0`` (default 1.0), ``degree`` (a positive integer, default 3); the arc-cosine
+        kernels have none.
+
+    Returns
+    -------
+    Kernel
+        The kernel, its parameters checked and completed with the defaults.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or a bad parameter value.
+    TypeError
+        For an unknown parameter name.
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> pf.kernels.get("poly", degree=2)
+    Kernel(name='poly', params={'gamma': 1.0, 'coef0': 1.0, 'degree': 2})
+    >>> pf.kernels.get("arccos1").name
+    'nngp'
+    >>> pf.kernels.get("rbf", width=1.0)
+    Traceback (most recent call last):
+    ...
+    TypeError: kernel 'rbf': unknown parameter(s) ['width']; expected ['bandwidth']
     """
     kern = parse(name, Kernel, **params)
     return kern if isinstance(kern, Kernel) else Kernel(kern.name, kern.params)

@@ -764,3 +764,40 @@ def test_network_loops_on_a_gpu_shaped_device(rng):
                                    _reference.residual_gradient(X, y, W, a, b, None), rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(blocked.relu_transpose(dev, X, W, b, y),
                                    _reference.relu_transpose(X, W, b, y, None), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numba"])
+def test_network_ops_far_from_unit_scale(rng, backend):
+    """Blocks with X, y, W, b or a beyond 2^±20 take the exactly rescaled float64 path of
+    network_gradient (and the rescaled copies of residual_gradient / relu_transpose): equal to
+    the float64 reference, and float32 X of norm ~1e20 gives finite float64 gradients."""
+    X, y, W, a, b = network(rng, 300, 6, 8, np.float64)
+    cases = [(X * 2.0**30, y * 2.0**40, W, a, b * 2.0**30), (X, y, W, a * 2.0**30, b),
+             (X * 2.0**-30, y * 2.0**-25, W * 2.0**-5, a, b * 2.0**-35)]
+    for Xs, ys, Ws, As, bs in cases:
+        ref = ref_network_gradient(Xs, ys, Ws, As, bs)
+        got = ops.network_gradient(Xs, ys, Ws, As, bs, backend=backend, block_size=64)
+        for g, w in zip(got, ref):
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=0)
+        np.testing.assert_allclose(ops.residual_gradient(Xs, ys, Ws, As, bs, backend=backend),
+                                   ref_gradient(Xs, -0.5 * ys, Ws, As, bs), rtol=1e-10)
+        P = np.maximum(ref_preact(Xs, Ws, bs), 0)
+        np.testing.assert_allclose(ops.relu_transpose(Xs, Ws, bs, ys, backend=backend), P.T @ ys, rtol=1e-10)
+    big = (X * 1e20).astype(np.float32)
+    L, gW, ga, gb = ops.network_gradient(big, y, W, a * 1e-20, b, backend=backend)
+    assert np.isfinite(L) and all(np.isfinite(g).all() for g in (gW, ga, gb))
+    want = ref_network_gradient(big.astype(np.float64), y, W, a * 1e-20, b)
+    np.testing.assert_allclose(gW, want[1], rtol=1e-4, atol=1e-4 * np.abs(want[1]).max())
+
+
+def test_network_ops_on_dask_arrays(rng):
+    """Dask X (row chunks): the sums of network_gradient, residual_gradient and relu_transpose are
+    added on the cluster and equal the NumPy results."""
+    da = pytest.importorskip("dask.array")
+    X, y, W, a, b = network(rng, 500, 5, 6, np.float64)
+    Xd, yd = da.from_array(X, chunks=(128, 5)), da.from_array(y, chunks=128)
+    for got, want in zip(ops.network_gradient(Xd, yd, W, a, b), ops.network_gradient(X, y, W, a, b)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(ops.residual_gradient(Xd, yd, W, a, b), ops.residual_gradient(X, y, W, a, b),
+                               rtol=1e-12)
+    np.testing.assert_allclose(ops.relu_transpose(Xd, W, b, yd), ops.relu_transpose(X, W, b, y), rtol=1e-12)

@@ -355,3 +355,28 @@ def test_bad_parameters_and_inputs():
     fitted = model.fit(X, y)
     with pytest.raises(ValueError, match="X has 2 features"):
         fitted.predict(X[:, :2])
+
+
+def test_taylor_ops_and_models_on_dask_arrays():
+    """Dask X (row chunks): taylor_gradient's sums are added on the cluster and taylor_predict is a
+    lazy dask array, both equal to NumPy; a QuadraticTaylor fitted on dask arrays equals the
+    in-memory fit."""
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((300, 4)), rng.standard_normal(300)
+    W0, W = rng.standard_normal((6, 4)), 0.1 * rng.standard_normal((6, 4))
+    a1, a2, b0 = rng.standard_normal(6), rng.standard_normal(6), rng.standard_normal(6)
+    feats = (rng.standard_normal((4, 4)), rng.standard_normal(4))
+    Xd, yd = da.from_array(X, chunks=(64, 4)), da.from_array(y, chunks=64)
+    for kw in ({}, {"b0": b0, "features": feats}):
+        for got, want in zip(ops.taylor_gradient(Xd, yd, W0, W, a1, a2, "relu3", **kw),
+                             ops.taylor_gradient(X, y, W0, W, a1, a2, "relu3", **kw)):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+        pred = ops.taylor_predict(Xd, W0, W, a1, a2, "softplus", **kw)
+        assert isinstance(pred, da.Array)
+        np.testing.assert_allclose(pred.compute(), ops.taylor_predict(X, W0, W, a1, a2, "softplus", **kw),
+                                   rtol=1e-12)
+    ref = QuadraticTaylor(width=8, steps=3, lr=0.1).fit(X, y)
+    got = QuadraticTaylor(width=8, steps=3, lr=0.1).fit(Xd, yd)
+    np.testing.assert_allclose(got.W_, ref.W_, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got.predict(Xd).compute(), ref.predict(X), rtol=1e-12)

@@ -1,5 +1,5 @@
 """Experiments: sample-complexity sweeps, transfer, fits of n*(d) and plots (also the CLI's
-``run``, ``plot`` and ``demo`` commands).
+``run``, ``plot`` and ``demo`` commands)::
 
     from pyfeat import experiments as ex
     rows = ex.run_sweep("separation", out="results/separation", dask="local:2")

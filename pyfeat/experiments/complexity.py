@@ -27,9 +27,11 @@ bootstrap generator is seeded, so the result is reproducible.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pyfeat.experiments.results import swept_parameters
 
@@ -40,7 +42,54 @@ MIN_SEEDS = 5  # fewer seeds at a fitted d: the bootstrap interval is flagged as
 
 @dataclass
 class SampleComplexity:
-    """n*(d) of one model and the fitted power law n* ≈ exp(intercept) · d^exponent."""
+    """The sample complexity n*(d) of one model and its power law n* ≈ exp(intercept)·d^exponent.
+
+    What :func:`sample_complexity` returns per model (censoring and the interval: module
+    docstring).
+
+    Parameters
+    ----------
+    model : str
+        The model's name.
+    threshold : float
+        The error level defining n*.
+    metric : str
+        "test_mse" or "test_rel".
+    d : ndarray
+        The d values of the grid, ascending.
+    n_star : ndarray
+        Values n*(d); NaN where censored (see ``censored`` and ``bound``).
+    exponent : float
+        Exponent e of n* ∝ d^e; NaN when fewer than two d values are uncensored.
+    intercept : float
+        Intercept of the line log n* ≈ intercept + exponent · log d.
+    ci_low, ci_high : float
+        Bootstrap percentile interval of the exponent (NaN: no interval).
+    level : float
+        The interval's confidence level.
+    n_boot : int
+        Bootstrap resamples (0 when there is no interval).
+    censored : ndarray of str
+        Per d: "" (n* inside the grid), "upper" (n* <= bound = n_min), "lower"
+        (n* > bound = n_max: never reached).
+    bound : ndarray
+        The bound of a censored d; NaN if uncensored.
+    seeds : ndarray of int
+        Seeds per d.
+    boot_censored : int
+        Resamples in which some fitted d left the grid (see the module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)          # test MSE ≈ d²/n: n* = 2d² at threshold 0.5
+    >>> rows = [{"model": "nn", "d": d, "n": 2**k, "seed": s, "test_mse": d**2 / 2**k * rng.uniform(0.8, 1.25)}
+    ...         for d in (8, 16, 32) for k in range(4, 14) for s in range(5)]
+    >>> from pyfeat.experiments import sample_complexity
+    >>> sc = sample_complexity(rows, threshold=0.5, n_boot=200)["nn"]
+    >>> sc.d, sc.n_star, round(sc.exponent, 2), sc.censored
+    (array([ 8., 16., 32.]), array([ 256., 1024., 4096.]), 2.0, array(['', '', ''], dtype='<U5'))
+    """
 
     model: str
     threshold: float
@@ -61,9 +110,36 @@ class SampleComplexity:
     boot_censored: int = 0  # resamples in which some fitted d left the grid (see module docstring)
 
 
-def n_star(n, errors, threshold, interpolate=False):
-    """Smallest n whose error is <= threshold, along the last axis of ``errors`` (n ascending);
-    NaN where none is. With ``interpolate``, log-log interpolation from the previous n."""
+def n_star(n: ArrayLike, errors: ArrayLike, threshold: float, interpolate: bool = False) -> np.ndarray:
+    """Smallest n whose error is <= threshold, along the last axis of ``errors``.
+
+    Parameters
+    ----------
+    n : array_like of shape (k,)
+        The grid's n values, ascending.
+    errors : array_like of shape (..., k)
+        Errors at each n (vectorized over the leading axes).
+    threshold : float
+        The error level.
+    interpolate : bool, default False
+        Log-log interpolation between the first n reaching the threshold and the previous n
+        (when the error decreases between them).
+
+    Returns
+    -------
+    ndarray of shape (...)
+        Values n*, float64; NaN where no n reaches the threshold.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments import n_star
+    >>> n_star([100, 200, 400], [0.9, 0.4, 0.1], 0.5)
+    array(200.)
+    >>> float(n_star([100, 200, 400], [0.9, 0.4, 0.1], 0.5, interpolate=True))
+    165.27...
+    >>> n_star([100, 200, 400], [[0.9, 0.4, 0.1], [0.9, 0.8, 0.7]], 0.5)
+    array([200.,  nan])
+    """
     n = np.asarray(n, dtype=np.float64)
     errors = np.asarray(errors, dtype=np.float64)
     hit = errors <= threshold
@@ -136,24 +212,59 @@ def _exponent_statistic(curves, log_d, threshold, interpolate, counter):
     return statistic
 
 
-def sample_complexity(results, threshold, metric="test_mse", interpolate=False, n_boot=1000,
-                      level=0.95, seed=0):
-    """n*(d) per model and the exponent of n* ∝ d^e with a bootstrap confidence interval
-    (``scipy.stats.bootstrap`` over seeds; censored d reported as bounds: module docstring).
+def sample_complexity(results: Iterable[dict], threshold: float, metric: str = "test_mse",
+                      interpolate: bool = False, n_boot: int = 1000, level: float = 0.95,
+                      seed: int = 0) -> dict[str, SampleComplexity]:
+    """Estimate n*(d) per model and the exponent of n* ∝ d^e with a bootstrap confidence interval.
+
+    The interval is ``scipy.stats.bootstrap`` over seeds; censored d are reported as bounds
+    (module docstring).
 
     Parameters
     ----------
-    results : rows (``load_results`` or ``run_sweep``), all with one value of each swept task
-        parameter (filter them first otherwise).
-    threshold : error level defining n* (in the units of ``metric``).
-    metric : "test_mse" or "test_rel".
-    interpolate : log-log interpolation between grid points (default: the grid n itself).
-    n_boot, level, seed : bootstrap resamples, interval level, bootstrap generator seed.
+    results : iterable of dict
+        Rows (:func:`load_results` or :func:`run_sweep`), all with one value of each swept
+        task parameter (filter them first otherwise).
+    threshold : float
+        Error level defining n* (in the units of ``metric``), > 0.
+    metric : {"test_mse", "test_rel"}, default "test_mse"
+        The error.
+    interpolate : bool, default False
+        Log-log interpolation between grid points (default: the grid n itself).
+    n_boot : int, default 1000
+        Bootstrap resamples.
+    level : float, default 0.95
+        Confidence level of the interval, in (0, 1).
+    seed : int, default 0
+        Seed of the bootstrap generator.
 
     Returns
     -------
-    dict model name -> ``SampleComplexity`` (models in order of first appearance). Warns
-    (UserWarning) when a fitted d has fewer than ``MIN_SEEDS`` seeds.
+    dict of str to SampleComplexity
+        Model name -> its :class:`SampleComplexity` (models in order of first appearance).
+
+    Raises
+    ------
+    ValueError
+        For empty results, a threshold that is not a positive number, an unknown metric, a
+        level outside (0, 1), or rows sweeping a task parameter.
+
+    Warns
+    -----
+    UserWarning
+        When a fitted d has fewer than ``MIN_SEEDS`` seeds (the interval is then unreliable,
+        or absent with one seed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)          # test MSE ≈ d²/n: n* = 2d² at threshold 0.5
+    >>> rows = [{"model": "nn", "d": d, "n": 2**k, "seed": s, "test_mse": d**2 / 2**k * rng.uniform(0.8, 1.25)}
+    ...         for d in (8, 16, 32) for k in range(4, 14) for s in range(5)]
+    >>> from pyfeat.experiments import sample_complexity
+    >>> sc = sample_complexity(rows, threshold=0.5, interpolate=True, n_boot=200)["nn"]
+    >>> round(sc.exponent, 2), bool(sc.ci_low < 2 < sc.ci_high), sc.n_boot
+    (2.05, True, 200)
     """
     rows = list(results)
     if not rows:

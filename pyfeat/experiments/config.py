@@ -54,8 +54,11 @@ import inspect
 import itertools
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import Path
+from typing import Any
 
 from pyfeat.experiments.results import BASE_COLUMNS
 
@@ -87,21 +90,130 @@ RESERVED = BASE_COLUMNS  # result columns a swept task parameter must not shadow
 
 
 class ConfigError(ValueError):
-    """A malformed config; the message names the file, the line (when known) and the key."""
+    """A malformed config; the message names the file, the line (when known) and the key.
+
+    A ``ValueError``; the ``pyfeat`` command prints it as one line (exit status 2).
+
+    Examples
+    --------
+    >>> from pyfeat.experiments import ConfigError, load_config
+    >>> try:
+    ...     load_config('''
+    ... [task]
+    ... family = "MultiIndex"
+    ... [grid]
+    ... d = [8]
+    ... n = [0]
+    ... [models.rf]
+    ... type = "RandomFeatures"
+    ... ''')
+    ... except ConfigError as exc:
+    ...     print(exc)
+    <string>, line 6: grid.n: must be >= 1, got 0
+    """
 
 
-def register_model(name, factory):
-    """Make ``type = name`` in a model table build ``factory(**params, seed=...)``."""
+def register_model(name: str, factory: Callable[..., Any]) -> None:
+    """Make ``type = name`` in a model table build ``factory(**params, seed=...)``.
+
+    Parameters
+    ----------
+    name : str
+        The name configs use (``type = name``); replaces an earlier registration.
+    factory : callable
+        Called with the table's other keys and ``seed`` (left out when the factory takes no
+        ``seed``); returns an estimator with ``fit(X, y)`` and ``predict(X)``.
+
+    See Also
+    --------
+    register_task : The same for task families.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import Ridge
+    >>> from pyfeat.experiments import load_config, register_model
+    >>> register_model("Ridge", Ridge)
+    >>> config = load_config('''
+    ... [task]
+    ... family = "MultiIndex"
+    ... [grid]
+    ... d = [8]
+    ... n = [64]
+    ... [models.ridge]
+    ... type = "Ridge"
+    ... alpha = 0.1
+    ... ''')
+    >>> config.models[0]
+    ModelSpec(name='ridge', type='Ridge', params={'alpha': 0.1}, max_n=None, transfer=True)
+    """
     MODELS[name] = factory
 
 
-def register_task(name, factory):
-    """Make ``family = name`` in ``[task]`` build ``factory(d=..., seed=..., **params)``."""
+def register_task(name: str, factory: Callable[..., Any]) -> None:
+    """Make ``family = name`` in ``[task]`` build ``factory(d=..., seed=..., **params)``.
+
+    Parameters
+    ----------
+    name : str
+        The name configs use (``family = name``); replaces an earlier registration.
+    factory : callable
+        Called with ``d``, ``seed`` (each left out when the factory does not take it) and the
+        table's other keys; returns a task with ``sample(n, noise=, seed=, dtype=)`` (and
+        ``U`` for the alignment column), or a (source, target) pair for a transfer experiment.
+
+    See Also
+    --------
+    register_model : The same for models.
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> from pyfeat.experiments import load_config, register_task
+    >>> register_task("Sum4", lambda d, seed: pf.tasks.MultiIndex(d, r=2, degree=4, head="sum", seed=seed))
+    >>> load_config('''
+    ... [task]
+    ... family = "Sum4"
+    ... [grid]
+    ... d = [8]
+    ... n = [64]
+    ... [models.rf]
+    ... type = "RandomFeatures"
+    ... ''').task
+    'Sum4'
+    """
     TASKS[name] = factory
 
 
-def resolve(registry, name):
-    """The callable behind a registry name or a "module:attr" string (ImportError/KeyError)."""
+def resolve(registry: dict, name: str) -> Callable[..., Any]:
+    """The callable behind a registry name or a "module:attr" string.
+
+    Parameters
+    ----------
+    registry : dict
+        ``MODELS`` or ``TASKS``: name -> callable or "module:attr".
+    name : str
+        A registered name, or "module:attr".
+
+    Returns
+    -------
+    callable
+        The registered callable, or the attribute imported from the module.
+
+    Raises
+    ------
+    KeyError
+        For a name that is neither registered nor "module:attr".
+    ImportError, AttributeError
+        When the module or the attribute does not exist.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments.config import MODELS, resolve
+    >>> resolve(MODELS, "KernelRidge").__name__
+    'KernelRidge'
+    >>> resolve(MODELS, "sklearn.linear_model:Ridge").__name__
+    'Ridge'
+    """
     target = registry.get(name, name)
     if callable(target):
         return target
@@ -111,8 +223,29 @@ def resolve(registry, name):
     return getattr(importlib.import_module(module), attr)
 
 
-def call_factory(factory, kwargs):
-    """factory(**kwargs), leaving out ``d``/``seed`` when the factory does not take them."""
+def call_factory(factory: Callable[..., Any], kwargs: dict) -> Any:
+    """Call ``factory(**kwargs)``, leaving out ``d``/``seed`` when the factory does not take them.
+
+    Parameters
+    ----------
+    factory : callable
+        A model or task factory.
+    kwargs : dict
+        Keyword arguments; ``d`` and ``seed`` are dropped unless the factory's signature has
+        them (or ``**kwargs``).
+
+    Returns
+    -------
+    object
+        What the factory returns.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import Ridge
+    >>> from pyfeat.experiments.config import call_factory
+    >>> call_factory(Ridge, {"alpha": 0.5, "seed": 3})     # Ridge takes no seed
+    Ridge(alpha=0.5)
+    """
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):
@@ -124,7 +257,28 @@ def call_factory(factory, kwargs):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One ``[models.<name>]`` table."""
+    """One ``[models.<name>]`` table.
+
+    Parameters
+    ----------
+    name : str
+        The table's name: the model's name in the results and plots.
+    type : str
+        A registered model name (``MODELS``) or "module:attr".
+    params : dict
+        The table's other keys: the constructor's keyword arguments (without ``seed``).
+    max_n : int, optional
+        Grid points with n above it are skipped for this model.
+    transfer : bool, default True
+        In a transfer experiment: fit on the source and transfer (False: fit on the target
+        only).
+
+    Examples
+    --------
+    >>> from pyfeat.experiments import ModelSpec
+    >>> ModelSpec("ntk", "KernelRidge", {"kernel": "ntk"}, max_n=8192)
+    ModelSpec(name='ntk', type='KernelRidge', params={'kernel': 'ntk'}, max_n=8192, transfer=True)
+    """
 
     name: str
     type: str
@@ -135,7 +289,58 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """A validated sweep. ``text`` is the TOML source, copied into the output directory."""
+    """A validated sweep, as :func:`load_config` reads it (the module docstring has the format).
+
+    Parameters
+    ----------
+    name : str
+        The sweep's name (default: the file's stem).
+    task : str
+        The task family: a registered name (``TASKS``) or "module:attr".
+    task_params : dict
+        The ``[task]`` table without ``family``: the family's keyword arguments.
+    d : tuple of int
+        The dimensions of the grid.
+    n : tuple of int
+        The training-set sizes of the grid.
+    seeds : int
+        Repetitions 0, ..., seeds − 1 at each grid point.
+    models : tuple of ModelSpec
+        The ``[models.<name>]`` tables.
+    sweep : dict, optional
+        Task parameter -> tuple of values (``[grid] task``), extra grid axes.
+    experiment : {"regression", "transfer"}, default "regression"
+        What a grid point does.
+    seed : int, default 0
+        Base seed: every grid point's seeds derive from it.
+    n_test : int, default 4096
+        Held-out samples per (d, seed, task parameters).
+    noise : float, default 0.0
+        Label noise standard deviation.
+    dtype : {"float32", "float64"}, default "float32"
+        dtype of the samples.
+    n_source : int, optional
+        Transfer: source samples at every d.
+    threshold : float, optional
+        Default error threshold of ``pyfeat plot`` and :func:`sample_complexity`.
+    metric : {"test_mse", "test_rel"}, default "test_mse"
+        Default metric of ``pyfeat plot``.
+    interpolate : bool, default False
+        ``pyfeat plot``: n* log-log interpolated between grid points.
+    text : str, default ""
+        The TOML source, copied into the output directory.
+    source : str, optional
+        Where the config was read from: a path, or "<string>" (the default) for TOML text.
+    n_source_per_d2 : int, optional
+        Transfer: n_source = n_source_per_d2·d² (instead of ``n_source``).
+
+    Examples
+    --------
+    >>> from pyfeat.experiments import load_config
+    >>> config = load_config("separation")
+    >>> config.name, config.task, config.d, [m.name for m in config.models]
+    ('separation', 'MultiIndex', (16, 24, 32, 48), ['nn', 'rf', 'ntk'])
+    """
 
     name: str
     task: str
@@ -158,19 +363,94 @@ class SweepConfig:
     source: str = "<string>"
     n_source_per_d2: int | None = None  # transfer: n_source = n_source_per_d2·d² (instead of n_source)
 
-    def source_size(self, d):
-        """Source samples of a transfer experiment at dimension d: n_source, or n_source_per_d2·d²."""
+    def source_size(self, d: int) -> int | None:
+        """Source samples of a transfer experiment at dimension d: n_source, or n_source_per_d2·d².
+
+        Parameters
+        ----------
+        d : int
+            The grid point's dimension.
+
+        Returns
+        -------
+        int or None
+            ``n_source``, or ``n_source_per_d2 * d * d`` when that is set; None for a
+            regression.
+
+        Examples
+        --------
+        >>> from pyfeat.experiments import load_config
+        >>> config = load_config("transfer")
+        >>> config.n_source, config.n_source_per_d2, config.source_size(16)
+        (None, 32, 8192)
+        """
         return self.n_source if self.n_source_per_d2 is None else self.n_source_per_d2 * d * d
 
 
-def shipped_configs():
-    """Names of the configs shipped in ``pyfeat/experiments/configs``."""
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped in ``pyfeat/experiments/configs``.
+
+    Each runs by name: ``pyfeat run NAME``, ``load_config(NAME)``, ``run_sweep(NAME, out)``;
+    each file says what it reproduces, its runtime, and what it showed.
+
+    Returns
+    -------
+    list of str
+        Sorted names.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments import shipped_configs
+    >>> shipped_configs()
+    ['heaviside', 'separation', 'spiked', 'transfer']
+    """
     return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
 
 
-def load_config(source):
-    """Read a config from a path, a shipped config name (e.g. ``"separation"``), or TOML text
-    (a string containing a newline). Returns a ``SweepConfig``; raises ``ConfigError``."""
+def load_config(source: str | PathLike | SweepConfig) -> SweepConfig:
+    """Read and validate a sweep config (the module docstring has the format).
+
+    Values are checked before anything runs: every model is built from its table and runs its
+    parameter check, and the task is built at every d and swept parameter value of the grid.
+
+    Parameters
+    ----------
+    source : str, path or SweepConfig
+        A path, a shipped config name (e.g. ``"separation"``, see :func:`shipped_configs`),
+        or TOML text (a string containing a newline); a SweepConfig is returned as is.
+
+    Returns
+    -------
+    SweepConfig
+        The validated config.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the line and the key: no such file or shipped config, TOML syntax,
+        an unknown or missing key, a bad value, a model's or task's own check failing.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments import load_config
+    >>> config = load_config('''
+    ... name = "tiny"
+    ... [task]
+    ... family = "MultiIndex"
+    ... degree = 2
+    ... [grid]
+    ... d = [4, 8]
+    ... n = [64, 256]
+    ... seeds = 2
+    ... [models.rf]
+    ... type = "RandomFeatures"
+    ... width = 32
+    ... ''')
+    >>> config.name, config.d, config.n, config.seeds, config.models[0].params
+    ('tiny', (4, 8), (64, 256), 2, {'width': 32})
+    >>> load_config("separation").source.endswith("separation.toml")
+    True
+    """
     if isinstance(source, SweepConfig):
         return source
     if isinstance(source, str) and "\n" in source:
@@ -202,11 +482,33 @@ def _split_key(dotted):
     return tuple(part.strip().strip("\"'") for part in dotted.split("."))
 
 
-def key_line(text, path):
-    """1-based line of the key ``path`` (a tuple such as ("models", "nn", "width")) in TOML
-    ``text``: the ``key = ...`` line inside its table, or the table header for a table. Falls
-    back to the longest prefix of ``path`` that is found (a key inside an inline table gives the
-    line of the inline table); None if nothing is found."""
+def key_line(text: str, path: tuple[str, ...]) -> int | None:
+    """1-based line of the key ``path`` in TOML ``text``.
+
+    Parameters
+    ----------
+    text : str
+        TOML source.
+    path : tuple of str
+        The key, e.g. ("models", "nn", "width").
+
+    Returns
+    -------
+    int or None
+        The ``key = ...`` line inside its table, or the table header for a table. Falls back
+        to the longest prefix of ``path`` that is found (a key inside an inline table gives
+        the line of the inline table); None if nothing is found.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments.config import key_line
+    >>> text = '''[grid]
+    ... d = [8]
+    ... [models.nn]
+    ... width = 64'''
+    >>> key_line(text, ("models", "nn", "width")), key_line(text, ("models", "nn", "ridge"))
+    (4, 3)
+    """
     found = {}
     table = ()
     for number, line in enumerate(text.splitlines(), start=1):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
+from os import PathLike
 from pathlib import Path
 
 from pyfeat.experiments.plots import plot_results, save_figure
@@ -19,8 +21,32 @@ from pyfeat.experiments.sweep import run_sweep
 __all__ = ["demo_config", "run_demo", "format_table"]
 
 
-def demo_config(quick=False, backend="auto", warm_up=False):
-    """The demo's sweep config as TOML text (``warm_up``: the same models on n = 64)."""
+def demo_config(quick: bool = False, backend: str = "auto", warm_up: bool = False) -> str:
+    """The demo's sweep config as TOML text (``warm_up``: the same models on n = 64).
+
+    Parameters
+    ----------
+    quick : bool, default False
+        The smaller grid of ``pyfeat demo --quick`` (module docstring).
+    backend : {"auto", "numba", "cuda", "numpy"}, default "auto"
+        Every model's backend.
+    warm_up : bool, default False
+        The same models on n = 64 (and 64 test samples): run once before the demo so that
+        its times do not include Numba's compilation.
+
+    Returns
+    -------
+    str
+        TOML text for :func:`pyfeat.experiments.load_config` / ``run_sweep``.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments import load_config
+    >>> from pyfeat.experiments.demo import demo_config
+    >>> config = load_config(demo_config(quick=True))
+    >>> config.name, config.d, config.n[0], config.n[-1], [m.name for m in config.models]
+    ('demo-quick', (24,), 288, 9216, ['nn', 'rf', 'ntk'])
+    """
     d, ns, width, n_test, ntk_max = (24, [288, 576, 1152, 2304, 4608, 9216], 1024, 4096, 4608) if quick \
         else (32, [512, 1024, 2048, 4096, 8192, 16384, 32768], 1024, 8192, 8192)
     if warm_up:
@@ -61,8 +87,32 @@ max_n = {ntk_max}
 """
 
 
-def format_table(rows, columns=("model", "d", "n", "test_mse", "fit_time")):
-    """Rows as an aligned text table (floats with 4 significant digits)."""
+def format_table(rows: Iterable[dict],
+                 columns: Sequence[str] = ("model", "d", "n", "test_mse", "fit_time")) -> str:
+    """Rows as an aligned text table (floats with 4 significant digits).
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Results rows; sorted by model, d, n and seed.
+    columns : sequence of str, default ("model", "d", "n", "test_mse", "fit_time")
+        The columns shown (test_mse, fit_time and test_rel get readable headers).
+
+    Returns
+    -------
+    str
+        A header line and one right-aligned line per row.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments.demo import format_table
+    >>> rows = [{"model": "nn", "d": 32, "n": 512, "seed": 0, "test_mse": 0.51234, "fit_time": 0.25},
+    ...         {"model": "ntk", "d": 32, "n": 512, "seed": 0, "test_mse": 0.9, "fit_time": 1.5}]
+    >>> print(format_table(rows))
+    model   d    n  test MSE  time (s)
+       nn  32  512    0.5123      0.25
+      ntk  32  512       0.9       1.5
+    """
     heads = {"test_mse": "test MSE", "fit_time": "time (s)", "test_rel": "MSE/Var(y)"}
     cells = [[heads.get(c, c) for c in columns]]
     for r in sorted(rows, key=lambda r: (r["model"], r["d"], r["n"], r["seed"])):
@@ -71,11 +121,39 @@ def format_table(rows, columns=("model", "d", "n", "test_mse", "fit_time")):
     return "\n".join("  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells)
 
 
-def run_demo(quick=False, out="demo.png", workdir=None, backend="auto", progress=True):
-    """Run the demo sweep and write its plot to ``out``. Returns (rows, seconds in all).
+def run_demo(quick: bool = False, out: str | PathLike = "demo.png", workdir: str | PathLike | None = None,
+             backend: str = "auto", progress: bool = True) -> tuple[list[dict], float]:
+    """Run the demo sweep and write its plot to ``out`` (what ``pyfeat demo`` does).
 
-    ``workdir`` keeps results.csv (default: a temporary directory); a rerun with the same
-    ``workdir`` resumes."""
+    Parameters
+    ----------
+    quick : bool, default False
+        The smaller grid (module docstring).
+    out : str or path, default "demo.png"
+        The plot; its suffix gives the format (none: png).
+    workdir : str or path, optional
+        Keeps results.csv (default: a temporary directory); a rerun with the same
+        ``workdir`` resumes.
+    backend : {"auto", "numba", "cuda", "numpy"}, default "auto"
+        Every model's backend.
+    progress : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    rows : list of dict
+        The demo's results rows.
+    seconds : float
+        Wall time in all (warm-up, sweep and plot).
+
+    Examples
+    --------
+    The quick demo takes about 5 s on 2 cores, so it is not run here:
+
+    >>> from pyfeat.experiments.demo import format_table, run_demo
+    >>> rows, seconds = run_demo(quick=True, out="demo.png")  # doctest: +SKIP
+    >>> print(format_table(rows))  # doctest: +SKIP
+    """
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pyfeat-demo-") as tmp:
         run_sweep(demo_config(quick, backend, warm_up=True), Path(tmp) / "warm-up", progress=False)

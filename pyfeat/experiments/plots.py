@@ -11,12 +11,18 @@ exponent β), the error is drawn against that parameter instead, one line per (m
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pyfeat.experiments.complexity import sample_complexity
 from pyfeat.experiments.results import swept_parameters
+
+if TYPE_CHECKING:  # matplotlib is imported when a plot is drawn
+    from matplotlib.figure import Figure
 
 __all__ = ["plot_results", "save_figure", "METRIC_LABELS"]
 
@@ -43,9 +49,45 @@ def _mean_curves(rows, x, metric, group):
     return curves
 
 
-def plot_results(results, threshold=None, metric="test_mse", x=None, interpolate=False, title=None):
-    """Figure of a sweep's results (see the module docstring). ``x``: "n" or a swept task
-    parameter (default: the swept parameter if there is one, else n). Returns the Figure."""
+def plot_results(results: Iterable[dict], threshold: float | None = None, metric: str = "test_mse",
+                 x: str | None = None, interpolate: bool = False, title: str | None = None) -> Figure:
+    """Figure of a sweep's results: error vs n, and n*(d) with its fit (module docstring).
+
+    Parameters
+    ----------
+    results : iterable of dict
+        Rows (:func:`load_results` or :func:`run_sweep`).
+    threshold : float, optional
+        Error threshold: drawn as a line, and with ``x="n"`` a second panel of n*(d) per model
+        with the fitted power law (:func:`sample_complexity`).
+    metric : {"test_mse", "test_rel"}, default "test_mse"
+        The error drawn.
+    x : str, optional
+        "n" or a swept task parameter (default: the swept parameter if there is one, else n).
+    interpolate : bool, default False
+        Interpolate n* log-log between grid points.
+    title : str, optional
+        The figure's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (never shown in a window; save it with :func:`save_figure`).
+
+    Raises
+    ------
+    ValueError
+        For empty results, an unknown metric, or ``x`` neither "n" nor a swept parameter.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments import plot_results
+    >>> rows = [{"model": "nn", "d": d, "n": n, "seed": s, "test_mse": d * d / n}
+    ...         for d in (8, 16) for n in (64, 256, 1024) for s in range(5)]
+    >>> fig = plot_results(rows, threshold=0.5, title="test MSE = d²/n")
+    >>> [ax.get_xlabel() for ax in fig.axes]
+    ['n (training samples)', 'd']
+    """
     rows = list(results)
     if not rows:
         raise ValueError("results is empty: nothing to plot")
@@ -114,8 +156,37 @@ def plot_results(results, threshold=None, metric="test_mse", x=None, interpolate
     return fig
 
 
-def save_figure(fig, path, formats=("png",), dpi=130):
-    """Save ``fig`` as ``path`` with each suffix in ``formats`` (e.g. png, pdf); returns the paths."""
+def save_figure(fig: Figure, path: str | PathLike, formats: Sequence[str] = ("png",),
+                dpi: float = 130) -> list[Path]:
+    """Save ``fig`` as ``path`` with each suffix in ``formats`` (e.g. png, pdf).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure (e.g. from :func:`plot_results`).
+    path : str or path
+        Output path; its suffix is replaced by each format's (directories are created).
+    formats : sequence of str, default ("png",)
+        Image formats matplotlib knows.
+    dpi : float, default 130
+        Resolution of raster formats.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, one per format.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from matplotlib.figure import Figure
+    >>> from pyfeat.experiments import save_figure
+    >>> fig = Figure()
+    >>> _ = fig.add_subplot().plot([1, 2], [3, 4])
+    >>> paths = save_figure(fig, tempfile.mkdtemp() + "/plots/line", ("png", "svg"))
+    >>> [p.name for p in paths], all(p.stat().st_size > 0 for p in paths)
+    (['line.png', 'line.svg'], True)
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -23,7 +23,10 @@ import io
 import json
 import math
 import os
+from collections.abc import Sequence
+from os import PathLike
 from pathlib import Path
+from typing import Any
 
 __all__ = ["BASE_COLUMNS", "LEGACY_COLUMNS", "ResultsWriter", "SweepError", "has_rows",
            "load_results", "results_path", "swept_parameters"]
@@ -41,12 +44,44 @@ _TEXT_COLUMNS = ("model", "type", "task", "experiment", "solver_", "backend", "v
 
 
 class SweepError(ValueError):
-    """A sweep's output cannot be used as asked: a malformed results file, other columns, another
-    config in the directory, a bad Dask address. The CLI prints it as one line (exit status 2)."""
+    """A sweep's output cannot be used as asked.
+
+    A malformed results file, other columns, another config in the directory, a bad Dask
+    address. The CLI prints it as one line (exit status 2).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from pyfeat.experiments import SweepError, load_results
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "results.csv"
+    >>> _ = path.write_text("model,d\\nnn,16\\n")
+    >>> try:
+    ...     load_results(path)
+    ... except SweepError as exc:
+    ...     print(str(exc).split(": ", 1)[1][:62])
+    not a pyfeat results file: its header lacks type, task, experi
+    """
 
 
-def results_path(path):
-    """``path`` itself if it is a file, else ``path/results.csv``."""
+def results_path(path: str | PathLike) -> Path:
+    """``path`` itself if it is a file, else ``path/results.csv``.
+
+    Parameters
+    ----------
+    path : str or path
+        A sweep's output directory or a ``.csv`` file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path`` when it ends in ``.csv``, else ``path/results.csv``.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments.results import results_path
+    >>> results_path("results/separation").as_posix(), results_path("old.csv").as_posix()
+    ('results/separation/results.csv', 'old.csv')
+    """
     path = Path(path)
     return path if path.suffix == ".csv" else path / "results.csv"
 
@@ -96,8 +131,35 @@ def _records(path, required=LEGACY_COLUMNS):
     return header, records
 
 
-def has_rows(path):
-    """True when the results file ``path`` exists and holds at least one row."""
+def has_rows(path: str | PathLike) -> bool:
+    """True when the results file ``path`` exists and holds at least one row.
+
+    Parameters
+    ----------
+    path : str or path
+        A results CSV.
+
+    Returns
+    -------
+    bool
+        False for a missing, empty or header-only file.
+
+    Raises
+    ------
+    SweepError
+        When the file is not a results file.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from pyfeat.experiments.results import BASE_COLUMNS, has_rows
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "results.csv"
+    >>> has_rows(path)
+    False
+    >>> _ = path.write_text(",".join(BASE_COLUMNS) + "\\n")         # a header only
+    >>> has_rows(path)
+    False
+    """
     return Path(path).is_file() and bool(_records(Path(path))[1])
 
 
@@ -106,10 +168,42 @@ class ResultsWriter:
 
     A file without rows (empty, or a header only: a run that failed at its first point) is
     started afresh. A file with rows must have the same header, or be an older results file
-    whose header lacks only ``ADDED_COLUMNS`` (it is then rewritten with this header). ``done``
-    holds the ``point_id`` of every row already in the file (for resume)."""
+    whose header lacks only ``ADDED_COLUMNS`` (it is then rewritten with this header). A
+    partial last line (a run killed mid-write) is dropped. Use it as a context manager, or
+    call :meth:`close`.
 
-    def __init__(self, path, columns):
+    Parameters
+    ----------
+    path : str or path
+        The results CSV (created with its directory if missing).
+    columns : sequence of str
+        The header (``pyfeat.experiments.sweep.columns(config)``); must contain ``point_id``.
+
+    Attributes
+    ----------
+    done : set of str
+        The ``point_id`` of every row already in the file or appended since (for resume).
+
+    Raises
+    ------
+    SweepError
+        When the file has rows with other columns, or is not a results file.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from pyfeat.experiments.results import ResultsWriter
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "results.csv"
+    >>> with ResultsWriter(path, ("model", "test_mse", "point_id")) as writer:
+    ...     writer.append({"model": "nn", "test_mse": 0.25, "point_id": "a1"})
+    >>> print(path.read_text(), end="")
+    model,test_mse,point_id
+    nn,0.25,a1
+    >>> ResultsWriter(path, ("model", "test_mse", "point_id")).done
+    {'a1'}
+    """
+
+    def __init__(self, path: str | PathLike, columns: Sequence[str]):
         self.path = Path(path)
         self.columns = tuple(columns)
         self.done = set()
@@ -146,12 +240,42 @@ class ResultsWriter:
             raise OSError(f"short write to {self.path}: {written} of {len(data)} bytes")
         os.fsync(self._fd)
 
-    def append(self, row):
-        """Write one row (a dict with the writer's columns) as a single atomic append."""
+    def append(self, row: dict) -> None:
+        """Write one row (a dict with the writer's columns) as a single atomic append.
+
+        One ``os.write`` on the file opened with ``O_APPEND``, then fsync: readers and a
+        killed run see whole rows. Floats are written exactly (repr), dicts as JSON, None as
+        an empty field.
+
+        Parameters
+        ----------
+        row : dict
+            Column -> value; missing columns are written empty; ``row["point_id"]`` is added
+            to ``done``.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> from pyfeat.experiments.results import ResultsWriter
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "results.csv"
+        >>> with ResultsWriter(path, ("model", "params", "point_id")) as writer:
+        ...     writer.append({"model": "nn", "params": {"width": 8}, "point_id": "a1"})
+        >>> print(path.read_text().splitlines()[1])
+        nn,"{""width"": 8}",a1
+        """
         self._write(_format(row, self.columns))
         self.done.add(row["point_id"])
 
-    def close(self):
+    def close(self) -> None:
+        """Close the file (the rows are on disk already: each append is fsync'ed).
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> from pyfeat.experiments.results import ResultsWriter
+        >>> writer = ResultsWriter(pathlib.Path(tempfile.mkdtemp()) / "results.csv", ("point_id",))
+        >>> writer.close()
+        """
         os.close(self._fd)
 
     def __enter__(self):
@@ -186,13 +310,58 @@ def _parse(column, value):
         return value
 
 
-def load_results(path, as_frame=False):
-    """Rows of a results CSV (``DIR`` or ``DIR/results.csv``): a list of dicts, or with
-    ``as_frame=True`` a pandas DataFrame (pandas is optional). Types: d, n, seed, n_iter_ int;
-    the metrics, fit_time and ridge_ float (NaN when empty); converged_ bool; params a dict;
-    other empty fields None; swept task parameters numbers when they read as numbers. A partial
-    last line (a run killed mid-write) is ignored; a header-only file has no rows. A malformed
-    file raises ``SweepError`` naming the line and column."""
+def load_results(path: str | PathLike, as_frame: bool = False) -> Any:
+    """Rows of a results CSV (``DIR`` or ``DIR/results.csv``).
+
+    Types: d, n, seed, ``n_iter_`` int; the metrics, fit_time and ``ridge_`` float (NaN when
+    empty); ``converged_`` bool; params a dict; other empty fields None; swept task
+    parameters numbers when they read as numbers. A partial last line (a run killed
+    mid-write) is ignored; a header-only file has no rows.
+
+    Parameters
+    ----------
+    path : str or path
+        A sweep's output directory, or a results CSV.
+    as_frame : bool, default False
+        Return a pandas DataFrame (pandas is optional) instead of a list of dicts.
+
+    Returns
+    -------
+    list of dict or pandas.DataFrame
+        One row per finished grid point, in the file's order.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no results file.
+    SweepError
+        For a malformed file, naming the line and column.
+    ImportError
+        For ``as_frame=True`` without pandas.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pyfeat.experiments import load_results, run_sweep
+    >>> out = tempfile.mkdtemp()
+    >>> _ = run_sweep('''
+    ... [task]
+    ... family = "MultiIndex"
+    ... degree = 2
+    ... [grid]
+    ... d = [4]
+    ... n = [64]
+    ... [models.rf]
+    ... type = "RandomFeatures"
+    ... width = 16
+    ... ''', out, progress=False)
+    >>> row = load_results(out)[0]
+    >>> row["model"], row["d"], type(row["test_mse"]).__name__, row["params"]["width"]
+    ('rf', 4, 'float', 16)
+    >>> load_results(out, as_frame=True)[["model", "d", "n"]]
+      model  d   n
+    0    rf  4  64
+    """
     if as_frame:
         try:
             import pandas
@@ -223,6 +392,23 @@ def _why(column, value, exc):
     return str(exc) if not isinstance(exc, json.JSONDecodeError) else f"not JSON: {value!r}"
 
 
-def swept_parameters(rows):
-    """The task parameters (columns beyond ``BASE_COLUMNS``) taking more than one value."""
+def swept_parameters(rows: Sequence[dict]) -> list[str]:
+    """The task parameters (columns beyond ``BASE_COLUMNS``) taking more than one value.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Results rows (:func:`pyfeat.experiments.load_results`).
+
+    Returns
+    -------
+    list of str
+        In column order; empty for no rows.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments.results import swept_parameters
+    >>> swept_parameters([{"model": "nn", "beta": 0.0, "r": 2}, {"model": "nn", "beta": 0.5, "r": 2}])
+    ['beta']
+    """
     return [k for k in rows[0] if k not in BASE_COLUMNS and len({r[k] for r in rows}) > 1] if rows else []

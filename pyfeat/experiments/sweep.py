@@ -30,12 +30,18 @@ first point) counts as no results: a plain rerun starts afresh.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import logging
 import os
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,18 +53,78 @@ from pyfeat.experiments.results import BASE_COLUMNS, ResultsWriter, SweepError, 
 __all__ = ["GridPoint", "GridPointError", "grid", "run_point", "run_sweep", "columns", "derive_seed",
            "dask_workers"]
 
+logger = logging.getLogger(__name__)
+
 DIST_HINT = 'Dask is an optional extra: pip install "pyfeat[dist]"'
 
 
-def derive_seed(*parts):
-    """A 32-bit seed from JSON-serializable parts (stable across processes and machines)."""
+def derive_seed(*parts: Any) -> int:
+    """A 32-bit seed from JSON-serializable parts (stable across processes and machines).
+
+    Parameters
+    ----------
+    *parts : JSON-serializable
+        What the seed depends on, e.g. (seed, role, d, task parameters, rep).
+
+    Returns
+    -------
+    int
+        The first 4 bytes (little-endian) of the SHA-256 of the parts' JSON, in [0, 2**32).
+
+    Examples
+    --------
+    >>> from pyfeat.experiments.sweep import derive_seed
+    >>> derive_seed(0, "task", 16, [], 0)
+    771552074
+    """
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
     return int.from_bytes(digest[:4], "little")
 
 
 @dataclass(frozen=True)
 class GridPoint:
-    """One model at one (d, n, rep, task parameter values) of a sweep."""
+    """One model at one (d, n, rep, task parameter values) of a sweep.
+
+    Parameters
+    ----------
+    config : SweepConfig
+        The sweep.
+    model : ModelSpec
+        The model fitted at this point.
+    d : int
+        Input dimension.
+    n : int
+        Training samples (in a transfer experiment: target samples).
+    rep : int
+        Repetition, 0 <= rep < config.seeds (the results' ``seed`` column).
+    values : tuple, default ()
+        ((task parameter, value), ...) of the swept task parameters.
+
+    See Also
+    --------
+    pyfeat.experiments.grid : All grid points of a config.
+    pyfeat.experiments.run_point : Fit one.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments import grid
+    >>> point = grid('''
+    ... name = "tiny"
+    ... n_test = 256
+    ... [task]
+    ... family = "MultiIndex"
+    ... degree = 2
+    ... [grid]
+    ... d = [4, 8]
+    ... n = [64, 256]
+    ... seeds = 2
+    ... [models.rf]
+    ... type = "RandomFeatures"
+    ... width = 32
+    ... ''')[0]
+    >>> point.label, point.d, point.n, point.rep
+    ('model=rf d=4 n=64 seed=0', 4, 64, 0)
+    """
 
     config: SweepConfig
     model: ModelSpec
@@ -68,23 +134,67 @@ class GridPoint:
     values: tuple = ()  # ((task parameter, value), ...) of the swept task parameters
 
     @property
-    def n_source(self):
-        """Source samples of a transfer experiment at this d (None for a regression)."""
+    def n_source(self) -> int | None:
+        """Source samples of a transfer experiment at this d (None for a regression).
+
+        Examples
+        --------
+        >>> from pyfeat.experiments import grid
+        >>> [p.n_source for p in grid("transfer")[:2]]               # n_source_per_d2·d²
+        [8192, 8192]
+        """
         return self.config.source_size(self.d)
 
     @property
-    def label(self):
-        """The point as text: model=nn d=16 n=256 seed=0 (and its swept task parameters)."""
+    def label(self) -> str:
+        """The point as text: model=nn d=16 n=256 seed=0 (and its swept task parameters).
+
+        Examples
+        --------
+        >>> from pyfeat.experiments import grid
+        >>> grid("spiked")[0].label
+        'model=nn d=256 n=1024 seed=0 beta=0.0'
+        """
         return " ".join(f"{k}={v}" for k, v in [("model", self.model.name), ("d", self.d),
                                                  ("n", self.n), ("seed", self.rep), *self.values])
 
-    def seed(self, role, with_n=False):
+    def seed(self, role: str, with_n: bool = False) -> int:
+        """The seed of one random thing of this point (see the module docstring).
+
+        Parameters
+        ----------
+        role : {"task", "train", "test", "source", "model"}
+            What the seed is for.
+        with_n : bool, default False
+            Whether it depends on n too (the training data does; the task draw and the test
+            set are the same at every n).
+
+        Returns
+        -------
+        int
+            ``derive_seed(config.seed, role, d, values, [n,] rep)``.
+
+        Examples
+        --------
+        >>> from pyfeat.experiments import grid
+        >>> a, b = [p for p in grid("separation") if p.model.name == "nn" and p.d == 16 and p.rep == 0][:2]
+        >>> a.n != b.n, a.seed("test") == b.seed("test"), a.seed("train", True) == b.seed("train", True)
+        (True, True, False)
+        """
         coords = [self.config.seed, role, self.d, list(self.values)]
         return derive_seed(*coords, *([self.n] if with_n else []), self.rep)
 
     @property
-    def point_id(self):
-        """Hash of everything that determines this point's row (resume skips known ids)."""
+    def point_id(self) -> str:
+        """Hash of everything that determines this point's row (resume skips known ids).
+
+        Examples
+        --------
+        >>> from pyfeat.experiments import grid
+        >>> ids = [p.point_id for p in grid("separation")]
+        >>> len(ids[0]), len(set(ids)) == len(ids)
+        (16, True)
+        """
         c, m = self.config, self.model
         return hashlib.sha256(json.dumps([
             c.experiment, c.task, c.task_params, c.seed, c.n_test, c.noise, c.dtype, self.n_source,
@@ -92,15 +202,70 @@ class GridPoint:
         ], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def columns(config):
-    """The results.csv columns of a sweep: the base columns with its swept task parameters."""
+def columns(config: SweepConfig) -> tuple[str, ...]:
+    """The results.csv columns of a sweep: the base columns with its swept task parameters.
+
+    Parameters
+    ----------
+    config : SweepConfig
+        The sweep.
+
+    Returns
+    -------
+    tuple of str
+        ``BASE_COLUMNS`` with the swept task parameters inserted after ``seed``.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments import load_config
+    >>> from pyfeat.experiments.sweep import columns
+    >>> columns(load_config("spiked"))[:9]
+    ('model', 'type', 'task', 'experiment', 'd', 'n', 'seed', 'beta', 'test_mse')
+    """
     at = BASE_COLUMNS.index("seed") + 1
     return BASE_COLUMNS[:at] + tuple(config.sweep) + BASE_COLUMNS[at:]
 
 
-def grid(config):
-    """All grid points of a config, in the order d, task parameter values, n, seed, model
-    (points with n above a model's ``max_n`` are left out)."""
+def grid(config: str | PathLike | SweepConfig) -> list[GridPoint]:
+    """All grid points of a config, in the order d, task parameter values, n, seed, model.
+
+    Points with n above a model's ``max_n`` are left out.
+
+    Parameters
+    ----------
+    config : SweepConfig, path, shipped name or TOML text
+        The sweep (read by :func:`load_config`).
+
+    Returns
+    -------
+    list of GridPoint
+        The points.
+
+    Raises
+    ------
+    ConfigError
+        When the config does not load.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments import grid
+    >>> points = grid('''
+    ... name = "tiny"
+    ... n_test = 256
+    ... [task]
+    ... family = "MultiIndex"
+    ... degree = 2
+    ... [grid]
+    ... d = [4, 8]
+    ... n = [64, 256]
+    ... seeds = 2
+    ... [models.rf]
+    ... type = "RandomFeatures"
+    ... width = 32
+    ... ''')
+    >>> len(points), [p.label for p in points[:3]]
+    (8, ['model=rf d=4 n=64 seed=0', 'model=rf d=4 n=64 seed=1', 'model=rf d=4 n=256 seed=0'])
+    """
     config = load_config(config)
     names = list(config.sweep)
     combos = [()]
@@ -113,9 +278,32 @@ def grid(config):
 
 
 class GridPointError(RuntimeError):
-    """A grid point raised while running; ``point`` is the GridPoint, ``__cause__`` the error."""
+    """A grid point raised while running; ``point`` is the GridPoint, ``__cause__`` the error.
 
-    def __init__(self, point, error):
+    :func:`run_sweep` raises it; the rows already written stay, and a rerun with
+    ``resume=True`` continues from them.
+
+    Parameters
+    ----------
+    point : GridPoint
+        The point that failed.
+    error : Exception
+        What it raised.
+
+    Attributes
+    ----------
+    point : GridPoint
+        The point that failed.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments import GridPointError, grid
+    >>> point = grid("separation")[0]
+    >>> print(GridPointError(point, FloatingPointError("diverged")))
+    grid point model=nn d=16 n=256 seed=0 failed: FloatingPointError: diverged
+    """
+
+    def __init__(self, point: GridPoint, error: BaseException):
         super().__init__(f"grid point {point.label} failed: {type(error).__name__}: {error}")
         self.point = point
 
@@ -133,10 +321,46 @@ def _backend_of(model):
     return resolve_backend(model.backend)
 
 
-def run_point(point, threads=None):
+def run_point(point: GridPoint, threads: int | None = None) -> dict:
     """Fit the point's model and return its results row (a dict over ``columns``).
 
-    ``threads`` limits BLAS and Numba threads for this point (Dask workers sharing a machine)."""
+    Draws the task, the training and test data and the model from the point's seeds (module
+    docstring), fits (in a transfer experiment: on the source, then ``transfer`` to the
+    target) and measures the metrics.
+
+    Parameters
+    ----------
+    point : GridPoint
+        The grid point.
+    threads : int, optional
+        Limits BLAS and Numba threads for this point (Dask workers sharing a machine).
+
+    Returns
+    -------
+    dict
+        The row: one value per column of ``columns(point.config)`` (module docstring).
+
+    Examples
+    --------
+    >>> from pyfeat.experiments import grid, run_point
+    >>> point = grid('''
+    ... name = "tiny"
+    ... n_test = 256
+    ... [task]
+    ... family = "MultiIndex"
+    ... degree = 2
+    ... [grid]
+    ... d = [4, 8]
+    ... n = [64, 256]
+    ... seeds = 2
+    ... [models.rf]
+    ... type = "RandomFeatures"
+    ... width = 32
+    ... ''')[0]
+    >>> row = run_point(point, threads=1)
+    >>> row["model"], row["d"], row["n"], row["seed"], 0 < row["test_rel"] < 1
+    ('rf', 4, 64, 0, True)
+    """
     if threads is None:
         return _run_point(point)
     import numba
@@ -213,9 +437,35 @@ def _run_point(point):
     }
 
 
-def dask_workers(dask):
-    """N for ``dask="local:N"``, None for a scheduler address or a Client; SweepError (a
-    ValueError) for anything else."""
+def dask_workers(dask: Any) -> int | None:
+    """N for ``dask="local:N"``, None for a scheduler address or a Client.
+
+    Parameters
+    ----------
+    dask : str or distributed.Client
+        ``"local:N"``, a scheduler address, or a Client.
+
+    Returns
+    -------
+    int or None
+        N for ``"local:N"``; None for an address or a Client.
+
+    Raises
+    ------
+    SweepError
+        (a ValueError) for anything else: an empty address, N not a positive integer, another
+        type.
+
+    Examples
+    --------
+    >>> from pyfeat.experiments.sweep import dask_workers
+    >>> dask_workers("local:2"), dask_workers("tcp://10.0.0.1:8786")
+    (2, None)
+    >>> dask_workers("local:0")
+    Traceback (most recent call last):
+    ...
+    pyfeat.experiments.results.SweepError: 'local:N' needs a worker count N >= 1, got 'local:0'
+    """
     if not isinstance(dask, str):
         if hasattr(dask, "submit"):
             return None
@@ -240,37 +490,136 @@ def _dask_client(dask):
     if isinstance(dask, Client):
         return dask, None, None
     if workers is not None:
+        dashboard = ":0" if importlib.util.find_spec("bokeh") is not None else None  # the dashboard needs bokeh
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=dashboard)
+        client = Client(cluster)
+        _announce(client)
         # Dask's nannies start workers with OMP/MKL/OPENBLAS_NUM_THREADS=1: set the count here
-        return Client(cluster), cluster, max(1, (os.cpu_count() or 1) // workers)
+        return client, cluster, max(1, (os.cpu_count() or 1) // workers)
+    timeout = connect_timeout()
     try:
-        return Client(dask), None, None
-    except OSError as exc:  # no scheduler there (distributed raises OSError after its connect timeout)
-        raise SweepError(f"cannot connect to the Dask scheduler at {dask!r}: {exc}") from None
+        client = Client(dask, timeout=timeout)
+    except (OSError, TimeoutError) as exc:  # no scheduler there (after the connect timeout)
+        raise SweepError(f"cannot connect to the Dask scheduler at {dask!r} within {timeout:g} s "
+                         f"(PYFEAT_DASK_TIMEOUT): {exc}") from None
+    _announce(client)
+    return client, None, None
 
 
-def run_sweep(config, out, dask=None, resume=False, progress=True, on_row=None):
-    """Run every grid point of ``config`` (a ``SweepConfig``, a path, a shipped name or TOML
-    text) that ``out/results.csv`` does not hold yet, appending one row per finished point.
+def connect_timeout() -> float:
+    """Seconds to wait for a Dask scheduler: PYFEAT_DASK_TIMEOUT, default 10.
+
+    Returns
+    -------
+    float
+        The value of the environment variable ``PYFEAT_DASK_TIMEOUT`` (seconds), or 10.
+
+    Raises
+    ------
+    SweepError
+        When ``PYFEAT_DASK_TIMEOUT`` is not a positive number.
+
+    Examples
+    --------
+    >>> import os
+    >>> from pyfeat.experiments.sweep import connect_timeout
+    >>> connect_timeout() == float(os.environ.get("PYFEAT_DASK_TIMEOUT", "10"))
+    True
+    """
+    value = os.environ.get("PYFEAT_DASK_TIMEOUT", "10")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise SweepError(f"PYFEAT_DASK_TIMEOUT must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
+def _announce(client):
+    """Log (and print, for the command line) where the cluster's dashboard is."""
+    link = getattr(client, "dashboard_link", None)
+    workers = len(client.scheduler_info().get("workers", {}))
+    message = f"Dask: {workers} worker(s) at {client.scheduler.address}" + (f", dashboard {link}" if link else "")
+    logger.info(message)
+    print(message, file=sys.stderr)
+
+
+def run_sweep(config: str | PathLike | SweepConfig, out: str | PathLike, dask: Any = None,
+              resume: bool = False, progress: bool = True,
+              on_row: Callable[[dict], Any] | None = None) -> list[dict]:
+    """Run every grid point of ``config`` that ``out/results.csv`` does not hold yet.
+
+    One row is appended per finished point (atomically: a killed run loses at most the points
+    in flight).
 
     Parameters
     ----------
-    out : directory for ``results.csv`` and a copy of the config (``config.toml``).
-    dask : None (run here, one point after another), ``"local:N"`` (a LocalCluster of N
-        worker processes running one point each with cores // N BLAS and Numba threads), a
-        scheduler address, or a ``distributed.Client``. Rows are
-        written by this process only. The rows equal those of a local run exactly when each
-        point runs with the same thread count (N = 1, or a cluster of whole machines); with
-        fewer threads per point, float reductions may round differently.
-    resume : skip the points already in ``out/results.csv``. Without it an existing results
-        file with rows is an error (a sweep never silently mixes with an old one); a file
-        without rows (a run that failed at its first point) is no results.
-    progress : show a progress bar over the grid points.
-    on_row : optional callable(row), called after each row is written.
+    config : SweepConfig, path, shipped name or TOML text
+        The sweep (read by :func:`load_config`).
+    out : str or path
+        Directory for ``results.csv`` and a copy of the config (``config.toml``).
+    dask : None, str or distributed.Client, default None
+        None (run here, one point after another), ``"local:N"`` (a LocalCluster of N worker
+        processes running one point each with cores // N BLAS and Numba threads), a scheduler
+        address, or a ``distributed.Client``. Rows are written by this process only. The rows
+        equal those of a local run exactly when each point runs with the same thread count
+        (N = 1, or a cluster of whole machines); with fewer threads per point, float
+        reductions may round differently.
+    resume : bool, default False
+        Skip the points already in ``out/results.csv``. Without it an existing results file
+        with rows is an error (a sweep never silently mixes with an old one); a file without
+        rows (a run that failed at its first point) is no results.
+    progress : bool, default True
+        Show a progress bar over the grid points.
+    on_row : callable, optional
+        ``on_row(row)``, called after each row is written.
 
-    Returns the rows of ``out/results.csv`` (``load_results``). A grid point that fails raises
-    ``GridPointError`` (see the module docstring).
+    Returns
+    -------
+    list of dict
+        The rows of ``out/results.csv`` (:func:`load_results`).
+
+    Raises
+    ------
+    GridPointError
+        When a grid point fails (see the module docstring).
+    ConfigError
+        When the config does not load.
+    FileExistsError
+        When ``out/results.csv`` has rows and ``resume`` is False.
+    SweepError
+        For a bad ``dask`` value, a scheduler not reached within ``PYFEAT_DASK_TIMEOUT``
+        seconds (:func:`pyfeat.experiments.sweep.connect_timeout`), another config's rows in
+        ``out``, or a malformed results file.
+    RuntimeError
+        When ``dask`` is given but dask.distributed is not installed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pyfeat.experiments import run_sweep
+    >>> out = tempfile.mkdtemp()
+    >>> text = '''
+    ... name = "tiny"
+    ... n_test = 256
+    ... [task]
+    ... family = "MultiIndex"
+    ... degree = 2
+    ... [grid]
+    ... d = [4, 8]
+    ... n = [64, 256]
+    ... seeds = 2
+    ... [models.rf]
+    ... type = "RandomFeatures"
+    ... width = 32
+    ... '''
+    >>> rows = run_sweep(text, out, progress=False)
+    >>> len(rows), sorted({(r["d"], r["n"]) for r in rows})
+    (8, [(4, 64), (4, 256), (8, 64), (8, 256)])
+    >>> len(run_sweep(text, out, resume=True, progress=False))   # nothing left to run
+    8
     """
     config = load_config(config)
     if dask is not None:

@@ -22,7 +22,8 @@ so every λ of the grid costs O(m) once V is known (Golub, Heath & Wahba 1979).
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
+
+from pyfeat import _linalg
 
 # ridge="auto": GCV over λ = mean eigenvalue of A × 10^k for k in this grid (scale free; the low
 # end stays above the rounding level of a Gram accumulated in float32 blocks)
@@ -36,7 +37,7 @@ def auto_grid(A):
 
 def eigh(A):
     """(s, V): eigenvalues (clipped at 0: A is a Gram) and eigenvectors of the symmetric A."""
-    s, V = scipy.linalg.eigh(A, check_finite=False, driver="evd")
+    s, V = _linalg.eigh(A, driver="evd")
     return np.maximum(s, 0.0), V
 
 
@@ -59,7 +60,7 @@ def ridge_eig(s, V, z, lam):
 def ridge_solve(A, c, lam):
     """a_λ = (A + λI)⁻¹c by Cholesky."""
     M = A + lam * np.eye(A.shape[0])
-    return scipy.linalg.cho_solve(scipy.linalg.cho_factor(M, check_finite=False), c, check_finite=False)
+    return _linalg.cho_solve(_linalg.cho_factor(M, overwrite_a=True), c)
 
 
 def gradient_descent(A, c, q, a0, weight_decay, lr, steps):

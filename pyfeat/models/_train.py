@@ -43,7 +43,8 @@ comes free with the step's gradient pass; t = T costs one forward pass), for min
 loss of the batch that step t + 1 uses, at θ_t (an unbiased estimate; t = T: the next batch);
 "val_loss" = the same loss on the validation data (when given); then the objective's
 diagnostics. ``callback(t, row, params)`` runs after each logged step with that step's row; a
-true return value stops training there. A loss that is not finite raises ValueError naming lr.
+true return value stops training there. A loss that is not finite (divergence) raises ValueError
+naming lr.
 """
 
 from __future__ import annotations
@@ -129,8 +130,8 @@ def log_steps(steps, log_every):
 
 def _finite(sq, t, lr):
     if not math.isfinite(sq):
-        raise ValueError(f"lr={lr!r} is too large for this data: the training loss is {sq} at step {t}; "
-                         "lower lr (or use lr='auto')")
+        raise ValueError(f"lr={lr!r} is too large for this data: the training loss is {sq} at step {t} "
+                         "(diverged); use a smaller learning rate")
 
 
 def train(objective, data, *, steps, lr, batch_size=None, weight_decay=0.0, rng=None, log_every=1,
@@ -144,7 +145,9 @@ def train(objective, data, *, steps, lr, batch_size=None, weight_decay=0.0, rng=
     rows = []
     batches = data.batches(batch_size, rng)
     params, scale = objective.params, objective.lr_scale
-    with tqdm(total=steps, disable=not verbose, desc=desc, unit="step") as bar:
+    # overflow on the way to divergence is reported once, by _finite, instead of as warnings
+    with tqdm(total=steps, disable=not verbose, desc=desc, unit="step") as bar, \
+            np.errstate(over="ignore", invalid="ignore"):
         for t in range(steps + 1):
             objective.begin_step(t)
             batch_rows, sq, grads = 0, 0.0, None

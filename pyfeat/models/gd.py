@@ -7,13 +7,9 @@ b = 0 unless ``bias=True`` (then b is trained with the first layer, from b = 0).
 parameterization sets the output multiplier c_m, the init scale of a and the learning-rate
 multiplier s_m (every parameter's step is lr·s_m·gradient):
 
-==============  ==============================  =========  ========  =======
-parameterization f(x)                            w_j init   a_j init  s_m
-==============  ==============================  =========  ========  =======
-``"ntk"``       (1/√m) Σ a_j σ(w_j·x)             N(0, I_d)  N(0, 1)   1
-``"mean_field"`` (1/m) Σ a_j σ(w_j·x)             N(0, I_d)  N(0, 1)   m
-``"standard"``  Σ a_j σ(w_j·x)                    N(0, I_d)  N(0, 1/m) 1/m
-==============  ==============================  =========  ========  =======
+- ``"ntk"``: f(x) = (1/√m) Σ a_j σ(w_j·x), w_j ~ N(0, I_d), a_j ~ N(0, 1), s_m = 1;
+- ``"mean_field"``: f(x) = (1/m) Σ a_j σ(w_j·x), the same init, s_m = m;
+- ``"standard"``: f(x) = Σ a_j σ(w_j·x), w_j ~ N(0, I_d), a_j ~ N(0, 1/m), s_m = 1/m.
 
 "ntk" is exactly seed 003's f(x) = (1/√m) Σ_i b_i σ(a_iᵀx), a_i ~ N(0, I_d), b_i ~ N(0, 1)
 (seed 003's a_i, b_i are w_j, a_j here). In all three s_m c_m² = 1/m, so a step moves the
@@ -40,7 +36,6 @@ m → ∞ (and η → 0 at fixed ηT: the flow is the continuous-time limit of t
 
 from __future__ import annotations
 
-import numbers
 import time
 
 import numpy as np
@@ -48,6 +43,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 
 from pyfeat import backend as _backend
 from pyfeat import kernels as _kernels
+from pyfeat._dask import is_dask
 from pyfeat import ops
 from pyfeat._base import FLOAT_DTYPES, Regressor, check_is_fitted
 from pyfeat.models import _data, _train
@@ -86,8 +82,8 @@ def _stream_moments(source):
             total[0] += _sum_sq(Xb)  # runs once moments has checked the block
             dtypes.append(working_dtype(Xb))
 
-    n, d, _, _, sum_y = _data.moments(tapped)
-    return n, d, sum_y, total[0], dtypes[0]
+    mom = _data.moments(tapped)
+    return mom.n, mom.d, mom.sum_y, total[0], dtypes[0]
 
 
 class _NetworkObjective:
@@ -103,7 +99,6 @@ class _NetworkObjective:
         self.lr_scale = {name: s for name in trained if name in self.params}
         self.W0, self.a0 = xp.asarray(W), xp.asarray(a)
         self.U = None if U is None else xp.asarray(U)
-        self.begin_step(0)
 
     def begin_step(self, t):
         p, dt = self.params, self.dt
@@ -160,6 +155,8 @@ class GDNetwork(Regressor):
     lr : float > 0 or "auto". "auto": lr = 1/mean_i(‖x_i‖² + [bias]), the inverse of the
         trace per sample of the limiting tangent kernel (tr K/n = mean ‖x‖² for the "ntk" kernel),
         so that lr·λ_max(K/n) ≤ 1: stable in the kernel regime, slow beyond it.
+    lr_factor : float > 0. The rate used is lr_factor × lr (e.g. lr="auto", lr_factor=8: eight
+        times the kernel-safe rate, ≈ 8/d for x ~ N(0, I_d), the same relative step at every d).
     steps : int ≥ 0. T, the number of gradient steps.
     batch_size : None (full batch) or int ≥ 1 (mini-batches; from arrays a fresh permutation per
         epoch, from a stream consecutive rows: ``pyfeat.models._train``).
@@ -188,12 +185,14 @@ class GDNetwork(Regressor):
     """
 
     def __init__(self, width=2048, parameterization="ntk", init="symmetric", lr="auto", steps=100,
-                 batch_size=None, train="both", weight_decay=0.0, bias=False, seed=0, backend="auto",
-                 block_size=None, log_every=None, verbose=False, callback=None, random_state=None):
+                 batch_size=None, train="both", weight_decay=0.0, bias=False, lr_factor=1.0, seed=0,
+                 backend="auto", block_size=None, log_every=None, verbose=False, callback=None,
+                 random_state=None):
         self.width = width
         self.parameterization = parameterization
         self.init = init
         self.lr = lr
+        self.lr_factor = lr_factor
         self.steps = steps
         self.batch_size = batch_size
         self.train = train
@@ -224,6 +223,7 @@ class GDNetwork(Regressor):
             if getattr(self, name) is not None:
                 _int(name, getattr(self, name), 1)
         _real("weight_decay", self.weight_decay, strict=False)
+        _real("lr_factor", self.lr_factor)
         for name in ("bias", "verbose"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -247,16 +247,18 @@ class GDNetwork(Regressor):
     def fit(self, X, y=None, X_val=None, y_val=None, U=None):
         """Train on arrays X (n, d), y (n,), or on a reproducible stream of (X_block, y_block)
         (a re-iterable, or a callable returning a fresh iterator; y=None), as ``TwoLayerReLU``.
+        Dask arrays are read chunk by chunk (each pass computes the chunks in turn; the steps run
+        here).
         X_val, y_val: held-out arrays for the "val_loss" history; U (r, d) (or a task with
         ``.U``): the subspace of the "alignment" history. Returns self."""
         m = self._check_params()
         dev = ops.device(self.backend)
-        if y is not None:
+        if y is not None and not is_dask(X):
             X, y = self._validate_xy(X, y)
             data = _train.Data(dev, X, y)
-            sum_sq = _sum_sq(data.X)
+            sum_sq = _sum_sq(data.X) if isinstance(self.lr, str) else None
         else:
-            source = _data.fit_source(self, X, None)
+            source = _data.fit_source(self, X, y)  # a stream, or a dask array's chunks
             n, d, sum_y, sum_sq, dt = _stream_moments(source)
             data = _train.Data(dev, source=source, n=n, sum_y=sum_y, dtype=dt)
             self.n_features_in_ = d
@@ -275,7 +277,8 @@ class GDNetwork(Regressor):
         self.n_samples_ = n
         c, _, s = (f(m) for f in PARAMETERIZATIONS[self.parameterization])
         self.output_scale_ = c
-        self.lr_ = 1.0 / (sum_sq / n + float(self.bias)) if isinstance(self.lr, str) else float(self.lr)
+        lr = 1.0 / (sum_sq / n + float(self.bias)) if isinstance(self.lr, str) else float(self.lr)
+        self.lr_ = float(self.lr_factor) * lr
         init_seq, batch_seq = self._seed_sequence().spawn(2)
         W0, a0 = self._init(m, d, np.random.default_rng(init_seq))
         self.W_init_, self.a_init_ = W0, a0
@@ -310,20 +313,22 @@ class GDNetwork(Regressor):
 
     # -- prediction and diagnostics -----------------------------------------------------------
 
-    def predict(self, X):
-        """f(x) = c_m aᵀσ(Wx + b) for each row of X (streamed; float32 for float32 X)."""
+    def _predict(self, X):
+        """f(x) = c_m aᵀσ(Wx + b) for each row of X (streamed; float32 for float32 X; ``predict``
+        of a dask array maps this over its chunks)."""
         X = self._validate_x(X)
         dev = ops.device(self.backend)
         Xd = dev.asarray(X)
         dt = working_dtype(Xd)
         W, b, a = (dev.asarray(np.ascontiguousarray(v, dtype=dt)) for v in
                    (self.W_, self.b_, self.output_scale_ * self.a_))
-        out = blocked.relu_predict(dev, Xd, W, b, a, self.block_size)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            out = self._finite_predictions(blocked.relu_predict(dev, Xd, W, b, a, self.block_size))
         return out if _backend.is_cupy(X) else _backend.to_numpy(out)
 
     def alignment(self, U, init=False):
         """‖W Πᵤ‖_F² / ‖W‖_F²: the fraction of first-layer energy in span(U) (U: (r, d) rows, or a
-        task with ``.U``); W = W_init_ with ``init=True``."""
+        task with ``.U``); W = ``W_init_`` with ``init=True``."""
         check_is_fitted(self)
         W = self.W_init_ if init else self.W_
         return float(np.sum((W @ _subspace(U, W.shape[1])) ** 2) / np.sum(W**2))

@@ -346,16 +346,18 @@ class _TaylorModel(Regressor):
             out += [xp.ascontiguousarray(Wp, dtype=dt), xp.zeros(a.shape[0], dt) if b is None else b.astype(dt)]
         return (*out, dev.asarray(c1 * a, dt), dev.asarray(c2 * a, dt), rep.features)
 
-    def predict(self, X):
+    def _predict(self, X):
         """The predictor E_S f(x) of the fitted Taylor model (f⁽²⁾ for order 2 with resampled
         signs, f⁽¹⁾ + f⁽²⁾ with signs="none", f⁽¹⁾ for order 1, f⁽²⁾ for "2only"), streamed;
-        float32 for float32 X."""
+        float32 for float32 X (``predict`` of a dask array maps this over its chunks)."""
         X = self._validate_x(X)
         dev = ops.device(self.backend)
         Xd = dev.asarray(X)
         W0, b0, W, b, a1, a2, features = self._predictor(dev, working_dtype(Xd))
-        out = blocked.taylor_predict(dev, Xd, W0, b0, W, b, a1, a2, _activation_table.parse(self.activation),
-                                     features, self.block_size)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            out = self._finite_predictions(blocked.taylor_predict(dev, Xd, W0, b0, W, b, a1, a2,
+                                                                  _activation_table.parse(self.activation),
+                                                                  features, self.block_size))
         return out if _backend.is_cupy(X) else _backend.to_numpy(out)
 
 

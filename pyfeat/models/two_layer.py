@@ -31,6 +31,7 @@ and a source that yields different data raises ValueError.
 from __future__ import annotations
 
 import functools
+import logging
 import numbers
 import time
 
@@ -40,11 +41,14 @@ import scipy.linalg
 from pyfeat import backend as _backend
 from pyfeat import ops
 from pyfeat._base import Regressor, check_is_fitted, clone
+from pyfeat._memory import hint
 from pyfeat.models import _data, _head
 from pyfeat.ops import blocked
 from pyfeat.ops._plan import working_dtype
 
 __all__ = ["TwoLayerReLU", "RandomFeatures"]
+
+logger = logging.getLogger(__name__)
 
 _HEADS = ("ridge", "gd")
 # rows per block of fit_task's stream (the ops block again inside)
@@ -71,6 +75,23 @@ def _int(name, value, low):
     return int(value)
 
 
+def _client(client):
+    """A distributed.Client: the one given, or Dask's current one for "default"."""
+    if isinstance(client, str) and client == "default":
+        from distributed import get_client
+
+        return get_client()
+    if not hasattr(client, "compute"):
+        raise TypeError(f"client must be a distributed.Client or 'default', got {type(client).__name__}")
+    return client
+
+
+def _norm(A):
+    """Frobenius norm without overflow or underflow of the squares: s·‖A/s‖, s = max|A|."""
+    s = float(np.abs(A).max()) if A.size else 0.0
+    return s * float(np.linalg.norm(A / s)) if s > 0 else 0.0
+
+
 def _subspace(U, d):
     """Orthonormal basis (d, r) of span(U) for U (r, d) rows (or a task with ``.U``)."""
     U = _backend.to_numpy(getattr(U, "U", U)).astype(np.float64)
@@ -79,6 +100,38 @@ def _subspace(U, d):
     if not np.isfinite(U).all():
         raise ValueError("U contains NaN or inf")
     return scipy.linalg.orth(U.T)
+
+
+# ---------------------------------------------------------------------------------------------
+# the per-block work of the data passes (module functions: a Dask pass ships them to the workers)
+
+
+def _block_on_device(Xb, yb, backend, alpha, beta, e, *arrays):
+    """(device, X_b, ỹ_b·2^{-e}, arrays) on the device, in the block's working dtype."""
+    dev = ops.device(backend)
+    r = _data.residual(Xb, yb, alpha, beta, e)
+    Xb = dev.asarray(Xb)
+    dt = working_dtype(Xb)
+    return dev, Xb, dev.asarray(r, dt), [dev.asarray(np.ascontiguousarray(a, dtype=dt)) for a in arrays]
+
+
+def _gradient_part(Xb, yb, backend, block_size, alpha, beta, e, W0, a0, second_moment=False):
+    """n_b · ∇_W L on block b (pass 2), and X_bᵀX_b (float64) with ``second_moment``."""
+    dev, Xd, r, (W, a, b) = _block_on_device(Xb, yb, backend, alpha, beta, e, W0, a0, np.zeros(len(a0)))
+    g = blocked.first_step_gradient(dev, Xd, r, W, a, b, block_size)
+    part = (Xb.shape[0] * _backend.to_numpy(g).astype(np.float64),)
+    if not second_moment:
+        return part
+    X64 = _backend.array_module(Xd).asarray(Xd, dtype=np.float64)
+    return part + (_backend.to_numpy(X64.T @ X64),)
+
+
+def _gram_part(Xb, yb, backend, block_size, alpha, beta, e, W, b):
+    """(ΦᵀΦ, Φᵀỹ, ‖ỹ‖²) on block b (pass 3), ỹ rescaled by 2^{-e}."""
+    dev, Xd, r, (Wd, bd) = _block_on_device(Xb, yb, backend, alpha, beta, e, W, b)
+    G, c = blocked.relu_gram(dev, Xd, Wd, bd, r, block_size)
+    r = r.astype(dev.xp.float64)
+    return _backend.to_numpy(G), _backend.to_numpy(c), float(r @ r)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,6 +167,8 @@ class _ReLUNetwork(Regressor):
         self._check_seeds()
         if self.block_size is not None:
             _int("block_size", self.block_size, 1)
+        if not isinstance(self.verbose, (bool, np.bool_)):
+            raise TypeError(f"verbose must be a bool, got {self.verbose!r}")
         _backend.resolve(self.backend)
         return width
 
@@ -127,6 +182,14 @@ class _ReLUNetwork(Regressor):
             return [dev.asarray(np.ascontiguousarray(a, dtype=dt)) for a in arrays]
 
         return dev, f
+
+    def _progress(self, blocks, phase, total=None):
+        """The blocks of one pass, with a tqdm bar when ``verbose``."""
+        if not self.verbose:
+            return blocks
+        from tqdm.auto import tqdm
+
+        return tqdm(blocks, desc=f"{type(self).__name__} {phase}", total=total, unit="block", leave=False)
 
     def _rngs(self):
         """Independent generators for the init and the bias re-initialization."""
@@ -147,19 +210,34 @@ class _ReLUNetwork(Regressor):
         (a re-iterable, or a callable returning a fresh iterator; y=None). Returns self."""
         return self._fit(_data.fit_source(self, X, y))
 
-    def fit_task(self, task, n, seed=0, block=_STREAM_BLOCK, dtype=np.float64):
+    def _memory_hint(self):
+        return hint(f"{type(self).__name__}(width={self.width}).fit",
+                    "width (the head's m×m Gram and its eigendecomposition: about 24m² bytes) or "
+                    "PYFEAT_MEMORY_BUDGET_MB (the row blocks)")
+
+    def fit_task(self, task, n, seed=0, block=_STREAM_BLOCK, dtype=np.float64, client=None):
         """Fit on n samples of ``task.stream(n, block=block, seed=seed, dtype=dtype)``, never
         holding X whole (memory O(m² + block·(d + m))). ``dtype=np.float32`` halves the time at
-        large n (a float32 stream draws other rows than a float64 one). Returns self."""
+        large n (a float32 stream draws other rows than a float64 one). With a
+        ``distributed.Client``, each block is generated and used on a worker (``client="default"``:
+        Dask's current client); the fit equals the local one to float64 rounding. Returns self."""
         n = _int("n", n, 1)
+        if client is not None:
+            return self._fit(_data.DaskSource.from_task(task, n, seed, block, dtype, _client(client)))
         return self._fit(lambda: task.stream(n, block=block, seed=seed, dtype=dtype))
 
     def _fit(self, source, first_layer=None):
         """All passes; ``first_layer=(W, b, a_start)`` (transfer) skips the first step."""
         m = self._check_params()
+        # overflow is checked where it matters (the first layer, the Gram, the fitted parameters)
+        with self._memory_hint(), np.errstate(over="ignore", invalid="ignore"):
+            return self._passes(source, m, first_layer)
+
+    def _passes(self, source, m, first_layer):
         times = {}
         t0 = time.perf_counter()
-        n, d, alpha, beta, sum_y = _data.moments(source)
+        mo = _data.moments(source, self._progress)
+        n, d, alpha, beta, sum_y, ye, nb = mo
         times["moments"] = time.perf_counter() - t0
         self.n_samples_, self.n_features_in_ = n, d
         self.alpha_, self.beta_ = alpha, beta
@@ -168,7 +246,7 @@ class _ReLUNetwork(Regressor):
             W0, a0 = self._symmetric_init(m, d, rng_init)
             self.W_init_, self.a_init_ = W0, a0
             t0 = time.perf_counter()
-            W = self._first_step(source, n, sum_y, W0, a0)
+            W = self._first_step(source, mo, W0, a0)
             times["gradient"] = time.perf_counter() - t0
             b = self.bias_scale * rng_bias.standard_normal(m)
             a_start = a0
@@ -179,31 +257,38 @@ class _ReLUNetwork(Regressor):
         self.W_, self.b_ = W, b
 
         t0 = time.perf_counter()
-        A = np.zeros((m, m))
-        c = np.zeros(m)
-        q = 0.0
-        dev, layer = self._on_device(W, b)
-        for Xb, yb in _data.again(source, n, sum_y):
-            r = _data.residual(Xb, yb, alpha, beta)
-            Xb = dev.asarray(Xb)
-            dt = working_dtype(Xb)
-            Gb, cb = blocked.relu_gram(dev, Xb, *layer(dt), dev.asarray(r, dt), self.block_size)
-            A += _backend.to_numpy(Gb)
-            c += _backend.to_numpy(cb)
-            q += float(r @ r)
-        A /= n
-        c /= n
-        q /= n
+        A, c, q = _data.reduce(source, _gram_part, (self.backend, self.block_size, alpha, beta, ye, W, b), mo,
+                               self._progress, "gram")
+        A, c, q = A / n, c / n, q / n
         times["gram"] = time.perf_counter() - t0
+        if not (np.isfinite(A).all() and np.isfinite(c).all() and np.isfinite(q)):
+            raise ValueError(f"{type(self).__name__}.fit: the Gram ΦᵀΦ of the features Φ = σ(Wx + b) overflows "
+                             f"float64 (max|W| = {np.abs(W).max():.3g}, max|b| = {np.abs(b).max():.3g}): "
+                             "the first layer is too large for the inputs' scale; lower eta1 or rescale X")
 
         t0 = time.perf_counter()
-        self.a_ = self._fit_head(A, c, q, n, a_start)
+        self.a_ = np.ldexp(self._fit_head(A, c, q, n, np.ldexp(a_start, -ye)), ye)
+        if self.head == "gd":
+            with np.errstate(over="ignore"):
+                self.loss_history_ = np.ldexp(self.loss_history_, 2 * ye)  # checked below
         times["head"] = time.perf_counter() - t0
         self.timings_ = times
+        logger.info("%s.fit: n=%d, d=%d, m=%d, %d blocks: %s", type(self).__name__, n, d, m, nb,
+                    ", ".join(f"{k} {v:.3g} s" for k, v in times.items()))
+        self._check_fitted_finite()
         return self
 
-    def _first_step(self, source, n, sum_y, W0, a0):
+    def _first_step(self, source, moments, W0, a0):
         raise NotImplementedError
+
+    def _check_fitted_finite(self):
+        """Every fitted parameter finite, or ValueError naming the cause (never a NaN model)."""
+        for name, cause in [("alpha_", "the labels' mean"), ("beta_", "the labels' linear part (1/n)Σ y_i x_i"),
+                            ("W_", "the first step W¹ = W⁰ − η₁(∇L + λ₁W⁰): lower eta1 or use eta1='auto'"),
+                            ("a_", "the head: the ridge is too small for the scale of the features and labels"),
+                            ("loss_history_", "the head's training loss, whose squares of the labels leave float64")]:
+            if not np.isfinite(getattr(self, name, 0.0)).all():
+                raise ValueError(f"{type(self).__name__}.fit: the fitted {name} is not finite; it overflowed in {cause}")
 
     def _fit_head(self, A, c, q, n, a_start):
         """Ridge (closed form, or GCV over a grid) or the paper's GD loop; sets ridge_ etc."""
@@ -219,7 +304,14 @@ class _ReLUNetwork(Regressor):
             lam = float(self.ridge)
         self.ridge_ = lam
         if self.head == "ridge":
-            return _head.ridge_eig(s, V, z, lam) if V is not None else _head.ridge_solve(A, c, lam)
+            if V is not None:
+                return _head.ridge_eig(s, V, z, lam)
+            try:
+                return _head.ridge_solve(A, c, lam)
+            except np.linalg.LinAlgError:
+                raise ValueError(f"ridge={lam:g} is too small: ΦᵀΦ/n + λI is not positive definite in "
+                                 f"float64 (its largest eigenvalue is {np.abs(A).max():.3g} or more); use a larger "
+                                 "ridge or ridge='auto'") from None
         weight_decay = 2.0 * lam  # a ← a − η[∇_a L + λ_gd a] with λ_gd = 2·ridge: same minimizer
         if isinstance(self.lr, str):
             s_max = s[-1] if s is not None else scipy.linalg.eigvalsh(A, subset_by_index=[A.shape[0] - 1] * 2)[0]
@@ -232,34 +324,31 @@ class _ReLUNetwork(Regressor):
 
     # -- prediction ---------------------------------------------------------------------------
 
-    def predict(self, X):
+    def _predict(self, X):
         """α + β·x + aᵀσ(Wx + b) for each row of X (streamed; float32 for float32 X)."""
         X = self._validate_x(X)
         dev, layer = self._on_device(self.W_, self.b_, self.a_, self.beta_)
         Xd = dev.asarray(X)
         dt = working_dtype(Xd)
         W, b, a, beta = layer(dt)
-        out = blocked.relu_predict(dev, Xd, W, b, a, self.block_size)
-        out += Xd @ beta
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            out = blocked.relu_predict(dev, Xd, W, b, a, self.block_size)
+            out += Xd @ beta
         out += dt.type(self.alpha_)
+        out = self._finite_predictions(out)
         return out if _backend.is_cupy(X) else _backend.to_numpy(out)
 
     def mse(self, X, y):
-        """Mean squared error (1/n)Σ(f(x_i) − y_i)² (in float64)."""
-        return float(np.mean((self._residuals(X, y)) ** 2))
-
-    def score(self, X, y):
-        """R² = 1 − Σ(y_i − f(x_i))² / Σ(y_i − ȳ)², as scikit-learn's ``score``."""
-        res = self._residuals(X, y)
-        y = _backend.to_numpy(y).astype(np.float64)
-        return float(1.0 - np.sum(res**2) / np.sum((y - y.mean()) ** 2))
-
-    def _residuals(self, X, y):
+        """Mean squared error (1/n)Σ(f(x_i) − y_i)² (in float64); ValueError when it overflows."""
         pred = _backend.to_numpy(self.predict(X)).astype(np.float64)
         y = np.asarray(_backend.to_numpy(y))
         if y.shape != pred.shape:
             raise ValueError(f"y must have shape {pred.shape} (one label per row of X), got {y.shape}")
-        return pred - y
+        with np.errstate(over="ignore"):
+            mse = float(np.mean((pred - y) ** 2))
+        if not np.isfinite(mse):
+            raise ValueError("mse: the mean squared error overflows float64 at this scale of y; use score (R²)")
+        return mse
 
     # -- transfer -----------------------------------------------------------------------------
 
@@ -352,10 +441,20 @@ class TwoLayerReLU(_ReLUNetwork):
     steps : int >= 0. Number of GD steps (T − 1) for ``head="gd"``.
     bias_scale : float >= 0. The re-initialized biases are b_j ~ N(0, bias_scale²) (paper: 1),
         drawn independently for all m neurons.
+    preact_norm : bool (default False: Algorithm 1 as in the paper). True: after the first
+        step, each neuron is rescaled, w_j ← w_j/√(w_jᵀΣ̂w_j) with Σ̂ = (1/n)Σ_i x_i x_iᵀ, so that
+        its pre-activation has unit second moment over the data, (1/n)Σ_i (w_j·x_i)² = 1, before
+        the biases b_j ~ N(0, bias_scale²) are drawn. Algorithm 1's N(0, 1) biases assume that
+        scale (isotropic x and ‖w_j‖ ≈ 1); on anisotropic inputs, e.g. spiked covariance
+        N(0, I + θμμᵀ), W¹'s rows align with μ and w_j·x has scale √(1 + θ), every ReLU kink
+        falls near 0 and the features collapse to about relu(±μ·x). Σ̂ is accumulated in the
+        gradient pass (O(nd²) more work).
     seed : int >= 0, None, or a numpy Generator/SeedSequence/RandomState. Seeds the init and the
         bias draw (independent streams), so a ``RandomFeatures`` with the same seed has the same
         W⁰ and b (see ``pyfeat._base``).
     random_state : scikit-learn's name for the seed; when not None it is used instead of ``seed``.
+    verbose : bool. A tqdm bar per data pass (moments, gradient, Gram; blocks done of how many);
+        the phases' timings are logged (logger ``pyfeat.models.two_layer``, INFO) either way.
     backend, block_size : passed to ``pyfeat.ops``.
 
     Fitted attributes
@@ -367,7 +466,8 @@ class TwoLayerReLU(_ReLUNetwork):
     """
 
     def __init__(self, width=2048, eta1="auto", lambda1=None, ridge="auto", head="ridge", lr="auto",
-                 steps=1000, bias_scale=1.0, seed=0, backend="auto", block_size=None, random_state=None):
+                 steps=1000, bias_scale=1.0, seed=0, backend="auto", block_size=None, random_state=None,
+                 verbose=False, preact_norm=False):
         self.width = width
         self.eta1 = eta1
         self.lambda1 = lambda1
@@ -376,10 +476,12 @@ class TwoLayerReLU(_ReLUNetwork):
         self.lr = lr
         self.steps = steps
         self.bias_scale = bias_scale
+        self.preact_norm = preact_norm
         self.seed = seed
         self.backend = backend
         self.block_size = block_size
         self.random_state = random_state
+        self.verbose = verbose
 
     _FIRST_LAYER_ATTRS = ("W_init_", "a_init_", "grad_", "eta1_", "lambda1_")
 
@@ -389,29 +491,39 @@ class TwoLayerReLU(_ReLUNetwork):
             _real("eta1", self.eta1)
         if self.lambda1 is not None:
             _real("lambda1", self.lambda1, strict=False)
+        if not isinstance(self.preact_norm, (bool, np.bool_)):
+            raise TypeError(f"preact_norm must be True or False, got {self.preact_norm!r}")
         return m
 
-    def _first_step(self, source, n, sum_y, W0, a0):
-        """Pass 2: G = ∇_W L(θ⁰) on ỹ, then W¹ = W⁰ − η₁[G + λ₁W⁰]."""
-        G = np.zeros_like(W0)
-        dev, layer = self._on_device(W0, a0, np.zeros(len(a0)))
-        for Xb, yb in _data.again(source, n, sum_y):
-            r = _data.residual(Xb, yb, self.alpha_, self.beta_)
-            Xb = dev.asarray(Xb)
-            dt = working_dtype(Xb)
-            g = blocked.first_step_gradient(dev, Xb, dev.asarray(r, dt), *layer(dt), self.block_size)
-            G += (Xb.shape[0] / n) * _backend.to_numpy(g)
-        self.grad_ = G
+    def _first_step(self, source, moments, W0, a0):
+        """Pass 2: G = ∇_W L(θ⁰) on ỹ, then W¹ = W⁰ − η₁[G + λ₁W⁰]. With rescaled labels
+        (``Moments.exponent`` e ≠ 0) the pass computes G' = G·2^{-e}, and W¹ = W⁰ − η₁λ₁W⁰
+        − (η₁2^e)G' (eta1='auto': η₁ = ‖W⁰‖/‖G‖ = 2^{-e}‖W⁰‖/‖G'‖). With preact_norm the rows
+        of W¹ are then rescaled by √(w_jᵀΣ̂w_j), Σ̂ summed in the same pass."""
+        n, e = moments.n, moments.exponent
+        G, *S = _data.reduce(source, _gradient_part, (self.backend, self.block_size, self.alpha_, self.beta_, e, W0,
+                                                      a0, self.preact_norm), moments, self._progress, "gradient")
+        G /= n
+        self.grad_ = np.ldexp(G, e)
         if isinstance(self.eta1, str):
-            norm = np.linalg.norm(G)
+            norm = _norm(G)
             if norm == 0:
                 raise ValueError("eta1='auto': the first-step gradient is zero (labels affine in x?)")
-            eta1 = float(np.linalg.norm(W0) / norm)
+            eta1 = float(np.ldexp(_norm(W0) / norm, -e))
         else:
             eta1 = float(self.eta1)
         lambda1 = 1.0 / eta1 if self.lambda1 is None else float(self.lambda1)
         self.eta1_, self.lambda1_ = eta1, lambda1
-        return W0 - eta1 * (G + lambda1 * W0)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing W¹ is reported below
+            W1 = W0 - eta1 * (np.ldexp(G, e) + lambda1 * W0) if e == 0 else \
+                W0 - eta1 * lambda1 * W0 - np.ldexp(eta1, e) * G
+        if not np.isfinite(W1).all():
+            raise ValueError(f"eta1={eta1:g} makes the first layer W¹ = W⁰ − η₁(∇L + λ₁W⁰) overflow "
+                             f"(‖∇_W L‖ = {np.ldexp(_norm(G), e):g}); use a smaller eta1 or eta1='auto'")
+        if not S:
+            return W1
+        scale = np.sqrt(np.einsum("jk,kl,jl->j", W1, S[0] / n, W1))  # √((1/n)Σ_i (w_j·x_i)²)
+        return W1 / np.where(scale > 0, scale, 1.0)[:, None]
 
     def lemma1_cosine(self, task):
         """mean_j cos(∇_{w_j}L, −2 a_j H w_j / √(2π)) over the neurons, with H = E[∇²f*] the
@@ -444,7 +556,7 @@ class RandomFeatures(_ReLUNetwork):
     """
 
     def __init__(self, width=2048, ridge="auto", head="ridge", lr="auto", steps=1000, bias_scale=1.0,
-                 seed=0, backend="auto", block_size=None, random_state=None):
+                 seed=0, backend="auto", block_size=None, random_state=None, verbose=False):
         self.width = width
         self.ridge = ridge
         self.head = head
@@ -455,6 +567,7 @@ class RandomFeatures(_ReLUNetwork):
         self.backend = backend
         self.block_size = block_size
         self.random_state = random_state
+        self.verbose = verbose
 
-    def _first_step(self, source, n, sum_y, W0, a0):
+    def _first_step(self, source, moments, W0, a0):
         return W0.copy()

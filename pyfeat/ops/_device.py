@@ -96,9 +96,39 @@ def _make(name):
     return ReferenceDevice()
 
 
-def device(backend=None) -> Device:
-    """The Device of ``backend`` (None/"auto", "numba", "cuda", "numpy"; ``pyfeat.backend.resolve``
-    raises ValueError for an unknown name and RuntimeError when "cuda" cannot run here)."""
+def device(backend: str | Device | None = None) -> Device:
+    """The Device of ``backend``: what ``pyfeat.ops.blocked`` runs its loops on.
+
+    Models and solvers place their data on it once per fit and call the blocked loops
+    directly (no checks, no copies); one Device exists per backend and process.
+
+    Parameters
+    ----------
+    backend : {None, "auto", "numba", "cuda", "numpy"} or Device, default None
+        A backend name, resolved by ``pyfeat.backend.resolve``; a Device is returned as is.
+
+    Returns
+    -------
+    Device
+        Its ``name`` is the resolved backend; ``xp`` its array module, ``budget()`` its bytes
+        of temporaries per call (see ``pyfeat.ops._device``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend name.
+    RuntimeError
+        When "cuda" cannot run here.
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> dev = pf.ops.device("numpy")
+    >>> dev, dev.reference, dev.xp.__name__
+    (<pyfeat device 'numpy'>, True, 'numpy')
+    >>> pf.ops.device(dev) is dev
+    True
+    """
     if isinstance(backend, Device):
         return backend
     return _make(_backend.resolve(backend))

@@ -19,10 +19,7 @@ vectorize. Numba functions are compiled once and cached on disk.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -32,6 +29,7 @@ from numba.extending import overload
 
 from pyfeat._activation_table import TABLE as ACTIVATIONS
 from pyfeat._kernel_table import ACOS32_COEFFICIENTS, TABLE
+from pyfeat._linalg import single_threaded_blas as _single_threaded_blas
 from pyfeat.ops._device import Device
 from pyfeat.ops._plan import blocks
 
@@ -308,38 +306,6 @@ def _taylor_forward(Z, bb, a1, a2, code, out):
 # workers
 
 
-@functools.lru_cache(maxsize=None)
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_saved = None
-
-
-@contextlib.contextmanager
-def _single_threaded_blas():
-    """BLAS at one thread while any op's workers run. The setting is process-wide, so concurrent
-    ops (e.g. several Dask threads) share it: the first to enter saves and sets it, the last to
-    leave restores it."""
-    global _blas_users, _blas_saved
-    with _blas_lock:
-        if _blas_users == 0:
-            _blas_saved = _blas_controller().limit(limits=1, user_api="blas")
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _blas_saved.restore_original_limits()
-                _blas_saved = None
-
-
 def _block_of(X, s, e, dt):
     return np.ascontiguousarray(X[s:e], dtype=dt)
 
@@ -365,12 +331,14 @@ class NumbaDevice(Device):
     def run(self, n, rows, make_state, step):
         spans = list(blocks(n, rows))
         workers = min(self.workers, len(spans))
+        errstate = np.geterr()  # NumPy's error handling is per thread: the workers take the caller's
 
         def work(w):
-            state = make_state()
-            for s, e in spans[w::workers]:
-                step(state, s, e)
-            return state
+            with np.errstate(**errstate):
+                state = make_state()
+                for s, e in spans[w::workers]:
+                    step(state, s, e)
+                return state
 
         if workers == 1:
             return [work(0)]

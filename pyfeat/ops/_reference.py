@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pyfeat._linalg import gram
 from pyfeat.backend import memory_budget
 from pyfeat.ops._plan import blocks, rows_per_block, working_dtype
 
@@ -71,7 +72,7 @@ def relu_gram(X, W, b, y, block_size):
     c = None if y is None else np.zeros((m,) + y.shape[1:], f64)
     for s, e in blocks(n, _rows(block_size, 8 * (m + X.shape[1]))):
         P = _phi(X[s:e], W, b)
-        G += P.T @ P
+        G += gram(P.T)  # SYRK, which OpenBLAS's threads crash at m ≳ 15,000 (pyfeat._linalg)
         if c is not None:
             c += P.T @ y[s:e].astype(f64)
     return G, c

@@ -125,6 +125,12 @@ class Args:
         return self.vector("b", b, m, length_name="W.shape[0]")
 
     def result(self, out):
+        """The op's result, checked (inputs were finite, so a non-finite result overflowed) and
+        returned as the caller's array type."""
+        xp = _backend.array_module(out)
+        if not bool(xp.isfinite(xp.sum(out, dtype=xp.float64))) and not bool(xp.isfinite(out).all()):
+            raise ValueError(f"{self.op}: the result is not representable in {out.dtype} (it overflows "
+                             "for inputs of this magnitude); rescale the inputs or use float64")
         gpu_out = _backend.is_cupy(out)
         if self.cupy_in and not gpu_out:
             import cupy

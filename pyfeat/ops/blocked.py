@@ -6,6 +6,13 @@ these functions neither check nor convert their inputs. The caller passes arrays
 the other arrays contiguous in the working dtype (``pyfeat.ops._plan.working_dtype(X)``); the
 public functions of ``pyfeat.ops`` validate and convert, then call these.
 
+Range: the network ops compute every row block as it is when its entries, W and b are within
+2^±20 (then the products of a block cannot leave the working dtype's range: the fast path),
+and otherwise on exactly rescaled copies, X_b·2^{-s}, W·2^{-e_W}, b·2^{-t} (powers of two, so
+the rounding is the same), with the scale put back in float64 (``_Scaled``). A result that is
+representable is then never inf or NaN: float32 X of norm 1e20 gives the float64 Gram (≈ 1e40)
+exactly as the reference does.
+
 Memory: every op works in row blocks of X (and column tiles of Z for the kernel ops) sized by
 ``pyfeat.ops._plan`` from ``dev.budget()`` split over ``dev.workers``, or ``block_size`` rows;
 buffers are allocated once per worker and reused; sums over n accumulate in float64, per worker,
@@ -14,6 +21,8 @@ rounding). On the "numpy" device the call goes to the float64 reference instead.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from pyfeat.ops import _reference
 from pyfeat.ops._plan import blocks, rows_per_block, tiles, working_dtype
@@ -35,6 +44,44 @@ def _network_plan(dev, X, W, block_size):
     return n, d, m, min(_rows(dev, block_size, W.dtype.itemsize * (m + d)), n)
 
 
+# |binary exponent| of max|X_b|, max|W|, max|b|, max|y_b| up to which a block takes the fast path
+SAFE_EXPONENT = 20
+
+
+def _exponent(A):
+    """e with max|A| = f·2^e, f ∈ [0.5, 1) (0 when A is zero); A finite (one max/min pass)."""
+    peak = float(max(A.max(), -A.min()))
+    return int(np.frexp(peak)[1]) if peak > 0 else 0
+
+
+class _Scaled:
+    """The exact power-of-two rescaling of the network ops (module docstring): per block,
+    Z = X_b Wᵀ + b = 2^t (X'_b W'ᵀ + b') with X'_b = X_b 2^{e_W - t}, W' = W 2^{-e_W},
+    b' = b 2^{-t}, t = max(e_X + e_W, e_b), and y_b = 2^{e_y} y'_b; ``block`` returns
+    (X'_b, W', b', y'_b, t, e_y, t − e_W) (the last: X_b = X'_b 2^{t − e_W}), or the inputs
+    themselves with zero exponents on the fast path."""
+
+    def __init__(self, xp, W, b):
+        self.xp, self.W, self.b = xp, W, b
+        self.ew, self.eb = _exponent(W), _exponent(b)
+        self.W1 = None  # W', made when a block first needs it
+
+    def block(self, Xb, yb=None):
+        ex, ey = _exponent(Xb), (0 if yb is None else _exponent(yb))
+        if max(abs(ex), abs(self.ew), abs(self.eb), abs(ey)) <= SAFE_EXPONENT:
+            return Xb, self.W, self.b, yb, 0, 0, 0
+        xp, t = self.xp, max(ex + self.ew, self.eb)
+        if self.W1 is None:
+            self.W1 = xp.ascontiguousarray(xp.ldexp(self.W, -self.ew))
+        return (xp.ldexp(Xb, self.ew - t), self.W1, xp.ldexp(self.b, -t),
+                None if yb is None else xp.ldexp(yb, -ey), t, ey, t - self.ew)
+
+
+def _unscale(xp, A, e):
+    """A·2^e in float64 (A itself when e = 0)."""
+    return A if e == 0 else xp.ldexp(A.astype(xp.float64), e)
+
+
 def _sum(arrays):
     total = arrays[0]
     for a in arrays[1:]:
@@ -44,21 +91,23 @@ def _sum(arrays):
 
 def _masked_sum(dev, X, w, W, b, block_size):
     """S_j = Σ_i w_i 1[w_j·x_i + b_j ≥ 0] x_i (m × d, float64): per row block Z = X_b Wᵀ, the mask
-    epilogue Z ← w 1[Z + b ≥ 0], then S += Zᵀ X_b."""
+    epilogue Z ← w 1[Z + b ≥ 0], then S += Zᵀ X_b (on rescaled copies outside the fast range)."""
     xp, dt = dev.xp, W.dtype
     n, d, m, rows = _network_plan(dev, X, W, block_size)
+
+    scaled = _Scaled(xp, W, b)
 
     def make_state():
         return xp.empty(rows * m, dt), xp.empty((m, d), dt), xp.zeros((m, d), xp.float64)
 
     def step(state, s, e):
         Zbuf, Gbuf, acc = state
-        Xb = dev.block(X, s, e, dt)
+        Xb, Wb, bb, wb, _, ew, ex = scaled.block(dev.block(X, s, e, dt), w[s:e])
         Z = Zbuf[: (e - s) * m].reshape(e - s, m)
-        dev.matmul(Xb, W.T, Z)
-        dev.mask_times_y(Z, b, w[s:e])
+        dev.matmul(Xb, Wb.T, Z)
+        dev.mask_times_y(Z, bb, wb)
         dev.matmul(Z.T, Xb, Gbuf)
-        acc += Gbuf
+        acc += _unscale(xp, Gbuf, ew + ex)
 
     return _sum([st[2] for st in dev.run(n, rows, make_state, step)])
 
@@ -82,6 +131,18 @@ def residual_gradient(dev, X, r, W, a, b, block_size=None):
     return acc.astype(W.dtype)
 
 
+def _network_block64(xp, Xb, Wb, bb, yb, a, t, ey, ex):
+    """The sums of ``network_gradient`` for one rescaled block (``_Scaled.block``), in float64:
+    Z = 2^t(X'_b W'ᵀ + b'), y_b = 2^{e_y} y'_b, X_b = 2^{ex} X'_b (the rare path outside the fast
+    range, where the fused epilogue's working-dtype intermediates could overflow)."""
+    f64 = xp.float64
+    U = (Xb @ Wb.T).astype(f64) + bb.astype(f64)
+    P = xp.maximum(U, 0.0)
+    r = xp.ldexp(P @ a.astype(f64), t) - xp.ldexp(yb.astype(f64), ey)
+    M = (U >= 0) * r[:, None]
+    return r @ r, xp.ldexp(M.T @ Xb.astype(f64), ex), xp.ldexp(P.T @ r, t), M.sum(axis=0)
+
+
 def network_gradient(dev, X, y, W, b, a, block_size=None, grad_W=True):
     """Sums over the rows of X of the squared residual and of the gradients of ½(f(x_i) − y_i)²,
     f(x) = aᵀ relu(W x + b), r_i = f(x_i) − y_i, all float64:
@@ -91,13 +152,17 @@ def network_gradient(dev, X, y, W, b, a, block_size=None, grad_W=True):
 
     One pass over the data with two GEMMs per row block: Z = X_b Wᵀ; the fused epilogue
     ``dev.relu_residual`` (P = relu(Z + b), r = P a − y, g_a += Pᵀr, g_b += Σ_i r_i 1[...],
-    Z ← r_i 1[Z + b ≥ 0]); then g_W += Zᵀ X_b (skipped when grad_W is False). Returns
-    (sq, g_W, g_a, g_b) with sq a float64 scalar array (the caller divides by n: these are sums,
-    so that blocks and mini-batches add)."""
+    Z ← r_i 1[Z + b ≥ 0]); then g_W += Zᵀ X_b (skipped when grad_W is False). A block outside the
+    fast range (X_b, W, b, y_b or a beyond 2^±20: module docstring) is computed in float64 on
+    its exactly rescaled copies instead. Returns (sq, g_W, g_a, g_b) with sq a float64 scalar
+    array (the caller divides by n: these are sums, so that blocks and mini-batches add)."""
     if dev.reference:
         return _reference.network_gradient(X, y, W, b, a, block_size, grad_W)
     xp, dt = dev.xp, W.dtype
     n, d, m, rows = _network_plan(dev, X, W, block_size)
+
+    scaled = _Scaled(xp, W, b)
+    a_in_range = abs(_exponent(a)) <= SAFE_EXPONENT
 
     def make_state():
         Gbuf, acc = (xp.empty((m, d), dt), xp.zeros((m, d), xp.float64)) if grad_W else (None, None)
@@ -106,10 +171,18 @@ def network_gradient(dev, X, y, W, b, a, block_size=None, grad_W=True):
 
     def step(state, s, e):
         Zbuf, ws, Gbuf, acc, sq, ga, gb = state
-        Xb = dev.block(X, s, e, dt)
+        Xb, Wb, bb, yb, t, ey, ex = scaled.block(dev.block(X, s, e, dt), y[s:e])
+        if Wb is not scaled.W or not a_in_range:
+            sq_b, gW_b, ga_b, gb_b = _network_block64(xp, Xb, Wb, bb, yb, a, t, ey, ex)
+            sq += sq_b
+            ga += ga_b
+            gb += gb_b
+            if grad_W:
+                acc += gW_b
+            return
         Z = Zbuf[: (e - s) * m].reshape(e - s, m)
         dev.matmul(Xb, W.T, Z)
-        dev.relu_residual(Z, b, a, y[s:e], sq, ga, gb, ws)
+        dev.relu_residual(Z, b, a, yb, sq, ga, gb, ws)
         if grad_W:
             dev.matmul(Z.T, Xb, Gbuf)
             acc += Gbuf
@@ -125,25 +198,31 @@ def relu_features(dev, X, W, b, block_size=None):
     """Φ = relu(X Wᵀ + b) (n, m), materialized."""
     if dev.reference:
         return _reference.relu_features(X, W, b, block_size)
-    dt = W.dtype
+    xp, dt = dev.xp, W.dtype
     n, d = X.shape
-    out = dev.xp.empty((n, W.shape[0]), dt)
+    out = xp.empty((n, W.shape[0]), dt)
+    scaled = _Scaled(xp, W, b)
 
     def step(state, s, e):
-        dev.matmul(dev.block(X, s, e, dt), W.T, out[s:e])
-        dev.relu_bias(out[s:e], b)
+        Xb, Wb, bb, _, t, _, _ = scaled.block(dev.block(X, s, e, dt))
+        dev.matmul(Xb, Wb.T, out[s:e])
+        dev.relu_bias(out[s:e], bb)
+        if t:
+            out[s:e] = xp.ldexp(out[s:e], t)
 
     dev.run(n, min(_rows(dev, block_size, dt.itemsize * d), n), lambda: None, step)
     return out
 
 
-def _relu_block(dev, X, W, b, s, e, buf):
-    """P = relu(X[s:e] Wᵀ + b) in ``buf`` (the block shared by the Gram and the predictions)."""
-    dt, m = W.dtype, W.shape[0]
+def _relu_block(dev, X, scaled, s, e, buf, y=None):
+    """P' = relu(X[s:e] Wᵀ + b)·2^{-t} in ``buf`` (the block shared by the Gram and the
+    predictions), with y'_b, t and e_y of ``_Scaled.block``."""
+    dt, m = scaled.W.dtype, scaled.W.shape[0]
+    Xb, Wb, bb, yb, t, ey, _ = scaled.block(dev.block(X, s, e, dt), None if y is None else y[s:e])
     P = buf[: (e - s) * m].reshape(e - s, m)
-    dev.matmul(dev.block(X, s, e, dt), W.T, P)
-    dev.relu_bias(P, b)
-    return P
+    dev.matmul(Xb, Wb.T, P)
+    dev.relu_bias(P, bb)
+    return P, yb, t, ey
 
 
 def relu_gram(dev, X, W, b, y, block_size=None):
@@ -153,16 +232,23 @@ def relu_gram(dev, X, W, b, y, block_size=None):
     xp, dt = dev.xp, W.dtype
     n, d, m, rows = _network_plan(dev, X, W, block_size)
 
+    scaled = _Scaled(xp, W, b)
+
     def make_state():
         c = None if y is None else xp.zeros((m,) + y.shape[1:], xp.float64)
         return xp.empty(rows * m, dt), dev.gram_workspace(m, dt), xp.zeros((m, m), xp.float64), c
 
     def step(state, s, e):
         Pbuf, ws, G, c = state
-        P = _relu_block(dev, X, W, b, s, e, Pbuf)
-        dev.gram_update(P, G, ws)
+        P, yb, t, ey = _relu_block(dev, X, scaled, s, e, Pbuf, y)
+        if t:
+            Gb = xp.zeros_like(G)
+            dev.gram_update(P, Gb, ws)
+            G += _unscale(xp, Gb, 2 * t)
+        else:
+            dev.gram_update(P, G, ws)
         if c is not None:
-            c += P.T @ y[s:e]
+            c += _unscale(xp, P.T @ yb, t + ey)
 
     states = dev.run(n, rows, make_state, step)
     G = dev.gram_result(_sum([st[2] for st in states]))
@@ -177,8 +263,13 @@ def relu_predict(dev, X, W, b, a, block_size=None):
     n, d, m, rows = _network_plan(dev, X, W, block_size)
     out = xp.empty((n,) + a.shape[1:], dt)
 
+    scaled = _Scaled(xp, W, b)
+
     def step(Pbuf, s, e):
-        dev.matmul(_relu_block(dev, X, W, b, s, e, Pbuf), a, out[s:e])
+        P, _, t, _ = _relu_block(dev, X, scaled, s, e, Pbuf)
+        dev.matmul(P, a, out[s:e])
+        if t:
+            out[s:e] = xp.ldexp(out[s:e], t)
 
     dev.run(n, rows, lambda: xp.empty(rows * m, dt), step)
     return out
@@ -190,17 +281,18 @@ def relu_transpose(dev, X, W, b, V, block_size=None):
         return _reference.relu_transpose(X, W, b, V, block_size)
     xp, dt = dev.xp, W.dtype
     n, d, m, rows = _network_plan(dev, X, W, block_size)
-    tail = V.shape[1:]
+
+    scaled = _Scaled(xp, W, b)
 
     def make_state():
-        return xp.empty(rows * m, dt), xp.empty((m,) + tail, dt), xp.zeros((m,) + tail, xp.float64)
+        return xp.empty(rows * m, dt), xp.zeros((m,) + V.shape[1:], xp.float64)
 
     def step(state, s, e):
-        Pbuf, buf, acc = state
-        dev.matmul(_relu_block(dev, X, W, b, s, e, Pbuf).T, V[s:e], buf)
-        acc += buf
+        Pbuf, acc = state
+        P, Vb, t, ev = _relu_block(dev, X, scaled, s, e, Pbuf, V)
+        acc += _unscale(xp, P.T @ Vb, t + ev)
 
-    return _sum([st[2] for st in dev.run(n, rows, make_state, step)])
+    return _sum([st[1] for st in dev.run(n, rows, make_state, step)])
 
 
 def _taylor_plan(dev, X, W, features, block_size):

@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import scipy.linalg
 
+from pyfeat import _linalg
 from pyfeat.backend import env_mib
 from pyfeat.solvers.problem import Solution, to_host
 
@@ -55,13 +55,13 @@ def solve(problem, *, tol, max_iter, monitor):
     K = problem.host_kernel_matrix(problem.X)
     K[np.diag_indices(n)] += problem.shift
     try:
-        factor = scipy.linalg.cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
+        factor = _linalg.cho_factor(K, lower=True, overwrite_a=True)
     except np.linalg.LinAlgError:
         raise ValueError(
             f"solver='direct': K + nλI is not positive definite (ridge={problem.ridge!r}); K is "
             f"singular or too ill-conditioned (duplicate or zero rows of X?): use ridge > 0"
         ) from None
-    coef = scipy.linalg.cho_solve(factor, to_host(problem.Y), check_finite=False)
+    coef = _linalg.cho_solve(factor, to_host(problem.Y))
     del K, factor
     coef = problem.xp.asarray(coef)
     monitor.record(1, problem.relative_residual(coef))

@@ -46,8 +46,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.linalg
 
+from pyfeat import _linalg
 from pyfeat.solvers.monitor import warn_not_converged
 from pyfeat.solvers.problem import Solution, to_host
 
@@ -62,7 +62,7 @@ def preconditioner(problem, s, q):
     n, lam = problem.n, problem.ridge
     S = np.sort(problem.rng.choice(n, size=s, replace=False))
     Kss = problem.host_kernel_matrix(problem.X[problem.xp.asarray(S)])
-    sigma, V = scipy.linalg.eigh(Kss, subset_by_index=[s - q - 1, s - 1])
+    sigma, V = _linalg.eigh(Kss, subset_by_index=[s - q - 1, s - 1])
     sigma, V = np.maximum(sigma[::-1], 0.0), V[:, ::-1]
     top, tau = sigma[:q], sigma / s
     c = 1.0 - (tau[q] + lam) / np.where(tau[:q] + lam > 0, tau[:q] + lam, 1.0)

@@ -33,6 +33,7 @@ import math
 import numpy as np
 import scipy.linalg
 
+from pyfeat import _linalg
 from pyfeat.solvers.krylov import conjugate_gradient
 from pyfeat.solvers.monitor import warn_not_converged
 from pyfeat.solvers.problem import Solution
@@ -54,8 +55,8 @@ def solve(problem, *, tol, max_iter, monitor, n_centers=None):
     Kmm = problem.host_kernel_matrix(C)
     eps = np.finfo(problem.working_dtype).eps
     try:
-        T = scipy.linalg.cholesky(Kmm + eps * M * np.eye(M), lower=False, check_finite=False)
-        A = scipy.linalg.cholesky(T @ T.T / M + lam * np.eye(M), lower=False, check_finite=False)
+        T = _linalg.cholesky(Kmm + eps * M * np.eye(M), lower=False, overwrite_a=True)
+        A = _linalg.cholesky(_linalg.gram(T) / M + lam * np.eye(M), lower=False, overwrite_a=True)
     except np.linalg.LinAlgError:
         raise ValueError(
             f"solver='nystrom': the centres' kernel matrix is not positive definite even with "

@@ -17,9 +17,11 @@ from __future__ import annotations
 import math
 import operator
 import os
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from pyfeat.backend import array_module, resolve
 
@@ -158,11 +160,50 @@ class Task:
 
     Subclasses set ``d`` and define ``__call__`` (f* on the rows of X) and, when x is not
     N(0, I_d), ``_fill_inputs``; ``mean`` and ``variance`` are the exact E f*(x) and Var f*(x).
+    Every task samples with :meth:`sample` and :meth:`stream`, which give the same rows: they
+    are generated in fixed chunks of ``CHUNK_ROWS`` rows, each seeded from (seed, chunk index),
+    so results depend neither on the block size nor on the thread count.
+
+    Attributes
+    ----------
+    d : int
+        Input dimension: x ∈ R^d.
+
+    See Also
+    --------
+    MultiIndex, SingleIndex, LowRankPolynomial, Heaviside1D, SmoothStep1D : The tasks.
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> task = pf.tasks.MultiIndex(d=8, r=2, degree=3, seed=0)
+    >>> isinstance(task, pf.tasks.Task), task.d
+    (True, 8)
     """
 
     d: int
 
-    def __call__(self, X):
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """The target f*(x) on the rows of X (n, d); each task defines it.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d)
+            Inputs.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            Values f*(x_i), float64 (NumPy in → NumPy out, CuPy in → CuPy out).
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=8, r=2, degree=3, seed=0)
+        >>> X, y = task.sample(5, seed=1)
+        >>> task(X).shape, task(X).dtype
+        ((5,), dtype('float64'))
+        """
         raise NotImplementedError
 
     def _check_X(self, X):
@@ -188,13 +229,61 @@ class Task:
         return (check_int("n", n, 1), check_float("noise", noise, 0.0), check_int("seed", seed, 0),
                 check_dtype(dtype), _array_module(backend))
 
-    def sample(self, n, noise=0.0, seed=0, dtype=np.float64, backend="numpy"):
-        """n i.i.d. samples (X (n, d), y (n,)), both of ``dtype`` (float32 or float64).
+    def sample(self, n: int, noise: float = 0.0, seed: int = 0, dtype: DTypeLike = np.float64,
+               backend: str | None = "numpy") -> tuple[np.ndarray, np.ndarray]:
+        """Draw n i.i.d. samples (X (n, d), y (n,)), both of ``dtype`` (float32 or float64).
 
-        y = f*(x) + noise·ε with ε ~ N(0, 1). ``seed`` (an int >= 0) fixes the data; the task's
-        own parameters come from the task's seed. ``backend``: "numpy" (default; NumPy arrays),
-        "cuda" (CuPy arrays generated on the GPU), None/"auto" (pyfeat.backend.resolve: CuPy when
-        that resolves to "cuda", else NumPy). Same rows as ``stream(n, seed=seed, ...)``.
+        y = f*(x) + noise·ε with ε ~ N(0, 1). The rows are the same as those of
+        ``stream(n, seed=seed, ...)``, and ``sample(n, seed=s)[0][:m]`` equals
+        ``sample(m, seed=s)[0]`` (NumPy).
+
+        Parameters
+        ----------
+        n : int
+            Number of samples, >= 1.
+        noise : float, default 0.0
+            Standard deviation ς of the Gaussian label noise, >= 0.
+        seed : int, default 0
+            Seed of the data (>= 0); the task's own parameters (e.g. U) come from the task's
+            seed, independently.
+        dtype : {float64, float32}, default numpy.float64
+            dtype of X and y.
+        backend : {"numpy", "cuda", None, "auto"}, default "numpy"
+            "numpy": NumPy arrays; "cuda": CuPy arrays generated on the GPU (other random
+            numbers than NumPy's); None/"auto": CuPy when ``pyfeat.backend.resolve`` picks
+            "cuda", else NumPy.
+
+        Returns
+        -------
+        X : ndarray of shape (n, d)
+            The inputs.
+        y : ndarray of shape (n,)
+            The labels f*(x) + noise·ε.
+
+        Raises
+        ------
+        ValueError
+            Naming the argument, for a bad n, noise, seed, dtype or backend.
+        RuntimeError
+            When ``backend="cuda"`` cannot run here.
+
+        See Also
+        --------
+        stream : The same rows in blocks, for n beyond memory.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=8, r=2, degree=3, seed=0)
+        >>> X, y = task.sample(1000, noise=0.1, seed=1, dtype="float32")
+        >>> X.shape, y.shape, X.dtype, y.dtype
+        ((1000, 8), (1000,), dtype('float32'), dtype('float32'))
+        >>> X, y = task.sample(1000, seed=1)               # noise-free: y = f*(X)
+        >>> bool(np.allclose(y, task(X)))
+        True
+        >>> bool(np.array_equal(task.sample(10, seed=1)[0], X[:10]))
+        True
         """
         n, noise, seed, dtype, xp = self._check_sampling(n, noise, seed, dtype, backend)
         X = xp.empty((n, self.d), dtype=dtype)
@@ -212,17 +301,119 @@ class Task:
                 fill(k)
         return X, y
 
-    def stream(self, n, block=DEFAULT_BLOCK, noise=0.0, seed=0, dtype=np.float64, backend="numpy"):
-        """Iterable over (X_block, y_block) with ``block`` rows each (the last one shorter),
-        together exactly the rows of ``sample(n, noise, seed, dtype, backend)``, for any block
-        size; memory O(max(block, CHUNK_ROWS)·d), so n may be far beyond memory.
-        ``block=None`` means DEFAULT_BLOCK (65536). Parameters are checked at the call.
+    def stream(self, n: int, block: int | None = DEFAULT_BLOCK, noise: float = 0.0, seed: int = 0,
+               dtype: DTypeLike = np.float64,
+               backend: str | None = "numpy") -> Iterable[tuple[np.ndarray, np.ndarray]]:
+        """Iterable over (X_block, y_block): the rows of :meth:`sample` in blocks.
 
-        Each ``iter()`` regenerates the same rows, so the result can be read several times:
-        ``TwoLayerReLU().fit(task.stream(n, seed=1))`` makes its passes over it."""
+        The blocks have ``block`` rows each (the last one shorter) and are together exactly the
+        rows of ``sample(n, noise, seed, dtype, backend)``, for any block size; memory
+        O(max(block, CHUNK_ROWS)·d), so n may be far beyond memory. Parameters are checked at
+        the call. Each ``iter()`` regenerates the same rows, so the result can be read several
+        times: ``TwoLayerReLU().fit(task.stream(n, seed=1))`` makes its passes over it.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples in all, >= 1.
+        block : int or None, default 65536
+            Rows per block (None: DEFAULT_BLOCK, 65536).
+        noise : float, default 0.0
+            Standard deviation of the Gaussian label noise, >= 0.
+        seed : int, default 0
+            Seed of the data, >= 0 (as in :meth:`sample`).
+        dtype : {float64, float32}, default numpy.float64
+            dtype of the blocks.
+        backend : {"numpy", "cuda", None, "auto"}, default "numpy"
+            Where the blocks are generated (as in :meth:`sample`).
+
+        Returns
+        -------
+        Iterable of (ndarray, ndarray)
+            A re-iterable over the blocks (X_block (b, d), y_block (b,)).
+
+        Raises
+        ------
+        ValueError
+            Naming the argument, for a bad n, block, noise, seed, dtype or backend.
+        RuntimeError
+            When ``backend="cuda"`` cannot run here.
+
+        See Also
+        --------
+        sample : All n rows at once.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=8, r=2, degree=3, seed=0)
+        >>> blocks = task.stream(1000, block=300, seed=1)
+        >>> [Xb.shape[0] for Xb, yb in blocks]
+        [300, 300, 300, 100]
+        >>> X, y = task.sample(1000, seed=1)
+        >>> bool(np.array_equal(np.concatenate([yb for _, yb in blocks]), y))
+        True
+        """
         n, noise, seed, dtype, xp = self._check_sampling(n, noise, seed, dtype, backend)
         block = DEFAULT_BLOCK if block is None else check_int("block", block, 1)
         return _Stream(lambda: self._stream(n, block, noise, seed, dtype, xp))
+
+    def stream_block(self, n: int, k: int, block: int = DEFAULT_BLOCK, noise: float = 0.0, seed: int = 0,
+                     dtype: DTypeLike = np.float64) -> tuple[np.ndarray, np.ndarray]:
+        """Block k of ``stream(n, block, noise, seed, dtype)`` alone.
+
+        (X_k, y_k) = rows [k·block, min(n, (k+1)·block)) of ``sample(n, noise, seed, dtype)``,
+        generated from (seed, chunk index) without the blocks before it (so a cluster's workers
+        can each make their own blocks; NumPy).
+
+        Parameters
+        ----------
+        n : int
+            Number of samples in all, >= 1.
+        k : int
+            The block's index, 0 <= k <= (n − 1) // block.
+        block : int, default 65536
+            Rows per block.
+        noise : float, default 0.0
+            Standard deviation of the Gaussian label noise, >= 0.
+        seed : int, default 0
+            Seed of the data, >= 0 (as in :meth:`sample`).
+        dtype : {float64, float32}, default numpy.float64
+            dtype of the block.
+
+        Returns
+        -------
+        X_k : ndarray of shape (b, d)
+            The block's inputs (b = block, or fewer for the last block).
+        y_k : ndarray of shape (b,)
+            Its labels.
+
+        Raises
+        ------
+        ValueError
+            Naming the argument, for a bad n, k, block, noise, seed or dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=8, r=2, degree=3, seed=0)
+        >>> Xk, yk = task.stream_block(1000, 3, block=300, seed=1)
+        >>> X, y = task.sample(1000, seed=1)
+        >>> Xk.shape, bool(np.array_equal(Xk, X[900:])), bool(np.array_equal(yk, y[900:]))
+        ((100, 8), True, True)
+        """
+        n, noise, seed, dtype, xp = self._check_sampling(n, noise, seed, dtype, "numpy")
+        block = check_int("block", block, 1)
+        k = check_int("k", k, 0, (n - 1) // block, "the last block")
+        start, stop = k * block, min(n, (k + 1) * block)
+        chunks = [self._make_chunk(c, n, seed, noise, dtype, xp)
+                  for c in range(start // CHUNK_ROWS, (stop - 1) // CHUNK_ROWS + 1)]
+        X = np.concatenate([c[0] for c in chunks]) if len(chunks) > 1 else chunks[0][0]
+        y = np.concatenate([c[1] for c in chunks]) if len(chunks) > 1 else chunks[0][1]
+        lo = start - (start // CHUNK_ROWS) * CHUNK_ROWS
+        return X[lo : lo + stop - start], y[lo : lo + stop - start]
 
     def _make_chunk(self, k, n, seed, noise, dtype, xp):
         m = min(CHUNK_ROWS, n - k * CHUNK_ROWS)

@@ -4,8 +4,10 @@ neural tangent kernels?", the targets of the quadratic Taylor model)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pyfeat.backend import array_module
 from pyfeat.tasks._base import SIGNS, U_ROLE, check_int, project, random_orthonormal_rows, readonly, task_rng
@@ -18,22 +20,68 @@ def _double_factorial(m):
 
 
 class LowRankPolynomial(IndexTask):
-    """f*(x) = Σ_{s=1}^{r*} α_s (β_sᵀx)^{p_s},  x ~ N(0, I_d)  (seed 002).
+    """Low-rank polynomial f*(x) = Σ_{s=1}^{r*} α_s (β_sᵀx)^{p_s},  x ~ N(0, I_d)  (seed 002).
 
-    The seed's normalization: |α_s| ≤ 1, ‖(β_sᵀx)^{p_s}‖_{L²} ≤ 1, p_s ≤ p. Here each term has
-    L² norm exactly 1: ‖β_s‖ = ((2p_s − 1)!!)^{−1/(2p_s)}, since E(β·x)^{2p} = ‖β‖^{2p}(2p − 1)!!.
-    α_s are random signs ±1 (from ``seed``) unless given, and with ``normalize=True`` (default)
-    α is then scaled so that Var f* = 1 (|α_s| ≤ 1 still holds for orthogonal directions and
-    r* ≥ 2 or odd p).
+    The seed's normalization: ``|α_s| ≤ 1``, ‖(β_sᵀx)^{p_s}‖_{L²} ≤ 1, p_s ≤ p. Here each term
+    has L² norm exactly 1: ‖β_s‖ = ((2p_s − 1)!!)^{−1/(2p_s)}, since
+    E(β·x)^{2p} = ‖β‖^{2p}(2p − 1)!!. E f* and Var f* are exact (Hermite expansion of each
+    power); H = E[∇²f*] is also Σ_s α_s p_s(p_s − 1) E[(β_s·x)^{p_s−2}] β_sβ_sᵀ. ``U`` is an
+    orthonormal basis of span(β_1, …, β_{r*}) (so f* = g(Ux) is a multi-index model).
 
-    ``r``: r*, the number of terms; ``degree``: p (every p_s = p unless ``degrees`` is given);
-    ``directions``: (r*, d) nonzero rows (only their directions matter), default Haar-random
-    orthonormal rows. E f* and Var f* are exact (Hermite expansion of each power); H = E[∇²f*] is
-    also Σ_s α_s p_s(p_s − 1) E[(β_s·x)^{p_s−2}] β_sβ_sᵀ. ``U`` is an orthonormal basis of
-    span(β_1, …, β_{r*}) (so f* = g(Ux) is a multi-index model).
+    Parameters
+    ----------
+    d : int
+        Input dimension, >= 1.
+    r : int, default 2
+        The number of terms r*.
+    degree : int, default 3
+        The degree p: every p_s = p unless ``degrees`` is given.
+    degrees : sequence of int, optional
+        (p_1, …, p_{r*}).
+    alpha : array_like of shape (r,), optional
+        The coefficients α (default: random signs ±1 from ``seed``).
+    directions : array_like of shape (r, d), optional
+        Nonzero rows (only their directions matter); default Haar-random orthonormal rows.
+    normalize : bool, default True
+        Scale α so that Var f* = 1 (``|α_s| ≤ 1`` still holds for orthogonal directions and
+        r* ≥ 2 or odd p).
+    seed : int, default 0
+        Draws the directions and the signs.
+
+    Attributes
+    ----------
+    alpha : ndarray of shape (r,)
+        α after normalization (read-only).
+    betas : ndarray of shape (r, d)
+        The β_s, scaled to ‖β_s‖ = ((2p_s − 1)!!)^{−1/(2p_s)} (read-only).
+    degrees : tuple of int
+        (p_1, …, p_{r*}).
+    seed : int
+        The task's seed.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument: a bad d, r, degree(s), alpha or directions; r > d with random
+        directions; ``normalize`` with a constant f*.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> task = pf.tasks.LowRankPolynomial(d=8, r=2, degree=3, seed=0)
+    >>> task
+    LowRankPolynomial(d=8, r=2, degrees=(3, 3), seed=0)
+    >>> task.mean, round(task.variance, 12), task.U.shape
+    (0.0, 1.0, (2, 8))
+    >>> X, y = task.sample(100, seed=1)
+    >>> bool(np.allclose(y, task(X)))
+    True
     """
 
-    def __init__(self, d, r=2, degree=3, *, degrees=None, alpha=None, directions=None, normalize=True, seed=0):
+    def __init__(self, d: int, r: int = 2, degree: int = 3, *, degrees: Sequence[int] | None = None,
+                 alpha: ArrayLike | None = None, directions: ArrayLike | None = None,
+                 normalize: bool = True, seed: int = 0):
         d = check_int("d", d, 1)
         r = check_int("r", r, 1)
         seed = check_int("seed", seed, 0)
@@ -85,8 +133,33 @@ class LowRankPolynomial(IndexTask):
         self.degrees = tuple(degrees)
         super().__init__(U, g)
 
-    def __call__(self, X):
-        """f*(x) = Σ_s α_s (β_sᵀx)^{p_s} on the rows of X, float64 (evaluated directly)."""
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """The target f*(x) = Σ_s α_s (β_sᵀx)^{p_s} on the rows of X, float64 (evaluated directly).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d)
+            Inputs, any real dtype (projected in float64).
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            Values f*(x_i), float64.
+
+        Raises
+        ------
+        ValueError
+            When X is not (n, d) with the task's d.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.LowRankPolynomial(d=2, r=1, degree=2, alpha=[1.0],
+        ...                                   directions=[[1.0, 0.0]], normalize=False)
+        >>> task(np.array([[2.0, 7.0]]))                    # (β·x)² with ‖β‖² = 1/√3
+        array([2.3094...])
+        """
         self._check_X(X)
         xp = array_module(X)
         P = project(X, self.betas)

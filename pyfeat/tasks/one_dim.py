@@ -16,7 +16,7 @@ class _Uniform1D(Task):
     bias-free ReLU features and the NTK of seed 003 can represent a threshold at 0 — f* reads
     the first column either way."""
 
-    def __init__(self, append_one=False):
+    def __init__(self, append_one: bool = False):
         self.append_one = bool(append_one)
         self.d = 2 if self.append_one else 1
 
@@ -27,8 +27,31 @@ class _Uniform1D(Task):
         if self.append_one:
             out[:, 1] = 1
 
-    def __call__(self, X):
-        """f*(x) on the rows of X (n, d), from the first column, float64."""
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """The target f*(x) on the rows of X (n, d), from the first column, float64.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d)
+            Inputs: x in the first column (d = 2 with ``append_one``: the second is ignored).
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            Values f*(x_i), float64.
+
+        Raises
+        ------
+        ValueError
+            When X is not (n, d) with the task's d.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> pf.tasks.Heaviside1D()(np.array([[-0.5], [0.0], [0.5]]))
+        array([0., 1., 1.])
+        """
         self._check_X(X)
         return self._f(array_module(X).asarray(X[:, 0], dtype=np.float64))
 
@@ -40,8 +63,37 @@ class _Uniform1D(Task):
 
 
 class Heaviside1D(_Uniform1D):
-    """f*(x) = 1[x ≥ 0], x ~ Unif[−1, 1] (seed 001, the slides' 1-D example).
-    Exact E f* = 1/2, Var f* = 1/4."""
+    """Heaviside step f*(x) = 1[x ≥ 0], x ~ Unif[−1, 1] (seed 001, the slides' 1-D example).
+
+    Exact E f* = 1/2, Var f* = 1/4.
+
+    Parameters
+    ----------
+    append_one : bool, default False
+        Rows (x, 1) (d = 2) instead of (x,) (d = 1), so that bias-free ReLU features and the
+        NTK of seed 003 can represent a threshold at 0; f* reads the first column either way.
+
+    Attributes
+    ----------
+    d : int
+        1, or 2 with ``append_one``.
+    mean : float
+        E f* = 1/2.
+    variance : float
+        Var f* = 1/4.
+
+    See Also
+    --------
+    SmoothStep1D : Its smooth counterpart.
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> task = pf.tasks.Heaviside1D(append_one=True)
+    >>> X, y = task.sample(10_000, seed=1)
+    >>> X.shape, float(X[:, 1].min()), round(float(y.mean()), 1), task.mean
+    ((10000, 2), 1.0, 0.5, 0.5)
+    """
 
     mean = 0.5
     variance = 0.25
@@ -51,18 +103,58 @@ class Heaviside1D(_Uniform1D):
 
 
 class SmoothStep1D(_Uniform1D):
-    """f*(x) = (1 + tanh(x/w))/2, x ~ Unif[−1, 1]: the smooth counterpart of :class:`Heaviside1D`
-    (→ 1[x ≥ 0] as the width w → 0). Exact E f* = 1/2 (odd part) and
-    Var f* = (1 − w·tanh(1/w))/4, from ∫₀¹ tanh²(x/w) dx = 1 − w·tanh(1/w)."""
+    """Smooth step f*(x) = (1 + tanh(x/w))/2, x ~ Unif[−1, 1].
+
+    The smooth counterpart of :class:`Heaviside1D` (→ 1[x ≥ 0] as the width w → 0). Exact
+    E f* = 1/2 (odd part) and Var f* = (1 − w·tanh(1/w))/4, from
+    ∫₀¹ tanh²(x/w) dx = 1 − w·tanh(1/w).
+
+    Parameters
+    ----------
+    width : float, default 0.1
+        The width w > 0.
+    append_one : bool, default False
+        Rows (x, 1) (d = 2) instead of (x,), as in :class:`Heaviside1D`.
+
+    Attributes
+    ----------
+    d : int
+        1, or 2 with ``append_one``.
+    mean : float
+        E f* = 1/2.
+
+    Raises
+    ------
+    ValueError
+        When ``width`` is not a positive finite number.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> task = pf.tasks.SmoothStep1D(width=0.1)
+    >>> task(np.array([[-1.0], [0.0], [1.0]])).round(6)
+    array([0. , 0.5, 1. ])
+    >>> round(task.variance, 4)
+    0.225
+    """
 
     mean = 0.5
 
-    def __init__(self, width=0.1, append_one=False):
+    def __init__(self, width: float = 0.1, append_one: bool = False):
         self.width = check_float("width", width, 0.0, strict=True)
         super().__init__(append_one)
 
     @property
-    def variance(self):
+    def variance(self) -> float:
+        """Var f* = (1 − w·tanh(1/w))/4, exact.
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> round(pf.tasks.SmoothStep1D(width=0.5).variance, 6)
+        0.129497
+        """
         return (1.0 - self.width * math.tanh(1.0 / self.width)) / 4.0
 
     def _f(self, x):

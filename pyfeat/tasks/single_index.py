@@ -3,8 +3,10 @@ single-index f* under spiked covariance data, kernels needing β ≥ 1 − 1/p, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pyfeat.tasks._base import U_ROLE, check_float, check_int, orthonormal_rows, random_orthonormal_rows, task_rng
 from pyfeat.tasks._hermite import HermiteExpansion, hermite_table
@@ -12,23 +14,73 @@ from pyfeat.tasks.multi_index import IndexTask
 
 
 class SingleIndex(IndexTask):
-    """f*(x) = σ*(⟨x, μ⟩/√(1+θ)),  x ~ N(0, I_d + θ μμᵀ),  θ = d^β  (seed 000).
+    """Single index f*(x) = σ*(⟨x, μ⟩/√(1+θ)),  x ~ N(0, I_d + θ μμᵀ),  θ = d^β  (seed 000).
 
     μ ∈ R^d is a unit vector (random from ``seed``, or ``mu``); since ⟨x, μ⟩/√(1+θ) ~ N(0, 1),
     the link is written in the orthonormal Hermite basis, σ*(t) = Σ_j c_j He_j(t)/√(j!), and
     E f* = c_0, Var f* = Σ_{j≥1} c_j², E[∇f*] = c_1 μ/√(1+θ), H = E[∇²f*] = √2 c_2 μμᵀ/(1+θ).
     The information exponent k is the lowest j ≥ 1 with c_j ≠ 0, the degree p the highest.
 
-    ``link``: a sequence (c_0, …, c_p) of Hermite coefficients, or None for the default link
-    of information exponent ``k`` (default 2) and degree ``p`` (default k):
-    σ* = (He_k/√(k!) + He_p/√(p!))/√2 if p > k, else He_k/√(k!) — E f* = 0, Var f* = 1.
-    The spike: ``beta`` (θ = d^β, β ≥ 0; the seed takes β ∈ [0, 1)) or ``theta`` (θ ≥ 0)
-    directly; neither means θ = 0 (isotropic x). Sampling draws z ~ N(0, I_d) and sets
-    x = z + (√(1+θ) − 1)⟨μ, z⟩μ, whose covariance is exactly I_d + θμμᵀ.
-    Exposes ``U`` = μ as a (1, d) row, so every MultiIndex diagnostic applies.
+    Sampling draws z ~ N(0, I_d) and sets x = z + (√(1+θ) − 1)⟨μ, z⟩μ, whose covariance is
+    exactly I_d + θμμᵀ. Exposes ``U`` = μ as a (1, d) row, so every MultiIndex diagnostic
+    applies.
+
+    Parameters
+    ----------
+    d : int
+        Input dimension, >= 1.
+    link : sequence of float, optional
+        (c_0, …, c_p), the Hermite coefficients of σ*, some c_j ≠ 0 for j ≥ 1; None for the
+        default link of information exponent ``k`` and degree ``p``:
+        σ* = (He_k/√(k!) + He_p/√(p!))/√2 if p > k, else He_k/√(k!) — E f* = 0, Var f* = 1.
+    k : int, optional
+        Information exponent of the default link (default 2); not with ``link``.
+    p : int, optional
+        Degree of the default link, >= k (default k); not with ``link``.
+    beta : float, optional
+        The spike θ = d^β, β ≥ 0 (the seed takes β ∈ [0, 1)); not with ``theta``.
+    theta : float, optional
+        The spike θ ≥ 0 directly. Neither ``beta`` nor ``theta``: θ = 0 (isotropic x).
+    mu : array_like of shape (d,), optional
+        The unit spike direction μ (default: random from ``seed``).
+    seed : int, default 0
+        Draws μ.
+
+    Attributes
+    ----------
+    theta : float
+        θ.
+    beta : float or None
+        β when it was given.
+    link_coefficients : ndarray
+        (c_0, …, c_p), read-only.
+    information_exponent : int
+        k, the lowest j ≥ 1 with c_j ≠ 0.
+    seed : int
+        The task's seed.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument: d, k, p, beta, theta or seed out of range, ``link`` with k or p,
+        ``beta`` with ``theta``, a link without a nonconstant coefficient, μ not a unit vector.
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> task = pf.tasks.SingleIndex(d=16, k=2, p=3, beta=0.5, seed=0)
+    >>> task
+    SingleIndex(d=16, k=2, p=3, theta=4, beta=0.5, seed=0)
+    >>> task.theta, task.information_exponent, task.U.shape, round(task.variance, 12)
+    (4.0, 2, (1, 16), 1.0)
+    >>> X, y = task.sample(50_000, seed=1)
+    >>> round(float((X @ task.mu).var()), 1)             # Var⟨x, μ⟩ = 1 + θ
+    5.0
     """
 
-    def __init__(self, d, link=None, *, k=None, p=None, beta=None, theta=None, mu=None, seed=0):
+    def __init__(self, d: int, link: Sequence[float] | None = None, *, k: int | None = None,
+                 p: int | None = None, beta: float | None = None, theta: float | None = None,
+                 mu: ArrayLike | None = None, seed: int = 0):
         d = check_int("d", d, 1)
         seed = check_int("seed", seed, 0)
         if link is None:
@@ -66,11 +118,37 @@ class SingleIndex(IndexTask):
 
     @property
     def mu(self) -> np.ndarray:
-        """The spike (signal) direction μ (d,), unit norm."""
+        """The spike (signal) direction μ (d,), unit norm.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> mu = pf.tasks.SingleIndex(d=16, seed=0).mu
+        >>> mu.shape, round(float(np.linalg.norm(mu)), 12)
+        ((16,), 1.0)
+        """
         return self.U[0]
 
-    def link(self, t):
-        """σ*(t) on a 1-D array t (float64)."""
+    def link(self, t: ArrayLike) -> np.ndarray:
+        """The link σ*(t) on a 1-D array t (float64).
+
+        Parameters
+        ----------
+        t : array_like of shape (m,)
+            Points of the real line.
+
+        Returns
+        -------
+        ndarray of shape (m,)
+            Values σ*(t) = Σ_j c_j He_j(t)/√(j!), float64.
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> pf.tasks.SingleIndex(d=16, k=2).link([0.0, 1.0, 2.0])   # He_2(t)/√2 = (t² − 1)/√2
+        array([-0.7071...,  0.    ...,  2.1213...])
+        """
         T = hermite_table(np.asarray(t, dtype=np.float64), len(self.link_coefficients) - 1)
         return np.tensordot(self.link_coefficients, T, axes=1)
 

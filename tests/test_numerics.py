@@ -1,0 +1,155 @@
+"""Never a silent wrong number: extreme magnitudes, casts that overflow, results that are or are
+not representable. Every call returns finite numbers equal to the float64 reference within the
+dtype's tolerance, or raises ValueError/TypeError naming the argument."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import pyfeat as pf
+from pyfeat import ops
+
+from conftest import available_backends
+
+BACKENDS = available_backends()
+RTOL = {np.float32: 1e-4, np.float64: 1e-10}
+
+
+def _network(rng, n, d, m, dtype, sx=1.0, sw=1.0, sb=1.0, sy=1.0):
+    X = (rng.standard_normal((n, d)) * sx).astype(dtype)
+    W = (rng.standard_normal((m, d)) / math.sqrt(d) * sw).astype(dtype)
+    b = (rng.standard_normal(m) * sb).astype(dtype)
+    a = rng.choice([-1.0, 1.0], m).astype(dtype)
+    y = (rng.standard_normal(n) * sy).astype(dtype)
+    return X, y, W, a, b
+
+
+def _close(got, ref, dtype, what):
+    got = np.asarray(got, np.float64)
+    assert np.isfinite(got).all(), f"{what}: non-finite result"
+    err = np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-300)
+    assert err <= RTOL[dtype], f"{what}: relative error {err:.3g}"
+
+
+# scales (X, W, b, y): products of blocks far outside the dtype's range, results inside it
+SCALES = {
+    np.float32: [(1e20, 1.0, 1e20, 1.0), (1e-30, 1.0, 1e-30, 1.0), (1e-20, 1e15, 1e-5, 1e25),
+                 (1.0, 1e-30, 1e-30, 1e-10), (1e15, 1e15, 1e30, 1e-20)],
+    np.float64: [(1e200, 1.0, 1e200, 1.0), (1e-200, 1e-100, 1e-300, 1.0), (1e150, 1e-150, 1.0, 1e100)],
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_network_ops_at_extreme_magnitudes(rng, backend, dtype):
+    """The float32 Gram of X·1e20 is ≈ 1e40: representable in its float64 result (it was inf),
+    and tiny inputs no longer underflow to a zero Gram (float32 1e-30: products 1e-60)."""
+    from pyfeat.ops import _reference
+
+    for sx, sw, sb, sy in SCALES[dtype]:
+        X, y, W, a, b = _network(rng, 200, 6, 8, dtype, sx, sw, sb, sy)
+        what = f"{np.dtype(dtype).name} X·{sx:g} W·{sw:g} b·{sb:g} y·{sy:g}"
+        with np.errstate(over="ignore"):
+            Gr, cr = _reference.relu_gram(X, W, b, y, None)
+        if np.isfinite(Gr).all() and np.isfinite(cr).all():
+            G, c = ops.relu_gram(X, W, b, y, backend=backend, block_size=64)
+            _close(G, Gr, dtype, f"relu_gram G, {what}")
+            _close(c, cr, dtype, f"relu_gram c, {what}")
+        else:  # |Φ|² beyond float64: an error, never inf
+            with pytest.raises(ValueError, match="relu_gram: the result is not representable"):
+                ops.relu_gram(X, W, b, y, backend=backend, block_size=64)
+        ref = _reference.first_step_gradient(X, y, W, a, b, None).astype(np.float64)
+        if np.abs(ref).max() < np.finfo(dtype).max / 10:
+            _close(ops.first_step_gradient(X, y, W, a, b, backend=backend, block_size=64),
+                   _reference_gradient(X, y, W, a, b), dtype, f"first_step_gradient, {what}")
+        P = np.maximum(X.astype(np.float64) @ W.astype(np.float64).T + b, 0)
+        if P.max() < np.finfo(dtype).max / 10 and np.abs(P @ a).max() < np.finfo(dtype).max / 10:
+            _close(ops.relu_features(X, W, b, backend=backend), P, dtype, f"relu_features, {what}")
+            _close(ops.relu_predict(X, W, b, a, backend=backend, block_size=64), P @ a, dtype,
+                   f"relu_predict, {what}")
+
+
+def _reference_gradient(X, y, W, a, b):
+    X64, W64 = X.astype(np.float64), W.astype(np.float64)
+    mask = X64 @ W64.T + b.astype(np.float64) >= 0
+    return -2.0 / len(X) * a.astype(np.float64)[:, None] * ((mask * y.astype(np.float64)[:, None]).T @ X64)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_results_that_overflow_their_dtype_raise(rng, backend):
+    X, y, W, a, b = _network(rng, 50, 4, 6, np.float32, sx=1e20, sw=1e20)  # |x·w| ≈ 1e40
+    with pytest.raises(ValueError, match="relu_features: the result is not representable in float32"):
+        ops.relu_features(X, W, b, backend=backend)
+    with pytest.raises(ValueError, match="relu_predict: the result is not representable"):
+        ops.relu_predict(X, W, b, a, backend=backend)
+    G, _ = ops.relu_gram(X, W, b, None, backend=backend)  # float64: representable
+    assert np.isfinite(G).all() and G.max() > 1e70
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inputs_are_cast_before_they_are_checked(rng, backend):
+    """A float64 W of 1e39 is inf in the float32 working dtype: reported, not used (it gave a
+    gradient 73 % wrong)."""
+    X, y, W, a, b = _network(rng, 50, 4, 6, np.float32)
+    with pytest.raises(ValueError, match="first_step_gradient: W contains inf"):
+        ops.first_step_gradient(X, y, W.astype(np.float64) * 1e39, a, b, backend=backend)
+    with pytest.raises(ValueError, match="y contains inf"):
+        ops.relu_gram(X, W, b, y.astype(np.float64) * 1e300, backend=backend)
+
+
+def test_finite_huge_inputs_are_not_reported_as_inf(rng):
+    """Two entries of 1e308 make the checking sum overflow; the check then looks closer."""
+    X, y, W, a, b = _network(rng, 50, 4, 6, np.float64)
+    X[0, 0] = X[1, 0] = 1e308
+    G, _ = ops.relu_gram(X, W * 1e-160, b * 1e-160, None)
+    assert np.isfinite(G).all()
+    X[2, 1] = np.inf
+    with pytest.raises(ValueError, match="X contains inf"):
+        ops.relu_gram(X, W, b, None)
+
+
+def test_extended_precision_is_named():
+    if np.dtype(np.longdouble).itemsize <= 8:
+        pytest.skip("longdouble is float64 here")
+    X = np.ones((4, 2), np.longdouble)
+    with pytest.raises(TypeError, match="extended precision"):
+        ops.relu_gram(X, np.ones((2, 2)), None)
+
+
+# models ----------------------------------------------------------------------------------------
+
+
+def _task(n=300, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    return X, np.sin(X[:, 0]) + X[:, 1] * X[:, 2]
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-30, 1e30, 1e160, 1e300])
+def test_network_fits_are_equivariant_in_the_labels_scale(scale):
+    """Algorithm 1 with the ridge head is linear in y: a fit on y·s predicts s·f (it was a
+    ZeroDivisionError at s = 1e160, from ‖∇L‖² overflowing)."""
+    X, y = _task()
+    ref = pf.TwoLayerReLU(width=32).fit(X, y).predict(X)
+    got = pf.TwoLayerReLU(width=32).fit(X, y * scale).predict(X)
+    np.testing.assert_allclose(got / scale, ref, rtol=1e-8, atol=1e-10)
+    r2 = pf.TwoLayerReLU(width=32).fit(X, y * scale).score(X, y * scale)
+    assert np.isfinite(r2) and r2 == pytest.approx(pf.TwoLayerReLU(width=32).fit(X, y).score(X, y), rel=1e-8)
+
+
+def test_network_fit_raises_instead_of_returning_a_nan_model():
+    X, y = _task()
+    with pytest.raises(ValueError, match="lower eta1"):
+        pf.TwoLayerReLU(width=32, eta1=1e300).fit(X, y)  # it fitted to NaN "successfully"
+    with pytest.raises(ValueError, match=r"ridge=1e-300 is too small"):
+        pf.RandomFeatures(width=64, ridge=1e-300).fit(X[:10], y[:10])  # a raw LinAlgError before
+    # float32 X of norm 1e20: the float64 Gram (≈ 1e40) is right, so the fit is finite; its
+    # predictions α + β·x ≈ 1e40 are not representable in float32, which predict says
+    X32 = (X * 1e20).astype(np.float32)
+    rf = pf.RandomFeatures(width=32).fit(X32, y)
+    assert all(np.isfinite(getattr(rf, a)).all() for a in ("a_", "W_", "b_", "beta_"))
+    with pytest.raises(ValueError, match="predictions overflow float32"):
+        rf.predict(X32)
+    assert np.isfinite(rf.predict(X32.astype(np.float64))).all()
