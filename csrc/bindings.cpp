@@ -7,6 +7,7 @@
 #include <string>
 
 #include "pyfeat/kernel_math.hpp"
+#include "pyfeat/taylor_math.hpp"
 #ifdef PYFEAT_WITH_CUDA
 #include "pyfeat/cuda_ops.hpp"
 #endif
@@ -50,6 +51,45 @@ py::array_t<T> acos_values(carray<T> x) {
   return out;
 }
 
+void check_activation(const char* op, int code) {
+  if (!pyfeat::is_activation_code(code))
+    throw std::invalid_argument(std::string(op) + ": unknown activation code " + std::to_string(code));
+}
+
+// σ, σ' or σ'' (k = 0, 1, 2) of activation `code` on a 1-D array (host side of taylor_math.hpp).
+template <class T>
+py::array_t<T> activation_values(int code, carray<T> t, int k) {
+  check_activation("activation_values", code);
+  if (t.ndim() != 1 || k < 0 || k > 2)
+    throw std::invalid_argument("activation_values: t must be a 1-D array and k in {0, 1, 2}");
+  py::array_t<T> out(t.shape(0));
+  const T* pt = t.data();
+  T* po = out.mutable_data();
+  for (py::ssize_t i = 0; i < t.shape(0); ++i) {
+    T d[3];
+    d[0] = pyfeat::activation_value<T>(code, pt[i]);
+    pyfeat::activation_derivatives<T>(code, pt[i], d[1], d[2]);
+    po[i] = d[k];
+  }
+  return out;
+}
+
+// (term, slope) of taylor_neuron over 1-D arrays of equal length.
+template <class T>
+py::tuple taylor_neurons(int code, carray<T> u0, carray<T> u, carray<T> a1, carray<T> a2) {
+  check_activation("taylor_neurons", code);
+  const py::ssize_t n = u0.shape(0);
+  if (u0.ndim() != 1 || u.ndim() != 1 || a1.ndim() != 1 || a2.ndim() != 1 || u.shape(0) != n ||
+      a1.shape(0) != n || a2.shape(0) != n)
+    throw std::invalid_argument("taylor_neurons: u0, u, a1, a2 must be 1-D arrays of equal length");
+  py::array_t<T> term(n), slope(n);
+  T* pt = term.mutable_data();
+  T* ps = slope.mutable_data();
+  for (py::ssize_t i = 0; i < n; ++i)
+    pt[i] = pyfeat::taylor_neuron<T>(code, u0.data()[i], u.data()[i], a1.data()[i], a2.data()[i], ps[i]);
+  return py::make_tuple(term, slope);
+}
+
 py::dict build_info() {
   py::dict d;
   d["version"] = PYFEAT_VERSION;
@@ -78,6 +118,14 @@ PYBIND11_MODULE(_core, m) {
         "Host evaluation of csrc/include/pyfeat/kernel_math.hpp kernel_value (float64).");
   m.def("acos_values", &acos_values<float>, "Host evaluation of pf_acos (float32 polynomial).");
   m.def("acos_values", &acos_values<double>, "Host evaluation of pf_acos (float64 libm).");
+  m.def("activation_values", &activation_values<float>, py::arg("code"), py::arg("t"), py::arg("k"),
+        "Host evaluation of taylor_math.hpp: sigma (k=0), sigma' (1) or sigma'' (2) (float32).");
+  m.def("activation_values", &activation_values<double>, py::arg("code"), py::arg("t"), py::arg("k"),
+        "Host evaluation of taylor_math.hpp: sigma (k=0), sigma' (1) or sigma'' (2) (float64).");
+  m.def("taylor_neurons", &taylor_neurons<float>, py::arg("code"), py::arg("u0"), py::arg("u"),
+        py::arg("a1"), py::arg("a2"), "Host evaluation of taylor_math.hpp taylor_neuron: (term, slope) (float32).");
+  m.def("taylor_neurons", &taylor_neurons<double>, py::arg("code"), py::arg("u0"), py::arg("u"),
+        py::arg("a1"), py::arg("a2"), "Host evaluation of taylor_math.hpp taylor_neuron: (term, slope) (float64).");
 #ifdef PYFEAT_WITH_CUDA
   pyfeat::cuda::register_bindings(m);
 #endif

@@ -85,6 +85,31 @@ void bind_dtype(py::module_& m, const std::string& sfx) {
       "sums of r relu(Z + b) and r 1[Z + b >= 0] into parts (2 x splits x m doubles), "
       "Z <- r 1[Z + b >= 0] in place.");
   m.def(
+      ("cuda_taylor_residual_" + sfx).c_str(),
+      [](ptr Z, i64 ldz, i64 rows, i64 m, ptr bb, ptr a1, ptr a2, ptr y, int code, ptr r,
+         ptr parts, i64 splits, ptr stream) {
+        py::gil_scoped_release release;
+        taylor_residual<T>(as<T>(Z), ldz, rows, m, as<const T>(bb), as<const T>(a1),
+                           as<const T>(a2), as<const T>(y), code, as<double>(r), as<double>(parts),
+                           splits, stream);
+      },
+      py::arg("Z"), py::arg("ldz"), py::arg("rows"), py::arg("m"), py::arg("bb"), py::arg("a1"),
+      py::arg("a2"), py::arg("y"), py::arg("code"), py::arg("r"), py::arg("parts"),
+      py::arg("splits"), py::arg("stream"),
+      "Taylor-model gradient epilogue (device pointers): r = f - y (double) from Z = [U0 | U], "
+      "Z[:, :m] <- r slope in place, per-chunk column sums of r slope into parts (splits x m).");
+  m.def(
+      ("cuda_taylor_forward_" + sfx).c_str(),
+      [](ptr Z, i64 ldz, i64 rows, i64 m, ptr bb, ptr a1, ptr a2, int code, ptr out, ptr stream) {
+        py::gil_scoped_release release;
+        taylor_forward<T>(as<const T>(Z), ldz, rows, m, as<const T>(bb), as<const T>(a1),
+                          as<const T>(a2), code, as<T>(out), stream);
+      },
+      py::arg("Z"), py::arg("ldz"), py::arg("rows"), py::arg("m"), py::arg("bb"), py::arg("a1"),
+      py::arg("a2"), py::arg("code"), py::arg("out"), py::arg("stream"),
+      "Taylor-model predictions (device pointers): out[i] = sum_j term(Z[i, j] + bb[j], "
+      "Z[i, m + j] + bb[m + j]) from Z = [U0 | U].");
+  m.def(
       ("cuda_kernel_matrix_" + sfx).c_str(),
       [](int code, double p0, double p1, double p2, ptr G, i64 ldg, i64 rows, i64 cols, ptr sx,
          ptr sz, ptr stream) {

@@ -42,6 +42,8 @@ _LAZY = {
     "TwoLayerReLU": "pyfeat.models",
     "RandomFeatures": "pyfeat.models",
     "GDNetwork": "pyfeat.models",
+    "QuadraticTaylor": "pyfeat.models",
+    "HierarchicalQuadratic": "pyfeat.models",
     "KernelRidge": "pyfeat.kernel_ridge",
     "kernel_gradient_flow": "pyfeat.kernel_ridge",
     "tasks": None,

@@ -19,12 +19,13 @@ from __future__ import annotations
 import math
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import pyfeat
-from pyfeat import kernels
+from pyfeat import _activation_table, kernels
 
 core = pytest.importorskip("pyfeat._core")
 
@@ -179,9 +180,97 @@ def test_pf_acos_float64_is_libm():
 
 
 # ---------------------------------------------------------------------------------------------
+# the activations of the Taylor models (taylor_math.hpp): host evaluation against the table's
+# float64 formulas, and the Numba version against the host
+
+TAYLOR_HEADER = Path(pyfeat.__file__).resolve().parent.parent / "csrc" / "include" / "pyfeat" / "taylor_math.hpp"
+ACTIVATION_NAMES = _activation_table.names()
+
+
+@pytest.mark.skipif(not TAYLOR_HEADER.is_file(), reason="csrc/ not next to the package (installed wheel)")
+def test_activation_codes_are_the_tables():
+    text = TAYLOR_HEADER.read_text()
+    enum = re.search(r"enum ActivationCode : int \{([^}]*)\}", text).group(1)
+    codes = {name.strip().lower(): int(value) for name, value in re.findall(r"(\w+)\s*=\s*(\d+)", enum)}
+    assert codes == {name: act.code for name, act in _activation_table.TABLE.items()}
+    assert int(re.search(r"kActivationCount = (\d+);", text).group(1)) == len(_activation_table.TABLE)
+    with pytest.raises(ValueError, match="unknown activation code 4"):
+        core.activation_values(4, np.zeros(2), 1)
+
+
+def _activation_grid(dt):
+    """t on [-30, 30] densely, the kinks, and values far out (σ'' of softplus underflows there)."""
+    t = np.concatenate([np.linspace(-30, 30, 60_001), [-1e4, -700.0, -1e-30, 0.0, 1e-30, 700.0, 1e4]])
+    return t.astype(dt)
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_activation_values_match_float64_reference(name, dt):
+    """σ, σ', σ'' of the header against the table's float64 formulas at the same (rounded) t:
+    |error| <= rtol·(|σ⁽ᵏ⁾(t)| + 1) (float64 1e-12, float32 1e-6; measured worst 2.2e-16 / 1.2e-7)."""
+    act = _activation_table.TABLE[name]
+    t = _activation_grid(dt)
+    for k in range(3):
+        got = core.activation_values(act.code, t, k)
+        assert got.dtype == dt and np.all(np.isfinite(got) | (np.abs(t) > 100))
+        ref = act.derivative(t.astype(np.float64), k)
+        with np.errstate(invalid="ignore"):
+            err = np.abs(got.astype(np.float64) - ref)
+        ok = err <= RTOL[dt] * (np.abs(ref) + 1)
+        ok |= np.isinf(ref) & (got == ref)  # relu3 and cubic at ±1e4 in float32: ±inf both
+        assert np.all(ok), (name, k, t[~ok][:5], got[~ok][:5], ref[~ok][:5])
+
+
+def _neurons_reference(act, u0, u, a1, a2):
+    lin, quad = a1 * act.derivative(u0, 1), a2 * act.derivative(u0, 2) * u
+    return (lin + 0.5 * quad) * u, lin + quad
+
+
+def _neurons_inputs(dt, n=20_000, seed=3):
+    rng = np.random.default_rng(seed)
+    u0, u, a1, a2 = (rng.standard_normal(n) * s for s in (3.0, 1.0, 1.0, 1.0))
+    u0[:100] = 0.0  # the kinks
+    return tuple(v.astype(dt) for v in (u0, u, a1, a2))
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_taylor_neuron_host_and_numba(name, dt):
+    """taylor_neuron (term a1σ'(u0)u + a2σ''(u0)u²/2, slope a1σ'(u0) + a2σ''(u0)u) of the header
+    against the float64 formula, and the Numba version (pyfeat.ops._numba) against the header,
+    both within rtol of the terms' natural size |a1σ'u| + |a2σ''u²|."""
+    from numba import njit
+
+    from pyfeat.ops._numba import _taylor_neuron
+
+    act = _activation_table.TABLE[name]
+    code = act.code  # a compile-time constant of the loop below, as in pyfeat.ops._numba
+
+    @njit
+    def numba_neurons(u0, u, a1, a2, term, slope):
+        for i in range(u0.shape[0]):
+            term[i], slope[i] = _taylor_neuron(code, u0[i], u[i], a1[i], a2[i])
+
+    u0, u, a1, a2 = _neurons_inputs(dt)
+    term, slope = core.taylor_neurons(act.code, u0, u, a1, a2)
+    assert term.dtype == slope.dtype == dt
+    ref_term, ref_slope = _neurons_reference(act, *(v.astype(np.float64) for v in (u0, u, a1, a2)))
+    size_slope = np.abs(a1 * act.derivative(u0, 1)) + np.abs(a2 * act.derivative(u0, 2) * u)
+    size_term = size_slope * np.abs(u)
+    for got, ref, size in ((term, ref_term, size_term), (slope, ref_slope, size_slope)):
+        assert np.all(np.abs(got - ref) <= RTOL[dt] * (size + 1e-30))
+    nb_term, nb_slope = np.empty_like(u0), np.empty_like(u0)
+    numba_neurons(u0, u, a1, a2, nb_term, nb_slope)
+    for got, host, size in ((nb_term, term, size_term), (nb_slope, slope, size_slope)):
+        assert np.all(np.abs(got.astype(np.float64) - host) <= 4 * np.finfo(dt).eps * (size + 1e-30))
+
+
+# ---------------------------------------------------------------------------------------------
 # build facts
 
-CUDA_OPS = ("mask_times_y", "relu_bias", "kernel_matrix", "kernel_matvec", "relu_residual")
+CUDA_OPS = ("mask_times_y", "relu_bias", "kernel_matrix", "kernel_matvec", "relu_residual", "taylor_residual",
+            "taylor_forward")
 
 
 def test_build_info_is_consistent():
@@ -255,3 +344,28 @@ def test_cuda_launchers_accept_empty_sizes_without_a_device(sfx):
     assert getattr(core, f"cuda_relu_residual_{sfx}")(0, 0, 5, 0, 0, 0, 1 << 20, 1 << 20, 0, 2, 0) is None
     assert getattr(core, f"cuda_kernel_matvec_{sfx}")(0, 0.0, 0.0, 0.0, 0, 0, 1 << 20, 3, 2, 0,
                                                       1 << 20, 1 << 20, 4, 0, 0) is None
+
+
+@needs_cuda_build
+@pytest.mark.parametrize("sfx", ["f32", "f64"])
+def test_cuda_taylor_launchers_check_arguments(sfx):
+    resid = getattr(core, f"cuda_taylor_residual_{sfx}")
+    fwd = getattr(core, f"cuda_taylor_forward_{sfx}")
+    fake = 1 << 20  # never dereferenced: every call below fails validation first
+    with pytest.raises(ValueError, match="taylor_residual: leading dimension 7 < 2m 8"):
+        resid(fake, 7, 2, 4, fake, fake, fake, fake, 0, fake, fake, 1, 0)
+    with pytest.raises(ValueError, match="unknown activation code 4"):
+        resid(fake, 8, 2, 4, fake, fake, fake, fake, 4, fake, fake, 1, 0)
+    with pytest.raises(ValueError, match="splits must be in"):
+        resid(fake, 8, 2, 4, fake, fake, fake, fake, 0, fake, fake, 0, 0)
+    with pytest.raises(ValueError, match="a2 is a null pointer"):
+        resid(fake, 8, 2, 4, fake, fake, 0, fake, 0, fake, fake, 1, 0)
+    with pytest.raises(ValueError, match="y is a null pointer"):
+        resid(fake, 8, 2, 4, fake, fake, fake, 0, 0, fake, fake, 1, 0)
+    with pytest.raises(ValueError, match="taylor_forward: rows must be >= 0"):
+        fwd(fake, 8, -1, 4, fake, fake, fake, 0, fake, 0)
+    with pytest.raises(ValueError, match="out is a null pointer"):
+        fwd(fake, 8, 2, 4, fake, fake, fake, 0, 0, 0)
+    # nothing to do: no launch, no CUDA call
+    assert resid(0, 0, 5, 0, 0, 0, 0, fake, 1, fake, 0, 2, 0) is None
+    assert fwd(0, 8, 0, 4, fake, fake, fake, 2, 0, 0) is None

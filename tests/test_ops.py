@@ -261,6 +261,139 @@ def test_relu_gram_without_labels_and_bias(rng, backend):
     assert_close(G, P.T @ P, np.float64, "relu_gram b=None")
 
 
+# taylor_gradient / taylor_predict (seed 002) -------------------------------------------------
+
+# σ' and σ'' of each activation, written out here (independent of pyfeat._activation_table)
+ACTIVATIONS = {
+    "relu3": (lambda t: np.maximum(t, 0) ** 2 / 2, lambda t: np.maximum(t, 0)),
+    "softplus": (lambda t: 0.5 * (1 + np.tanh(t / 2)), lambda t: 0.25 / np.cosh(t / 2) ** 2),
+    "relu2": (lambda t: np.maximum(t, 0), lambda t: np.where(t >= 0, 1.0, 0.0)),
+    "cubic": (lambda t: t**2 / 2, lambda t: t),
+}
+
+
+def taylor_problem(rng, n, d, m, dtype, with_features):
+    """X, y and a Taylor model: W0, W, a1, a2, b0, b, and features (V, c) or None."""
+    X = rng.standard_normal((n, d)).astype(dtype)
+    y = rng.standard_normal(n).astype(dtype)
+    features, D = None, d
+    if with_features:
+        D = d + 3
+        features = ((rng.standard_normal((D, d)) / math.sqrt(d)).astype(dtype), rng.standard_normal(D).astype(dtype))
+    W0 = (rng.standard_normal((m, D)) / math.sqrt(D)).astype(dtype)
+    W = (0.5 * rng.standard_normal((m, D)) / math.sqrt(D)).astype(dtype)
+    a1, a2, b0, b = (rng.standard_normal(m).astype(dtype) for _ in range(4))
+    return X, y, W0, W, a1, a2, b0, b, features
+
+
+def ref_taylor(X, y, W0, W, a1, a2, b0, b, features, activation):
+    """(f, L, ∇_W L, ∇_b L) of f(x) = Σ_r [a1_r σ'(u0_r) u_r + a2_r σ''(u0_r) u_r²/2] in float64."""
+    d1, d2 = ACTIVATIONS[activation]
+    X, y, W0, W, a1, a2, b0, b = (v.astype(np.float64) for v in (X, y, W0, W, a1, a2, b0, b))
+    P = X if features is None else np.maximum(X @ features[0].astype(np.float64).T + features[1], 0)
+    U0, U = P @ W0.T + b0, P @ W.T + b
+    f = (a1 * d1(U0) * U).sum(1) + (a2 * d2(U0) * U**2).sum(1) / 2
+    r = f - y
+    slope = r[:, None] * (a1 * d1(U0) + a2 * d2(U0) * U)
+    n = X.shape[0]
+    return f, r @ r / (2 * n), slope.T @ P / n, slope.sum(0) / n
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_taylor_ops(rng, backend, dtype, activation, shape):
+    """taylor_gradient and taylor_predict against the float64 formula, on the inputs x and on
+    features relu(Vx + c), with biases and without."""
+    n, d, m, block = shape
+    for with_features in (False, True):
+        X, y, W0, W, a1, a2, b0, b, features = taylor_problem(rng, n, d, m, dtype, with_features)
+        D = W.shape[1]
+        f, L, gW, gb = ref_taylor(X, y, W0, W, a1, a2, b0, b, features, activation)
+        kw = dict(b0=b0, b=b, features=features, backend=backend, block_size=block)
+        got = ops.taylor_gradient(X, y, W0, W, a1, a2, activation, **kw)
+        assert isinstance(got[0], float) and got[1].shape == (m, D) and got[2].shape == (m,)
+        assert got[1].dtype == got[2].dtype == np.float64
+        for g, want, what in zip(got, (L, gW, gb), ("L", "grad W", "grad b")):
+            assert_close(np.asarray(to_numpy(g)), np.asarray(want), dtype, f"taylor_gradient {what} {with_features}")
+        out = ops.taylor_predict(X, W0, W, a1, a2, activation, **kw)
+        assert out.shape == (n,) and out.dtype == dtype
+        assert_close(out, f, dtype, f"taylor_predict {with_features}")
+    zero = np.zeros(m, dtype)
+    X, y, W0, W, a1, a2, b0, b, _ = taylor_problem(rng, n, d, m, dtype, False)
+    assert_close(ops.taylor_predict(X, W0, W, a1, a2, activation, backend=backend),
+                 ref_taylor(X, y, W0, W, a1, a2, zero, zero, None, activation)[0], dtype, "taylor_predict b=None")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_taylor_gradient_is_the_loss_gradient(rng, backend, activation):
+    """Central finite differences of L(W, b) = (1/2n) Σ (f(x_i) − y_i)² agree with taylor_gradient
+    (float64; relu2's σ'' jumps only where u0 = 0, which W and b do not move)."""
+    n, d, m = 30, 3, 4
+    X, y, W0, W, a1, a2, b0, b, features = taylor_problem(rng, n, d, m, np.float64, True)
+
+    def loss(W, b):
+        return ref_taylor(X, y, W0, W, a1, a2, b0, b, features, activation)[1]
+
+    L, gW, gb = ops.taylor_gradient(X, y, W0, W, a1, a2, activation, b0=b0, b=b, features=features, backend=backend)
+    h = 1e-6
+    for k, grad in enumerate((to_numpy(gW), to_numpy(gb))):
+        fd = np.zeros_like(grad)
+        for idx in np.ndindex(grad.shape):
+            plus, minus = [W.copy(), b.copy()], [W.copy(), b.copy()]
+            plus[k][idx] += h
+            minus[k][idx] -= h
+            fd[idx] = (loss(*plus) - loss(*minus)) / (2 * h)
+        np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_taylor_ops_do_not_depend_on_block_size(rng, backend):
+    X, y, W0, W, a1, a2, b0, b, features = taylor_problem(rng, 301, 5, 12, np.float64, True)
+    kw = dict(b0=b0, b=b, features=features, backend=backend)
+    grads = [[np.asarray(to_numpy(g)) for g in ops.taylor_gradient(X, y, W0, W, a1, a2, **kw, block_size=bs)]
+             for bs in (1, 64, 10_000)]
+    preds = [to_numpy(ops.taylor_predict(X, W0, W, a1, a2, **kw, block_size=bs)) for bs in (1, 64, 10_000)]
+    for g, p in zip(grads[1:], preds[1:]):
+        for got, want in zip(g, grads[0]):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(p, preds[0], rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_taylor_ops_bad_inputs(rng, backend):
+    X, y, W0, W, a1, a2, b0, b, features = taylor_problem(rng, 10, 3, 4, np.float64, True)
+    tg, tp = ops.taylor_gradient, ops.taylor_predict
+    cases = [
+        (lambda: tg(X, y, W0, W, a1, a2, "relu", features=features), ValueError,
+         "activation must be one of .*σ'' of the ReLU is 0"),
+        (lambda: tg(X, y, W0, W, a1, a2, features=features, backend=backend, block_size=0), ValueError, "block_size"),
+        (lambda: tg(X, y[:-1], W0, W, a1, a2, features=features, backend=backend), ValueError,
+         "taylor_gradient: y must have shape"),
+        (lambda: tg(X, y, W0, W[:2], a1, a2, features=features, backend=backend), ValueError,
+         r"W must have shape \(4, 6\) \(that of W0\)"),
+        (lambda: tg(X, y, W0[:, :3], W, a1, a2, features=features, backend=backend), ValueError,
+         r"W0 must have 6 columns \(V.shape\[0\]\)"),
+        (lambda: tg(X, y, W0, W, a1, a2, backend=backend), ValueError, r"W0 must have 3 columns \(X.shape\[1\]\)"),
+        (lambda: tg(X, y, W0, W, a1[:3], a2, features=features, backend=backend), ValueError, "a1 must have shape"),
+        (lambda: tg(X, y, W0, W, a1, a2, b0=b0[:2], features=features, backend=backend), ValueError,
+         "b0 must have shape"),
+        (lambda: tp(X, W0, W, a1, np.full(4, np.nan), features=features, backend=backend), ValueError,
+         "taylor_predict: a2 contains NaN"),
+        (lambda: tp(X, W0, W, a1, a2, features=features[0], backend=backend), ValueError,
+         "features must be None or a pair"),
+        (lambda: tp(X, W0, W, a1, a2, features=(features[0][:, :2], features[1]), backend=backend), ValueError,
+         "V must have 3 columns"),
+        (lambda: tp(X.astype(complex), W0, W, a1, a2, features=features, backend=backend), TypeError,
+         "X must hold real"),
+    ]
+    for call, exc, text in cases:
+        with pytest.raises(exc, match=text):
+            call()
+
+
 # kernel_matvec / kernel_matrix ------------------------------------------------------------
 
 
@@ -541,6 +674,57 @@ def test_kernel_parameters_reach_compiled_code_in_order():
     assert k.p == (0.5, 3.0, 2.0)
     X = np.array([[1.0, 2.0]])
     np.testing.assert_allclose(ops.kernel_matrix(X, X, k, backend="numba"), [[(0.5 * 5 + 3) ** 2]])
+
+
+def test_taylor_loops_on_a_gpu_shaped_device(rng):
+    """The Taylor loops on the serial whole-tile test device of test_ops_structure, with the
+    epilogues written as the CUDA kernels compute them (rows: f in float64 and the slopes in place
+    of U0; columns: r times the slope, column sums), at budgets from a few rows per block to one
+    block: equal to the float64 reference."""
+    from test_ops_structure import SerialWholeZ
+
+    from pyfeat import _activation_table
+    from pyfeat.ops import _reference, blocked
+
+    def rows_pass(Z, bb, a1, a2, act):
+        m = a1.shape[0]
+        U0, U = Z[:, :m] + bb[:m], Z[:, m:] + bb[m:]
+        d1, d2 = act.derivative(U0, 1), act.derivative(U0, 2)
+        return (a1 * d1 * U + 0.5 * a2 * d2 * U**2).sum(axis=1), a1 * d1 + a2 * d2 * U
+
+    class SerialTaylor(SerialWholeZ):
+        act = _activation_table.TABLE["relu3"]
+
+        @staticmethod
+        def taylor_workspace(rows, m):
+            return None
+
+        def taylor_residual(self, Z, bb, a1, a2, y, code, sq, gb, ws):
+            f, slope = rows_pass(Z, bb, a1, a2, self.act)
+            r = f - y
+            sq += r @ r
+            Z[:, : a1.shape[0]] = r[:, None] * slope
+            gb += Z[:, : a1.shape[0]].sum(axis=0)
+
+        def taylor_forward(self, Z, bb, a1, a2, code, out):
+            out[...] = rows_pass(Z, bb, a1, a2, self.act)[0]
+
+    X, y, W0, W, a1, a2, b0, b, features = taylor_problem(rng, 333, 7, 10, np.float64, True)
+    for budget in (1 << 10, 1 << 16, 1 << 26):
+        dev = SerialTaylor(budget)
+        for feats in (None, features):
+            if feats is None:
+                W0x, Wx = W0[:, :7], W[:, :7]
+            else:
+                W0x, Wx = W0, W
+            args = (X, y, W0x, b0, Wx, b, a1, a2, SerialTaylor.act, feats)
+            got = blocked.taylor_gradient(dev, *args)
+            want = _reference.taylor_gradient(*args, None)
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+            pargs = (X, W0x, b0, Wx, b, a1, a2, SerialTaylor.act, feats)
+            np.testing.assert_allclose(blocked.taylor_predict(dev, *pargs), _reference.taylor_predict(*pargs, None),
+                                       rtol=1e-10, atol=1e-12)
 
 
 def test_network_loops_on_a_gpu_shaped_device(rng):

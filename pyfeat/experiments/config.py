@@ -72,6 +72,8 @@ MODELS = {
     "TwoLayerReLU": "pyfeat.models:TwoLayerReLU",
     "RandomFeatures": "pyfeat.models:RandomFeatures",
     "GDNetwork": "pyfeat.models:GDNetwork",
+    "QuadraticTaylor": "pyfeat.models:QuadraticTaylor",
+    "HierarchicalQuadratic": "pyfeat.models:HierarchicalQuadratic",
     "KernelRidge": "pyfeat.kernel_ridge:KernelRidge",
 }
 TASKS = {

@@ -26,6 +26,7 @@ import functools
 import numpy as np
 from numpy.typing import ArrayLike
 
+from pyfeat import _activation_table
 from pyfeat._dask import is_dask
 from pyfeat._kernel_table import KernelSpec
 from pyfeat._kernel_table import parse as _parse_kernel
@@ -43,6 +44,8 @@ __all__ = [
     "relu_gram",
     "relu_predict",
     "relu_transpose",
+    "taylor_gradient",
+    "taylor_predict",
     "kernel_matvec",
     "kernel_matrix",
     "device",
@@ -543,6 +546,183 @@ def relu_transpose(X: ArrayLike, W: ArrayLike, b: ArrayLike | None, V: ArrayLike
     b = args.bias(b, W.shape[0])
     V = args.vector_or_matrix("V", V, X.shape[0])
     return args.result(blocked.relu_transpose(args.device, X, W, b, V, _block(block_size)))
+
+
+def _taylor_args(op, backend, X, W0, W, a1, a2, b0, b, features):
+    """The checked (args, X, W0, W, a1, a2, b0, b, features) of a Taylor-model op."""
+    args = _Args(op, backend)
+    X = args.matrix("X", X)
+    D = X.shape[1]
+    if features is not None:
+        if not isinstance(features, (tuple, list)) or len(features) != 2:
+            raise ValueError(f"{op}: features must be None or a pair (V, c), got {type(features).__name__}")
+        V = args.matrix("V", features[0], cols=D, cols_name="X.shape[1]")
+        features = (V, args.vector("c", features[1], V.shape[0], length_name="V.shape[0]"))
+        D = V.shape[0]
+    width = "V.shape[0]" if features is not None else "X.shape[1]"
+    W0 = args.matrix("W0", W0, cols=D, cols_name=width)
+    m = W0.shape[0]
+    W = args.matrix("W", W, cols=D, cols_name=width)
+    if W.shape[0] != m:
+        raise ValueError(f"{op}: W must have shape {W0.shape} (that of W0), got {W.shape}")
+    a1, a2 = (args.vector(name, v, m, length_name="W0.shape[0]") for name, v in (("a1", a1), ("a2", a2)))
+    b0, b = (args.device.xp.zeros(m, dtype=args.dtype) if v is None else
+             args.vector(name, v, m, length_name="W0.shape[0]") for name, v in (("b0", b0), ("b", b)))
+    return args, X, W0, W, a1, a2, b0, b, features
+
+
+_TAYLOR_PARAMETERS = """X : array_like of shape (n, d)
+        Inputs (NumPy, CuPy or dask, any real dtype; converted block by block).
+    {y}W0 : array_like of shape (m, D)
+        The expansion point's first layer (D = d, or V.shape[0] with ``features``).
+    W : array_like of shape (m, D)
+        The movement.
+    a1, a2 : array_like of shape (m,)
+        Weights of the linear and the quadratic term.
+    activation : {"relu3", "softplus", "relu2", "cubic"}, default "relu3"
+        σ (``pyfeat._activation_table``).
+    b0, b : array_like of shape (m,), optional
+        Biases of the expansion point and of the movement; None means zeros.
+    features : pair (V, c) of arrays of shapes (D, d) and (D,), optional
+        A fixed representation φ(x) = relu(Vx + c), computed per row block; None: φ(x) = x.
+    backend : {None, "auto", "numba", "cuda", "numpy"}, default None
+        Where the work runs (``pyfeat.backend.resolve``).
+    block_size : int, optional
+        Rows per block (default: from ``pyfeat.backend.memory_budget()``)."""
+
+_TAYLOR_RAISES = """ValueError
+        Naming the argument: wrong shapes, NaN/inf, empty arrays, an unknown activation, backend
+        or block_size; or a result that is not representable.
+    TypeError
+        For a non-real dtype.
+    RuntimeError
+        When ``backend="cuda"`` cannot run here."""
+
+
+@_checked_arithmetic
+def taylor_gradient(X: ArrayLike, y: ArrayLike, W0: ArrayLike, W: ArrayLike, a1: ArrayLike, a2: ArrayLike,
+                    activation: str = "relu3", *, b0: ArrayLike | None = None, b: ArrayLike | None = None,
+                    features: tuple[ArrayLike, ArrayLike] | None = None, backend: str | None = None,
+                    block_size: int | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+    """Loss and gradients of the Taylor model of a two-layer network (seed 002) in one pass.
+
+    With φ(x) = x, or φ(x) = relu(Vx + c) for ``features = (V, c)``, u0_r = w0_r·φ(x) + b0_r,
+    u_r = w_r·φ(x) + b_r and the activation σ::
+
+        f(x) = Σ_r [a1_r σ'(u0_r) u_r + a2_r σ''(u0_r) u_r²/2],      r_i = f(x_i) − y_i,
+        L = (1/2n) Σ_i r_i²,   ∇_W L = (1/n) Σ_i P_i φ(x_i)ᵀ,   ∇_b L = (1/n) Σ_i P_i,
+        P_ir = r_i [a1_r σ'(u0_ir) + a2_r σ''(u0_ir) u_ir]
+
+    (W0, b0 fixed: the expansion point). With a1 = s a/√m and a2 = a/√m this is the linear plus
+    quadratic term f⁽¹⁾ + f⁽²⁾ of f_{W0+SW}(x) = (1/√m) Σ_r a_r σ((w0_r + s_r w_r)·x) around W0.
+    Per row block one GEMM of width 2m (φ [W0; W]ᵀ), a fused epilogue, one GEMM Pᵀφ: 6·n·m·D
+    FLOPs, memory independent of n.
+
+    Parameters
+    ----------
+    {parameters}
+
+    Returns
+    -------
+    L : float
+        The loss.
+    grad_W : ndarray of shape (m, D)
+        ∇_W L, float64.
+    grad_b : ndarray of shape (m,)
+        ∇_b L, float64. NumPy in → NumPy out, CuPy in → CuPy out, dask in → NumPy out.
+
+    Raises
+    ------
+    {raises}
+
+    See Also
+    --------
+    taylor_predict : f itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.standard_normal((500, 3)), rng.standard_normal(500)
+    >>> W0, W = rng.standard_normal((4, 3)), 0.1 * rng.standard_normal((4, 3))
+    >>> a1, a2 = rng.standard_normal(4), rng.standard_normal(4)
+    >>> L, gW, gb = pf.ops.taylor_gradient(X, y, W0, W, a1, a2, "cubic")
+    >>> U0, U = X @ W0.T, X @ W.T  # cubic: σ = t³/6, σ' = t²/2, σ'' = t
+    >>> r = (U0**2 / 2 * U) @ a1 + (U0 * U**2 / 2) @ a2 - y
+    >>> P = r[:, None] * (a1 * U0**2 / 2 + a2 * U0 * U)
+    >>> bool(np.isclose(L, r @ r / 1000)), bool(np.allclose(gW, P.T @ X / 500))
+    (True, True)
+    """
+    act = _activation_table.parse(activation)
+    if is_dask(X):
+        return _dask.taylor_gradient(X, y, W0, W, a1, a2, b0, b, features,
+                                     {"activation": act.name, "backend": backend, "block_size": block_size})
+    args, X, W0, W, a1, a2, b0, b, features = _taylor_args("taylor_gradient", backend, X, W0, W, a1, a2, b0, b,
+                                                            features)
+    y = args.vector("y", y, X.shape[0])
+    sq, gW, gb = blocked.taylor_gradient(args.device, X, y, W0, b0, W, b, a1, a2, act, features, _block(block_size))
+    n = X.shape[0]
+    loss = float(sq) / (2 * n)
+    if not np.isfinite(loss):
+        raise ValueError("taylor_gradient: the loss is not representable (the residuals overflow float64)")
+    return loss, args.result(gW / n), args.result(gb / n)
+
+
+@_checked_arithmetic
+def taylor_predict(X: ArrayLike, W0: ArrayLike, W: ArrayLike, a1: ArrayLike, a2: ArrayLike,
+                   activation: str = "relu3", *, b0: ArrayLike | None = None, b: ArrayLike | None = None,
+                   features: tuple[ArrayLike, ArrayLike] | None = None, backend: str | None = None,
+                   block_size: int | None = None) -> np.ndarray:
+    """The Taylor model f(x) of ``taylor_gradient`` for every row of X, streamed over row blocks.
+
+    f(x) = Σ_r [a1_r σ'(u0_r) u_r + a2_r σ''(u0_r) u_r²/2], u0 = W0 φ(x) + b0, u = W φ(x) + b.
+
+    Parameters
+    ----------
+    {parameters}
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        f(x_i) in the working dtype (each row's sum over the m neurons in float64); NumPy in →
+        NumPy out, CuPy in → CuPy out, dask in → a lazy dask array chunked like X.
+
+    Raises
+    ------
+    {raises}
+
+    See Also
+    --------
+    taylor_gradient : Its loss and gradients.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((200, 3))
+    >>> W0, W = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    >>> a1, a2 = np.zeros(4), np.ones(4)
+    >>> f = pf.ops.taylor_predict(X, W0, W, a1, a2, "relu3")  # σ'' = relu
+    >>> bool(np.allclose(f, np.maximum(X @ W0.T, 0) * (X @ W.T) ** 2 @ a2 / 2))
+    True
+    """
+    act = _activation_table.parse(activation)
+    if is_dask(X):
+        return _dask.taylor_predict(X, W0, W, a1, a2, b0, b, features,
+                                    {"activation": act.name, "backend": backend, "block_size": block_size})
+    args, X, W0, W, a1, a2, b0, b, features = _taylor_args("taylor_predict", backend, X, W0, W, a1, a2, b0, b,
+                                                            features)
+    return args.result(blocked.taylor_predict(args.device, X, W0, b0, W, b, a1, a2, act, features,
+                                              _block(block_size)))
+
+
+for _op in (taylor_gradient, taylor_predict):  # the shared parameter and error sections
+    if _op.__doc__:  # (None under python -OO)
+        _y = "y : array_like of shape (n,)\n        Labels.\n    " if _op is taylor_gradient else ""
+        _op.__doc__ = (_op.__doc__.replace("{parameters}", _TAYLOR_PARAMETERS.replace("{y}", _y))
+                       .replace("{raises}", _TAYLOR_RAISES))
 
 
 @_checked_arithmetic

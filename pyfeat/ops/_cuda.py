@@ -21,7 +21,7 @@ from pyfeat.ops._device import Device, Workspace
 _KERNEL_TX = 64
 # At most this many chunks of Z per kernel_matvec launch (each writes its own partial result).
 _MAX_SPLITS = 16
-# At most this many chunks of rows in the column pass of relu_residual (256 columns per block).
+# At most this many chunks of rows in the column pass of relu_residual and taylor_residual.
 _MAX_RESIDUAL_SPLITS = 64
 
 
@@ -42,6 +42,13 @@ def _ld(A):
 @functools.lru_cache(maxsize=None)
 def _sm_count(device_id):
     return cp.cuda.runtime.getDeviceProperties(device_id)["multiProcessorCount"]
+
+
+def _column_splits(rows, m):
+    """Chunks of rows for the column pass of a fused epilogue (256 columns per thread block):
+    enough thread blocks to fill the GPU when m is small, at most _MAX_RESIDUAL_SPLITS."""
+    want = 4 * _sm_count(cp.cuda.runtime.getDevice())
+    return max(1, min(_MAX_RESIDUAL_SPLITS, rows, -(-want // -(-m // 256))))
 
 
 class CudaDevice(Device):
@@ -86,8 +93,7 @@ class CudaDevice(Device):
         rows (enough thread blocks to fill the GPU when m is small), added here."""
         rows, m = Z.shape
         r, parts = ws
-        want = 4 * _sm_count(cp.cuda.runtime.getDevice())
-        splits = max(1, min(_MAX_RESIDUAL_SPLITS, rows, -(-want // -(-m // 256))))
+        splits = _column_splits(rows, m)
         parts = parts[: 2 * splits * m]
         _launcher("relu_residual", Z.dtype)(Z.data.ptr, _ld(Z), rows, m, b.data.ptr, a.data.ptr, y.data.ptr,
                                             r.data.ptr, parts.data.ptr, splits, _stream())
@@ -95,6 +101,29 @@ class CudaDevice(Device):
         sums = parts.reshape(2, splits, m).sum(axis=1)
         ga += sums[0]
         gb += sums[1]
+
+    @staticmethod
+    def taylor_workspace(rows, m):
+        """r (rows,) and the column chunks' partial sums (_MAX_RESIDUAL_SPLITS, m), in double."""
+        return cp.empty(rows, cp.float64), cp.empty(_MAX_RESIDUAL_SPLITS * m, cp.float64)
+
+    @staticmethod
+    def taylor_residual(Z, bb, a1, a2, y, code, sq, gb, ws):
+        """The fused Taylor epilogue (csrc/cuda/taylor.cu) on Z = [U0 | U]; the column chunks'
+        sums are added here."""
+        rows, m = Z.shape[0], a1.shape[0]
+        r, parts = ws
+        splits = _column_splits(rows, m)
+        parts = parts[: splits * m]
+        _launcher("taylor_residual", Z.dtype)(Z.data.ptr, _ld(Z), rows, m, bb.data.ptr, a1.data.ptr, a2.data.ptr,
+                                              y.data.ptr, code, r.data.ptr, parts.data.ptr, splits, _stream())
+        sq += r[:rows] @ r[:rows]
+        gb += parts.reshape(splits, m).sum(axis=0)
+
+    @staticmethod
+    def taylor_forward(Z, bb, a1, a2, code, out):
+        _launcher("taylor_forward", Z.dtype)(Z.data.ptr, _ld(Z), Z.shape[0], a1.shape[0], bb.data.ptr, a1.data.ptr,
+                                             a2.data.ptr, code, out.data.ptr, _stream())
 
     @staticmethod
     def kernel_apply(kernel, G, sx, sz):

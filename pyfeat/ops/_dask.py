@@ -2,8 +2,8 @@
 holds it by the NumPy op itself (its checks included), and
 
 - the sums over rows (``first_step_gradient``, ``residual_gradient``, ``network_gradient``,
-  ``relu_gram``, ``relu_transpose``) are added in a fixed tree on the cluster (``pyfeat._dask.tree_reduce``): only the (m, d) / (m, m) results reach the client;
-- the row-wise results (``relu_features``, ``relu_predict``, ``kernel_matvec``,
+  ``taylor_gradient``, ``relu_gram``, ``relu_transpose``) are added in a fixed tree on the cluster (``pyfeat._dask.tree_reduce``): only the (m, d) / (m, m) results reach the client;
+- the row-wise results (``relu_features``, ``relu_predict``, ``taylor_predict``, ``kernel_matvec``,
   ``kernel_matrix``) come back as lazy dask arrays chunked like X.
 
 The small arguments (W, a, b, V) travel once to each worker; Z of the kernel ops, when it is a
@@ -16,8 +16,8 @@ import numpy as np
 
 from pyfeat._dask import compute, is_dask, row_chunks, shipped, single_chunk, tree_reduce
 
-__all__ = ["first_step_gradient", "residual_gradient", "network_gradient", "relu_gram", "relu_transpose",
-           "relu_features", "relu_predict", "kernel_matvec", "kernel_matrix"]
+__all__ = ["first_step_gradient", "residual_gradient", "network_gradient", "taylor_gradient", "relu_gram",
+           "relu_transpose", "relu_features", "relu_predict", "taylor_predict", "kernel_matvec", "kernel_matrix"]
 
 
 def _ops():
@@ -83,6 +83,40 @@ def residual_gradient(X, r, W, a, b, kw):
 def network_gradient(X, y, W, a, b, kw):
     L, gW, ga, gb = _row_mean("network_gradient", X, y, W, a, b, kw)
     return float(L), gW, ga, gb
+
+
+def _taylor_part(Xc, yc, small, features, kw):
+    """n_c × taylor_gradient on one chunk, each result in float64."""
+    W0, W, a1, a2, b0, b = small
+    out = _ops().taylor_gradient(Xc, yc, W0, W, a1, a2, b0=b0, b=b, features=features, **kw)
+    return tuple(Xc.shape[0] * np.asarray(v, np.float64) for v in out)
+
+
+def _taylor_small(W0, W, a1, a2, b0, b, features):
+    return (shipped(tuple(_local(v) for v in (W0, W, a1, a2, b0, b))),
+            None if features is None else shipped(tuple(_local(v) for v in features)))
+
+
+def taylor_gradient(X, y, W0, W, a1, a2, b0, b, features, kw):
+    import dask
+
+    _check(X)
+    _match(X, "y", y, 0, "rows")
+    X, chunks = row_chunks(X, y)
+    small, feats = _taylor_small(W0, W, a1, a2, b0, b, features)
+    call = dask.delayed(_taylor_part, pure=True)
+    L, gW, gb = compute(tree_reduce([call(Xc, yc, small, feats, kw) for Xc, yc in chunks], _add))[0]
+    return float(L) / X.shape[0], gW / X.shape[0], gb / X.shape[0]
+
+
+def taylor_predict(X, W0, W, a1, a2, b0, b, features, kw):
+    small, feats = _taylor_small(W0, W, a1, a2, b0, b, features)
+
+    def part(Xc, small, features):
+        W0, W, a1, a2, b0, b = small
+        return _ops().taylor_predict(Xc, W0, W, a1, a2, b0=b0, b=b, features=features, **kw)
+
+    return _rowwise(X, part, (), _dtype(X), small, feats)
 
 
 def _gram_part(Xc, W, b, yc, kw):

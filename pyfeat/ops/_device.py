@@ -20,6 +20,14 @@ in ``pyfeat.ops.blocked``, so a backend adds only primitives:
                                    ga_j += Σ_i r_i relu(Z_ij + b_j), gb_j += Σ_i r_i 1[Z_ij + b_j ≥ 0]
                                    (float64 sq (1,), ga, gb (m,)); then Z_ij ← r_i 1[Z_ij + b_j ≥ 0]
                                    in place; ``ws = residual_workspace(rows, m)`` its scratch
+``taylor_residual(Z, bb, a1, a2,`` the Taylor-model epilogue (csrc/include/pyfeat/taylor_math.hpp),
+``y, code, sq, gb, ws)``           per row i of Z = [U0 | U] (rows × 2m, before the biases bb), with
+                                   term and slope of taylor_neuron:
+                                   r_i = Σ_j term_ij − y_i; sq += Σ_i r_i², gb_j += Σ_i r_i slope_ij,
+                                   Z_ij ← r_i slope_ij for j < m (in place); ``ws =
+                                   taylor_workspace(rows, m)`` its scratch
+``taylor_forward(Z, bb, a1, a2,``  out_i = Σ_j term_ij (the Taylor model's predictions)
+``code, out)``
 ``kernel_apply(k, G, sx, sz)``     G ← k(G, sx, sz) in place (kernel epilogue of a GEMM tile)
 ``kernel_store(k, G, sx, sz, R, c)`` R[:, c:c + G.shape[1]] ← k(G, sx, sz) (the epilogue of a
                                    tile of a wider output; default: kernel_apply, then a copy)

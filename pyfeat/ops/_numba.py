@@ -31,6 +31,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from pyfeat._activation_table import TABLE as ACTIVATIONS
 from pyfeat._kernel_table import ACOS32_COEFFICIENTS, TABLE
 from pyfeat._linalg import single_threaded_blas as _single_threaded_blas
 from pyfeat.ops._device import Device, Workspace
@@ -42,6 +43,7 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _JIT = dict(fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
 
 NTK, NNGP, ARCCOS0, RBF, LAPLACE, POLY = (TABLE[k].code for k in ("ntk", "nngp", "arccos0", "rbf", "laplace", "poly"))
+RELU3, SOFTPLUS, RELU2, CUBIC = (ACTIVATIONS[k].code for k in ("relu3", "softplus", "relu2", "cubic"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,6 +384,118 @@ def _add_scaled_transpose(T, v, acc):
             acc[j, c] += v[j] * T[c, j]
 
 
+def _activation_derivatives(code, t):
+    raise NotImplementedError  # compiled only, through the overload below
+
+
+@overload(_activation_derivatives, inline="always", jit_options={"fastmath": FASTMATH})
+def _ov_activation_derivatives(code, t):
+    """(σ'(t), σ''(t)) of activation ``code``, as ``activation_derivatives`` in
+    csrc/include/pyfeat/taylor_math.hpp (pyfeat._activation_table). ``code`` must be a
+    compile-time constant: each activation compiles alone, so the loops vectorize."""
+    T = np.float32 if t == types.float32 else np.float64
+    zero, half, one = T(0), T(0.5), T(1)
+
+    def relu3(code, t):
+        r = max(t, zero)
+        return half * r * r, r
+
+    def softplus(code, t):  # e = e^-|t|: p = 1/(1 + e) or e/(1 + e), p(1 − p) = e/(1 + e)²
+        e = math.exp(-abs(t))
+        q = one / (one + e)
+        return (q if t >= zero else e * q), e * q * q
+
+    def relu2(code, t):
+        return max(t, zero), (one if t >= zero else zero)
+
+    def cubic(code, t):
+        return half * t * t, t
+
+    # None for a code that is not a literal: Numba then retypes the call with the literal value
+    # (every caller passes a constant: the loops below)
+    return {RELU3: relu3, SOFTPLUS: softplus, RELU2: relu2, CUBIC: cubic}.get(getattr(code, "literal_value", None))
+
+
+def _taylor_neuron(code, u0, u, a1, a2):
+    raise NotImplementedError  # compiled only, through the overload below
+
+
+@overload(_taylor_neuron, inline="always", jit_options={"fastmath": FASTMATH})
+def _ov_taylor_neuron(code, u0, u, a1, a2):
+    """(term, slope) of one neuron of the Taylor model, as ``taylor_neuron`` in
+    csrc/include/pyfeat/taylor_math.hpp: term = a1 σ'(u0) u + a2 σ''(u0) u²/2, slope = its
+    derivative in u, a1 σ'(u0) + a2 σ''(u0) u."""
+    half = np.float32(0.5) if u0 == types.float32 else 0.5
+
+    def neuron(code, u0, u, a1, a2):
+        d1, d2 = _activation_derivatives(code, u0)
+        lin = a1 * d1
+        quad = a2 * d2 * u
+        return (lin + half * quad) * u, lin + quad
+
+    return neuron
+
+
+@njit(inline="always", **_JIT)
+def _taylor_residual_rows(Z, bb, a1, a2, y, code, sq, gb):
+    m = a1.shape[0]
+    s = 0.0
+    for i in range(Z.shape[0]):
+        f = 0.0
+        for j in range(m):
+            term, slope = _taylor_neuron(code, Z[i, j] + bb[j], Z[i, m + j] + bb[m + j], a1[j], a2[j])
+            f += term
+            Z[i, j] = slope
+        r = f - y[i]
+        s += r * r
+        for j in range(m):
+            p = r * Z[i, j]
+            gb[j] += p
+            Z[i, j] = p
+    sq[0] += s
+
+
+@njit(inline="always", **_JIT)
+def _taylor_forward_rows(Z, bb, a1, a2, code, out):
+    m = a1.shape[0]
+    for i in range(Z.shape[0]):
+        f = 0.0
+        for j in range(m):
+            f += _taylor_neuron(code, Z[i, j] + bb[j], Z[i, m + j] + bb[m + j], a1[j], a2[j])[0]
+        out[i] = f
+
+
+# The loops above are inlined once per activation with its code a literal constant, so each
+# compiles that activation's formulas alone (no branch in the inner loop: it vectorizes).
+
+
+@njit(**_JIT)
+def _taylor_residual(Z, bb, a1, a2, y, code, sq, gb):
+    """Per row i of Z = [U0 | U] (pre-activations before the biases bb): r = Σ_j term_j − y[i]
+    (float64), sq[0] += r², and Z[i, j] <- r slope_j, gb[j] += r slope_j for j < m (in place)."""
+    if code == RELU3:
+        _taylor_residual_rows(Z, bb, a1, a2, y, RELU3, sq, gb)
+    elif code == SOFTPLUS:
+        _taylor_residual_rows(Z, bb, a1, a2, y, SOFTPLUS, sq, gb)
+    elif code == RELU2:
+        _taylor_residual_rows(Z, bb, a1, a2, y, RELU2, sq, gb)
+    else:
+        _taylor_residual_rows(Z, bb, a1, a2, y, CUBIC, sq, gb)
+
+
+@njit(**_JIT)
+def _taylor_forward(Z, bb, a1, a2, code, out):
+    """out[i] = Σ_j term_j of row i of Z = [U0 | U] (summed in float64)."""
+    if code == RELU3:
+        _taylor_forward_rows(Z, bb, a1, a2, RELU3, out)
+    elif code == SOFTPLUS:
+        _taylor_forward_rows(Z, bb, a1, a2, SOFTPLUS, out)
+    elif code == RELU2:
+        _taylor_forward_rows(Z, bb, a1, a2, RELU2, out)
+    else:
+        _taylor_forward_rows(Z, bb, a1, a2, CUBIC, out)
+
+
 # ---------------------------------------------------------------------------------------------
 # workers
 
@@ -460,6 +574,16 @@ class NumbaDevice(Device):
     @staticmethod
     def relu_residual(Z, b, a, y, sq, ga, gb, ws):
         _relu_residual(Z, b, a, y, sq, ga, gb)
+
+    @staticmethod
+    def taylor_workspace(rows, m):
+        return None
+
+    @staticmethod
+    def taylor_residual(Z, bb, a1, a2, y, code, sq, gb, ws):
+        _taylor_residual(Z, bb, a1, a2, y, code, sq, gb)
+
+    taylor_forward = staticmethod(_taylor_forward)
 
     @staticmethod
     def _params(kernel, dt):

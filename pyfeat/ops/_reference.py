@@ -121,3 +121,41 @@ def kernel_gram_matvec(X, C, V, kernel, block_size):
         K = kernel.from_inner(Xb @ Cf.T, _sq_norms(Xb)[:, None], sc[None, :])
         out += K.T @ (K @ V.astype(f64))
     return out
+
+
+def _taylor_block(Xb, W0, b0, W, b, a1, a2, activation, features):
+    """float64 (inputs φ, σ'(u0), σ''(u0), u, f) of one block of the Taylor model (see
+    ``pyfeat.ops.taylor_gradient``)."""
+    P = np.asarray(Xb, f64)
+    if features is not None:
+        P = _phi(P, *features)
+    U0 = P @ W0.astype(f64).T + b0.astype(f64)
+    U = P @ W.astype(f64).T + b.astype(f64)
+    d1, d2 = activation.derivative(U0, 1), activation.derivative(U0, 2)
+    f = (d1 * U) @ a1.astype(f64) + 0.5 * (d2 * U**2) @ a2.astype(f64)
+    return P, d1, d2, U, f
+
+
+def _taylor_rows(X, W, features, block_size):
+    width = W.shape[1] + 3 * W.shape[0] + (0 if features is None else features[0].shape[0])
+    return blocks(X.shape[0], _rows(block_size, 8 * width))
+
+
+def taylor_gradient(X, y, W0, b0, W, b, a1, a2, activation, features, block_size):
+    m, D = W.shape
+    sq, gW, gb = 0.0, np.zeros((m, D), f64), np.zeros(m, f64)
+    for s, e in _taylor_rows(X, W, features, block_size):
+        P, d1, d2, U, f = _taylor_block(X[s:e], W0, b0, W, b, a1, a2, activation, features)
+        r = f - y[s:e].astype(f64)
+        slope = r[:, None] * (d1 * a1.astype(f64) + d2 * U * a2.astype(f64))
+        sq += r @ r
+        gW += slope.T @ P
+        gb += slope.sum(axis=0)
+    return f64(sq), gW, gb
+
+
+def taylor_predict(X, W0, b0, W, b, a1, a2, activation, features, block_size):
+    out = np.empty(X.shape[0], W.dtype)
+    for s, e in _taylor_rows(X, W, features, block_size):
+        out[s:e] = _taylor_block(X[s:e], W0, b0, W, b, a1, a2, activation, features)[-1]
+    return out

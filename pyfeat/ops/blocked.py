@@ -28,7 +28,8 @@ from pyfeat.ops import _reference
 from pyfeat.ops._plan import blocks, rows_per_block, tiles, working_dtype
 
 __all__ = ["first_step_gradient", "residual_gradient", "network_gradient", "relu_features", "relu_gram",
-           "relu_predict", "relu_transpose", "kernel_matvec", "kernel_matrix", "kernel_gram_matvec"]
+           "relu_predict", "relu_transpose", "taylor_gradient", "taylor_predict", "kernel_matvec", "kernel_matrix",
+           "kernel_gram_matvec"]
 
 
 def _rows(dev, block_size, bytes_per_row):
@@ -293,6 +294,99 @@ def relu_transpose(dev, X, W, b, V, block_size=None):
         acc += _unscale(xp, P.T @ Vb, t + ev)
 
     return _sum([st[1] for st in dev.run(n, rows, make_state, step)])
+
+
+def _taylor_plan(dev, X, W, features, block_size):
+    """(n, m, rows) of a Taylor-model op: each block holds its rows of X, of the features φ (when
+    ``features`` is given) and of both pre-activation blocks U0 | U, in the working dtype."""
+    n, d = X.shape
+    m, D = W.shape
+    width = d + 2 * m + (0 if features is None else D)
+    return n, m, min(_rows(dev, block_size, W.dtype.itemsize * width + 8), n)
+
+
+def _taylor_inputs(dev, X, features, s, e, dt, Fbuf):
+    """φ(x) for rows s:e: x itself, or relu(x Vᵀ + c) in ``Fbuf`` for ``features = (V, c)``."""
+    Xb = dev.block(X, s, e, dt)
+    if features is None:
+        return Xb
+    V, c = features
+    F = Fbuf[: (e - s) * V.shape[0]].reshape(e - s, V.shape[0])
+    dev.matmul(Xb, V.T, F)
+    dev.relu_bias(F, c)
+    return F
+
+
+def _taylor_loop(dev, X, W0, W, features, block_size, make_extra, epilogue):
+    """The row-block loop of the Taylor-model ops: per block φ(x), one GEMM Z = φ [W0; W]ᵀ
+    (rows × 2m: U0 | U before the biases), then ``epilogue(extra, Z, Φ, s, e)`` on the worker's
+    ``extra = make_extra()``. Returns the extras in worker order."""
+    xp, dt = dev.xp, W.dtype
+    n, m, rows = _taylor_plan(dev, X, W, features, block_size)
+    WW = xp.concatenate([W0, W])
+    D = W.shape[1]
+
+    def make_state():
+        Fbuf = None if features is None else xp.empty(rows * D, dt)
+        return Fbuf, xp.empty(rows * 2 * m, dt), make_extra(rows)
+
+    def step(state, s, e):
+        Fbuf, Zbuf, extra = state
+        P = _taylor_inputs(dev, X, features, s, e, dt, Fbuf)
+        Z = Zbuf[: (e - s) * 2 * m].reshape(e - s, 2 * m)
+        dev.matmul(P, WW.T, Z)
+        epilogue(extra, Z, P, s, e)
+
+    return [st[2] for st in dev.run(n, rows, make_state, step)]
+
+
+def taylor_gradient(dev, X, y, W0, b0, W, b, a1, a2, activation, features=None, block_size=None):
+    """Sums over the rows of X of the squared residual of the Taylor model and of its gradients
+    (see ``pyfeat.ops.taylor_gradient``), all float64: with φ(x) = x (or relu(Vx + c) for
+    ``features = (V, c)``), u0_r = w0_r·φ + b0_r, u_r = w_r·φ + b_r,
+
+        f(x) = Σ_r [a1_r σ'(u0_r) u_r + a2_r σ''(u0_r) u_r²/2],   r_i = f(x_i) − y_i,
+        sq = Σ_i r_i²,   g_W = Σ_i P_ir φ(x_i) (m × D),   g_b = Σ_i P_ir (m,),
+        P_ir = r_i [a1_r σ'(u0_ir) + a2_r σ''(u0_ir) u_ir].
+
+    Per row block: φ (with features: a GEMM and the ReLU epilogue), one GEMM Z = φ [W0; W]ᵀ of
+    width 2m, the fused epilogue ``dev.taylor_residual`` (f, r, sq, g_b, and P in place of the
+    U0 half of Z), one GEMM g_W += Pᵀφ: 6·n·m·D FLOPs (+ 2·n·D·d for the features), memory
+    independent of n. Returns (sq, g_W, g_b) (sums: the caller divides by n)."""
+    if dev.reference:
+        return _reference.taylor_gradient(X, y, W0, b0, W, b, a1, a2, activation, features, block_size)
+    xp, dt = dev.xp, W.dtype
+    m, D = W.shape
+    bb = xp.concatenate([b0, b])
+
+    def make_extra(rows):
+        return (dev.taylor_workspace(rows, m), xp.empty((m, D), dt), xp.zeros((m, D), xp.float64),
+                xp.zeros(1, xp.float64), xp.zeros(m, xp.float64))
+
+    def epilogue(extra, Z, P, s, e):
+        ws, Gbuf, gW, sq, gb = extra
+        dev.taylor_residual(Z, bb, a1, a2, y[s:e], activation.code, sq, gb, ws)
+        dev.matmul(Z[:, :m].T, P, Gbuf)
+        gW += Gbuf
+
+    extras = _taylor_loop(dev, X, W0, W, features, block_size, make_extra, epilogue)
+    gW, sq, gb = (_sum([ex[k] for ex in extras]) for k in (2, 3, 4))
+    return sq[0], gW, gb
+
+
+def taylor_predict(dev, X, W0, b0, W, b, a1, a2, activation, features=None, block_size=None):
+    """f(x) of the Taylor model (``taylor_gradient``) for every row of X, in the working dtype:
+    per row block φ, one GEMM of width 2m and the forward epilogue ``dev.taylor_forward``."""
+    if dev.reference:
+        return _reference.taylor_predict(X, W0, b0, W, b, a1, a2, activation, features, block_size)
+    bb = dev.xp.concatenate([b0, b])
+    out = dev.xp.empty(X.shape[0], W.dtype)
+
+    def epilogue(extra, Z, P, s, e):
+        dev.taylor_forward(Z, bb, a1, a2, activation.code, out[s:e])
+
+    _taylor_loop(dev, X, W0, W, features, block_size, lambda rows: None, epilogue)
+    return out
 
 
 def kernel_matvec(dev, X, Z, V, kernel, block_size=None):

@@ -43,6 +43,25 @@ void relu_residual(T* Z, std::int64_t ldz, std::int64_t rows, std::int64_t m, co
                    const T* a, const T* y, double* r, double* parts, std::int64_t splits,
                    std::uintptr_t stream);
 
+// The fused epilogue of the Taylor-model gradient (taylor_math.hpp's taylor_neuron with
+// activation `code`), on Z = [U0 | U] (rows x 2m pre-activations before the biases bb (2m),
+// leading dimension ldz >= 2m), coefficients a1, a2 (m), labels y (rows):
+//   r[i] = sum_{j<m} term(Z[i, j] + bb[j], Z[i, m + j] + bb[m + j], a1[j], a2[j]) - y[i]  (double)
+//   Z[i, j] <- r[i] slope(...) for j < m   (in place; the U half is left as it was)
+//   parts[c * m + j] = sum_{i in chunk c} r[i] slope(...)
+// over `splits` chunks of consecutive rows (as relu_residual; parts: splits x m doubles, every
+// element written); the caller adds the chunks.
+template <class T>
+void taylor_residual(T* Z, std::int64_t ldz, std::int64_t rows, std::int64_t m, const T* bb,
+                     const T* a1, const T* a2, const T* y, int code, double* r, double* parts,
+                     std::int64_t splits, std::uintptr_t stream);
+
+// The Taylor model's predictions from Z = [U0 | U] as above: out[i] = sum_{j<m} term(...)
+// (summed in double, written in T). Z is not modified.
+template <class T>
+void taylor_forward(const T* Z, std::int64_t ldz, std::int64_t rows, std::int64_t m, const T* bb,
+                    const T* a1, const T* a2, int code, T* out, std::uintptr_t stream);
+
 // G[i, j] <- kernel_value(code, G[i, j], sx[i], sz[j], p0, p1, p2) (kernel_math.hpp), in place.
 // G: rows x cols inner products with leading dimension ldg >= cols; sx: rows; sz: cols.
 template <class T>
