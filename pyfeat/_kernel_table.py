@@ -10,6 +10,13 @@ to [-1, 1]; a zero vector gives t = pi/2 by convention, never NaN):
   infinite width (seed 003; DESIGN.md). neural-tangents' ``stax`` NTK equals this divided by d.
 - ``nngp`` (alias ``arccos1``): |x||z|((pi - t) cos t + sin t)/(2 pi), the second NTK term.
 - ``arccos0``: (pi - t)/(2 pi).
+
+The three cosine kernels take ``bias`` (beta >= 0, default 0): the kernel of the inputs (x, beta),
+i.e. g + beta^2, sx + beta^2, sz + beta^2 in the formulas above — the network with biases
+c_i ~ N(0, beta^2) in its first layer (a_i.x + c_i = (a_i, c_i/beta).(x, beta)). Without a bias the
+ReLU NTK has zero eigenvalues on the odd harmonics of degree >= 3 (Bietti & Mairal 2019): it
+cannot learn a degree-3 target's cubic part; any beta > 0 restores them. The blocked ops
+evaluate a biased kernel as the bias-free one on the inputs with a column beta appended.
 - ``rbf``:      exp(-|x - z|^2 / (2 bandwidth^2)).
 - ``laplace``:  exp(-|x - z| / bandwidth)  (Euclidean distance, as in the EigenPro papers).
 - ``poly``:     (gamma <x,z> + coef0)^degree, degree a positive integer.
@@ -67,6 +74,28 @@ def _arccos0(xp, g, sx, sz):
     return (math.pi - xp.arccos(_cosine(xp, g, sx * sz))) / (2 * math.pi)
 
 
+def _nonnegative(name, value):
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+
+
+def _biased(formula):
+    """A cosine kernel's formula of the inputs (x, bias): (g, sx, sz) + bias^2."""
+
+    def reference(xp, g, sx, sz, bias):
+        b2 = bias * bias
+        return formula(xp, g + b2, sx + b2, sz + b2)
+
+    return reference
+
+
+_BIAS = (("bias", 0.0, _nonnegative),)
+
+
+def _ntk(xp, g, sx, sz):
+    return g * _arccos0(xp, g, sx, sz) + _nngp(xp, g, sx, sz)
+
+
 def _sq_distance(xp, g, sx, sz):
     return xp.maximum(sx + sz - 2 * g, 0)
 
@@ -89,9 +118,9 @@ class Row:
 
 
 TABLE = {
-    "ntk": Row(0, (), lambda xp, g, sx, sz: g * _arccos0(xp, g, sx, sz) + _nngp(xp, g, sx, sz)),
-    "nngp": Row(1, (), _nngp),
-    "arccos0": Row(2, (), _arccos0),
+    "ntk": Row(0, _BIAS, _biased(_ntk)),
+    "nngp": Row(1, _BIAS, _biased(_nngp)),
+    "arccos0": Row(2, _BIAS, _biased(_arccos0)),
     "rbf": Row(3, (("bandwidth", 1.0, _positive),),
                lambda xp, g, sx, sz, bw: xp.exp(-_sq_distance(xp, g, sx, sz) / (2 * bw * bw))),
     "laplace": Row(4, (("bandwidth", 1.0, _positive),),
@@ -249,6 +278,29 @@ class KernelSpec:
         row = TABLE[self.name]
         p = [self.params.get(pname, default) for pname, default, _ in row.params]
         return row.reference(array_module(g), g, sx, sz, *p)
+
+    @property
+    def bias(self) -> float:
+        """The ``bias`` beta of a cosine kernel (0 for the others).
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> pf.kernels.get("ntk", bias=0.5).bias, pf.kernels.get("rbf").bias
+        (0.5, 0.0)
+        """
+        return float(self.params.get("bias", 0.0))
+
+    def without_bias(self) -> KernelSpec:
+        """The same kernel with ``bias`` 0 (what the compiled code evaluates on (x, beta)).
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> pf.kernels.get("ntk", bias=0.5).without_bias()
+        Kernel(name='ntk', params={'bias': 0.0})
+        """
+        return self if not self.bias else type(self)(self.name, {**self.params, "bias": 0.0})
 
 
 def parse(kernel: str | KernelSpec, cls: type[KernelSpec] = KernelSpec, **params: float) -> KernelSpec:

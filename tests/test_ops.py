@@ -24,6 +24,9 @@ KERNELS = [
     ("nngp", {}),
     ("arccos1", {}),
     ("arccos0", {}),
+    ("ntk", {"bias": 0.8}),
+    ("nngp", {"bias": 1.5}),
+    ("arccos0", {"bias": 0.3}),
     ("rbf", {"bandwidth": 2.0}),
     ("laplace", {"bandwidth": 3.0}),
     ("poly", {"degree": 3, "gamma": 0.5, "coef0": 1.0}),
@@ -66,9 +69,18 @@ def ref_gradient(X, y, W, a, b):
     return -2.0 / n * a.astype(np.float64)[:, None] * ((mask * y.astype(np.float64)[:, None]).T @ X.astype(np.float64))
 
 
+def _with_bias(X, Z, params):
+    """(x, β) and (z, β): a cosine kernel with ``bias`` β is the bias-free one of these."""
+    b = params.get("bias", 0.0)
+    if not b:
+        return X, Z
+    return (np.hstack([A.astype(np.float64), np.full((A.shape[0], 1), b)]) for A in (X, Z))
+
+
 def kernel_scale(X, Z, name, params):
     """Natural size of the entries of K(X, Z): |x||z| for the dot-product kernels (their
     value can cancel to 0 at angle pi), 1 for the bounded ones."""
+    X, Z = _with_bias(X, Z, params)
     nx = np.linalg.norm(X.astype(np.float64), axis=1)[:, None]
     nz = np.linalg.norm(Z.astype(np.float64), axis=1)[None, :]
     if name in ("ntk", "nngp", "arccos1"):
@@ -79,6 +91,7 @@ def kernel_scale(X, Z, name, params):
 
 
 def ref_kernel(X, Z, name, params):
+    X, Z = _with_bias(X, Z, params)
     X = X.astype(np.float64)
     Z = Z.astype(np.float64)
     g = X @ Z.T
@@ -399,7 +412,7 @@ def test_taylor_ops_bad_inputs(rng, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k[0])
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k[0] + ("-bias" if "bias" in k[1] else ""))
 @pytest.mark.parametrize("shape", [(1, 1, 1, None), (3, 1, 5, None), (130, 7, 301, 64), (257, 20, 33, None)], ids=str)
 def test_kernel_ops(rng, backend, dtype, kernel, shape):
     nx, d, nz, block = shape

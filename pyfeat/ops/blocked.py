@@ -389,6 +389,24 @@ def taylor_predict(dev, X, W0, b0, W, b, a1, a2, activation, features=None, bloc
     return out
 
 
+def _with_bias(dev, A, beta):
+    """[A, beta·1]: the inputs (x, beta) on which a biased cosine kernel is its bias-free form."""
+    B = dev.xp.empty((A.shape[0], A.shape[1] + 1), A.dtype)
+    B[:, :-1] = A
+    B[:, -1] = beta
+    return B
+
+
+def _unbiased(dev, kernel, Z, *, block):
+    """(kernel without its bias, Z with the bias column, a function giving the X block with it):
+    a cosine kernel with ``bias`` β is the bias-free kernel of (x, β) (``pyfeat._kernel_table``);
+    Z gets the column once, each X block when it is read. No bias: everything as it is."""
+    beta = kernel.bias
+    if not beta:
+        return kernel, Z, block
+    return kernel.without_bias(), _with_bias(dev, Z, beta), lambda *a: _with_bias(dev, block(*a), beta)
+
+
 def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
     """K(X, Z) V for V (n_z, k), never forming K: row blocks of X against column tiles of Z,
     each tile reduced against V by ``dev.kernel_reduce`` into a float64 accumulator.
@@ -397,8 +415,9 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
     multiply V in float64 (one product, V at full precision); the result has V's dtype."""
     if dev.reference:
         return _reference.kernel_matvec(X, Z, V, kernel, block_size)
+    kernel, Z, block = _unbiased(dev, kernel, Z, block=dev.block)
     xp, dt = dev.xp, Z.dtype
-    nx, d = X.shape
+    nx, d = X.shape[0], Z.shape[1]
     nz, k = V.shape
     rows, cols = _kernel_tiles(dev, nx, nz, d, dt, row_bytes=16 * k, col_bytes=V.dtype.itemsize * k,
                                block_size=block_size)
@@ -410,7 +429,7 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
 
     def step(state, s, e):
         ws, acc = state
-        Xb = dev.block(X, s, e, dt)
+        Xb = block(X, s, e, dt)
         sx = dev.sq_norms(Xb)
         A = acc[: e - s]
         A[...] = 0
@@ -429,9 +448,9 @@ def kernel_matrix(dev, X, Z, kernel, block_size=None):
     if dev.reference:
         return _reference.kernel_matrix(X, Z, kernel, block_size)
     xp, dt = dev.xp, working_dtype(X)
-    nx, d = X.shape
+    kernel, Zc, block = _unbiased(dev, kernel, xp.ascontiguousarray(Z, dtype=dt), block=dev.block)
+    nx, d = X.shape[0], Zc.shape[1]
     nz = Z.shape[0]
-    Zc = xp.ascontiguousarray(Z, dtype=dt)
     sz = dev.sq_norms(Zc)
     out = xp.empty((nx, nz), dt)
     rows, cols = _kernel_tiles(dev, nx, nz, d, dt, row_bytes=0, col_bytes=0, block_size=block_size)
@@ -440,7 +459,7 @@ def kernel_matrix(dev, X, Z, kernel, block_size=None):
         return None if cols >= nz else xp.empty(rows * cols, dt)
 
     def step(buf, s, e):
-        Xb = dev.block(X, s, e, dt)
+        Xb = block(X, s, e, dt)
         sx = dev.sq_norms(Xb)
         if buf is None:
             dev.matmul(Xb, Zc.T, out[s:e])
@@ -462,8 +481,9 @@ def kernel_gram_matvec(dev, X, C, V, kernel, block_size=None):
     the working dtype or float64. Returns float64 (M, k)."""
     if dev.reference:
         return _reference.kernel_gram_matvec(X, C, V, kernel, block_size)
+    kernel, C, block = _unbiased(dev, kernel, C, block=dev.block)
     xp, dt = dev.xp, C.dtype
-    nx, d = X.shape
+    nx, d = X.shape[0], C.shape[1]
     M, k = V.shape
     # the block of kernel values is the tile: all M columns at once (and a copy in V's dtype)
     rows, _ = _kernel_tiles(dev, nx, M, d, dt, row_bytes=16 * k + (dt.itemsize + V.dtype.itemsize) * M,
@@ -475,7 +495,7 @@ def kernel_gram_matvec(dev, X, C, V, kernel, block_size=None):
 
     def step(state, s, e):
         ws, acc = state
-        Xb = dev.block(X, s, e, dt)
+        Xb = block(X, s, e, dt)
         dev.kernel_gram_reduce(kernel, Xb, dev.sq_norms(Xb), C, sc, V, acc, ws)
 
     return _sum([st[1] for st in dev.run(nx, rows, make_state, step, tiled=True)])
