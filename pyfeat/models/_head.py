@@ -35,26 +35,38 @@ def auto_grid(A):
     return np.trace(A) / A.shape[0] * 10.0**AUTO_GRID_EXPONENTS
 
 
-def eigh(A):
-    """(s, V): eigenvalues (clipped at 0: A is a Gram) and eigenvectors of the symmetric A."""
+def eigh(A, n):
+    """(s, V): eigenvalues and eigenvectors of the Gram A of n samples, with the eigenvalues that
+    are zero in exact arithmetic set to 0: those below the float64 rounding level m·eps·max(s),
+    and, when m > n, the m − n smallest (rank A ≤ n; rounding — float32 features above all —
+    leaves them slightly positive, and GCV read them as directions fitted exactly)."""
     s, V = _linalg.eigh(A, driver="evd")
-    return np.maximum(s, 0.0), V
+    m = s.shape[0]
+    s = np.where(s > m * np.finfo(np.float64).eps * max(float(s[-1]), 0.0), s, 0.0)
+    s[: max(m - n, 0)] = 0.0  # ascending order
+    return s, V
 
 
 def gcv_scores(s, z, q, n, grid):
-    """GCV(λ) for each λ of ``grid`` (formula in the module docstring)."""
+    """GCV(λ) for each λ of ``grid`` (formula in the module docstring), over the nonzero s only,
+    with RSS(λ)/n = r₀ + Σ_k (z_k²/s_k)(λ/(s_k + λ))², r₀ = q − Σ_k z_k²/s_k (the least-squares
+    residual, clipped at 0): the same as q − Σ_k z_k²(s_k + 2λ)/(s_k + λ)² without its
+    cancellation at small λ."""
+    keep = s > 0
+    s, z = s[keep], z[keep]
     lam = np.asarray(grid, np.float64)[:, None]
-    z2 = z**2
-    rss = q - np.sum(z2 * (s + 2.0 * lam) / (s + lam) ** 2, axis=1)
+    w = z**2 / s
+    r0 = max(q - float(np.sum(w)), 0.0)
+    rss = r0 + np.sum(w * (lam / (s + lam)) ** 2, axis=1)
     df = np.sum(s / (s + lam), axis=1)
-    denom = (1.0 - df / n) ** 2
     with np.errstate(divide="ignore"):
-        return np.where(denom > 0, np.maximum(rss, 0.0) / denom, np.inf)
+        return np.where(df < n, rss / (1.0 - df / n) ** 2, np.inf)
 
 
 def ridge_eig(s, V, z, lam):
-    """a_λ = V diag(1/(s + λ)) z."""
-    return V @ (z / (s + lam))
+    """a_λ = V diag(1/(s + λ)) z over the nonzero s (the null space of A gets no weight)."""
+    keep = s > 0
+    return V[:, keep] @ (z[keep] / (s[keep] + lam))
 
 
 def ridge_solve(A, c, lam):

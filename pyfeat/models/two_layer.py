@@ -376,7 +376,7 @@ class _ReLUNetwork(Regressor):
         """Ridge (closed form, or GCV over a grid) or the paper's GD loop; sets ridge_ etc."""
         s = V = z = None
         if isinstance(self.ridge, str) or np.ndim(self.ridge) == 1:
-            s, V = _head.eigh(A)
+            s, V = _head.eigh(A, n)
             z = V.T @ c
             grid = _head.auto_grid(A) if isinstance(self.ridge, str) else np.asarray(self.ridge, np.float64)
             scores = _head.gcv_scores(s, z, q, n, grid)
