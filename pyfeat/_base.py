@@ -27,6 +27,7 @@ import numbers
 
 import numpy as np
 import scipy.sparse
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -36,6 +37,8 @@ from pyfeat import backend as _backend
 __all__ = ["Regressor", "NotFittedError", "clone", "check_is_fitted", "check_seed", "seed_sequence"]
 
 FLOAT_DTYPES = (np.float64, np.float32)
+# what ``seed`` and ``random_state`` accept (the module docstring)
+SeedLike = int | np.random.Generator | np.random.SeedSequence | np.random.RandomState | None
 
 
 def check_seed(value, name="seed"):
@@ -96,7 +99,20 @@ def _check_shapes(X, y=None):
 
 
 class Regressor(RegressorMixin, BaseEstimator):
-    """Base of pyfeat's regressors (see the module docstring)."""
+    """Base of pyfeat's regressors: scikit-learn's estimator API, one input path, the seed.
+
+    Subclasses implement ``fit`` and ``_predict``; ``predict`` and ``score`` are shared (the
+    conventions, inputs and seeds: the ``pyfeat._base`` module docstring).
+
+    Examples
+    --------
+    >>> import pyfeat as pf
+    >>> from pyfeat._base import Regressor
+    >>> issubclass(pf.TwoLayerReLU, Regressor), issubclass(pf.KernelRidge, Regressor)
+    (True, True)
+    >>> pf.KernelRidge(ridge=1e-3).get_params()["ridge"]
+    0.001
+    """
 
     _multi_output = False  # whether y may be (n, k)
 
@@ -147,9 +163,40 @@ class Regressor(RegressorMixin, BaseEstimator):
         """``out``, or ValueError when a prediction is not representable in its dtype."""
         return finite_predictions(out, type(self).__name__)
 
-    def predict(self, X):
-        """Predictions for the rows of X: NumPy in → NumPy out, CuPy → CuPy, and a dask array
-        → a lazy dask array chunked like X (each chunk predicted where it lives)."""
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Predict the labels of the rows of X with the fitted model.
+
+        Parameters
+        ----------
+        X : array_like of shape (n, d)
+            Rows to predict, with the d features seen in ``fit``: a NumPy or CuPy array, a
+            list, a pandas DataFrame, or a dask array.
+
+        Returns
+        -------
+        ndarray of shape (n,) or (n, k)
+            The predictions, in the working dtype of X (float32 for float32 X, else float64);
+            (n, k) for a model fitted on an (n, k) y. NumPy in → NumPy out, CuPy in → CuPy
+            out, and a dask array → a lazy dask array chunked like X (each chunk predicted
+            where it lives).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        ValueError
+            X with another number of features than in ``fit``, NaN/inf, or predictions that
+            overflow their dtype.
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> X, y = pf.tasks.MultiIndex(d=4, r=1, degree=2, seed=0).sample(200, seed=1)
+        >>> for model in (pf.RandomFeatures(width=64), pf.KernelRidge()):
+        ...     print(type(model).__name__, model.fit(X, y).predict(X[:3]).shape)
+        RandomFeatures (3,)
+        KernelRidge (3,)
+        """
         if _is_dask(X):
             return self._predict_dask(X)
         return self._predict(X)
@@ -170,9 +217,42 @@ class Regressor(RegressorMixin, BaseEstimator):
             return X.map_blocks(self._predict, dtype=dt, drop_axis=1)
         return X.map_blocks(self._predict, dtype=dt, chunks=(X.chunks[0], (k,)))
 
-    def score(self, X, y, sample_weight=None):
-        """R² = 1 − Σ(y − f(x))² / Σ(y − ȳ)² (scikit-learn's ``r2_score``; averaged uniformly
-        over the columns of a 2-D y)."""
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
+        """Return the coefficient of determination R² of the predictions.
+
+        R² = 1 − Σ(y − f(x))² / Σ(y − ȳ)² (scikit-learn's ``r2_score``; averaged uniformly
+        over the columns of a 2-D y), computed in float64 after rescaling y and the predictions
+        by one power of two, so that the squares stay in range.
+
+        Parameters
+        ----------
+        X : array_like of shape (n, d)
+            Test rows (as in ``predict``; a dask array is scored chunk by chunk on its cluster).
+        y : array_like of shape (n,) or (n, k)
+            True labels.
+        sample_weight : array_like of shape (n,), optional
+            Weights of the rows (not for dask arrays).
+
+        Returns
+        -------
+        float
+            R²: 1 for a perfect prediction, 0 for the constant ȳ, negative when worse.
+
+        Raises
+        ------
+        ValueError
+            When y does not have one value (per output) for each row of X.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> X, y = pf.tasks.MultiIndex(d=4, r=1, degree=2, seed=0).sample(200, seed=1)
+        >>> model = pf.RandomFeatures(width=64).fit(X, y)
+        >>> r2 = 1 - np.mean((model.predict(X) - y) ** 2) / np.var(y)
+        >>> bool(np.isclose(model.score(X, y), r2))
+        True
+        """
         from sklearn.metrics import r2_score
 
         if _is_dask(X):

@@ -294,6 +294,11 @@ class KernelSpec:
     def without_bias(self) -> KernelSpec:
         """The same kernel with ``bias`` 0 (what the compiled code evaluates on (x, beta)).
 
+        Returns
+        -------
+        KernelSpec
+            This kernel when its bias is 0, else a copy of the same class with bias 0.
+
         Examples
         --------
         >>> import pyfeat as pf
@@ -333,7 +338,7 @@ def parse(kernel: str | KernelSpec, cls: type[KernelSpec] = KernelSpec, **params
     --------
     >>> from pyfeat._kernel_table import parse
     >>> parse("arccos1")
-    KernelSpec(name='nngp', params={})
+    KernelSpec(name='nngp', params={'bias': 0.0})
     >>> parse("rbf", bandwidth=-1.0)
     Traceback (most recent call last):
     ...

@@ -77,6 +77,12 @@ def _formats(text):
     return formats
 
 
+def _shipped_configs():
+    from pyfeat.experiments.config import shipped_configs
+
+    return shipped_configs()
+
+
 def _image_path(text):
     suffix = Path(text).suffix.lstrip(".").lower()
     if suffix and suffix not in _image_formats():
@@ -303,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("run", "run a sweep: one row per grid point in DIR/results.csv")
     p.add_argument("config", help="a TOML file, or the name of a shipped config "
-                                   "(separation, transfer, spiked, heaviside)")
+                                   f"({', '.join(_shipped_configs())})")
     p.add_argument("--out", default=None, help="output directory (default: results/<name>)")
     p.add_argument("--dask", type=_dask_address, default=None, metavar="ADDRESS|local:N",
                    help="run grid points on Dask: a scheduler address, or local:N for a LocalCluster of N workers")

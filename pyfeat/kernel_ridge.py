@@ -15,14 +15,16 @@ import logging
 import math
 import numbers
 import time
+from typing import Self
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_array
 
 from pyfeat import _linalg
 from pyfeat import backend as _backend
 from pyfeat import kernels as _kernels
-from pyfeat._base import Regressor, _check_shapes, finite_predictions
+from pyfeat._base import Regressor, SeedLike, _check_shapes, finite_predictions
 from pyfeat._dask import Replicated, compute, current_client, is_dask, single_chunk
 from pyfeat.ops._dask import _rowwise
 from pyfeat._memory import hint
@@ -56,7 +58,7 @@ class KernelRidge(Regressor):
         Any name of ``pyfeat.kernels.names()``; ``kernel_params`` are passed to
         ``pyfeat.kernels.get``.
     ridge : float ≥ 0, "auto" or a 1-D grid of floats > 0, default 1e-4
-        λ in (1/n)Σ(f(x_i) − y_i)² + λ‖f‖²_H (scikit-learn's alpha = nλ). "auto" (or a grid)
+        The λ in (1/n)Σ(f(x_i) − y_i)² + λ‖f‖²_H (scikit-learn's alpha = nλ). "auto" (or a grid)
         chooses λ over a grid (default t̄·10^k, k = −7 … −1 in quarter decades, t̄ the mean of
         k(x_i, x_i); ``pyfeat.solvers.ridge_path``): by exact GCV from one eigendecomposition
         when n ≤ 4096 and the direct solver applies, else by the held-out MSE of a 10 % split,
@@ -99,20 +101,53 @@ class KernelRidge(Regressor):
         EigenPro's q, the subsample size s of EigenPro and pcg, and EigenPro's mini-batch size
         (None: from the spectrum, the memory and the critical batch size;
         ``pyfeat.solvers.eigenpro``, ``pyfeat.solvers.pcg``).
-    random_state : scikit-learn's name for the seed; when not None it is used instead of ``seed``.
+    random_state : int >= 0, numpy Generator, SeedSequence, RandomState or None, default None
+        The scikit-learn name for the seed; when not None it is used instead of ``seed``.
 
     Attributes
     ----------
-    dual_coef_ : (n_coef,) or (n_coef, k) float64 array; X_fit_ : the points it refers to (the
-        training set, or the Nyström centres), so f(x) = k(x, X_fit_) @ dual_coef_.
-    solver_, solver_reason_ : the solver that ran and why.  n_iter_, converged_ : iterations
-        and whether tol was met.  ridge_ : the λ of the fit (the chosen one for "auto");
-        ridge_grid_, ridge_scores_ (GCV or held-out MSE per λ; NaN: not scored), ridge_method_
-        ("gcv" or "held-out") when λ was selected.
-    n_matvecs_ : kernel values evaluated by the fit, in units of one n × n matvec.
-    history_ : dict of arrays "iteration", "residual" (relative), "time" (seconds since start).
-    solver_info_ : solver settings (step size, EigenPro q/s/batch, Nyström centres, ...).
-    fit_time_ : seconds.  n_features_in_ : d.
+    dual_coef_ : ndarray of shape (n_coef,) or (n_coef, k)
+        α, float64, so that f(x) = k(x, ``X_fit_``) @ ``dual_coef_``.
+    X_fit_ : ndarray of shape (n_coef, d)
+        The points α refers to: the training set, or the Nyström centres (after a fit on a
+        dask array: the training set as a dask array on the cluster).
+    solver_, solver_reason_ : str
+        The solver that ran and why.
+    n_iter_ : int
+        Iterations.
+    converged_ : bool
+        Whether ``tol`` was met.
+    ridge_ : float
+        The λ of the fit (the chosen one for "auto" or a grid).
+    ridge_grid_, ridge_scores_ : ndarray
+        When λ was selected: the grid and its scores (GCV or held-out MSE per λ; NaN: not
+        scored).
+    ridge_method_ : str
+        When λ was selected: "gcv" or "held-out".
+    n_matvecs_ : float
+        Kernel values evaluated by the fit, in units of one n × n matvec.
+    history_ : dict
+        Arrays "iteration", "residual" (relative), "time" (seconds since start).
+    solver_info_ : dict
+        Solver settings (step size, EigenPro q/s/batch, Nyström centres, ...).
+    kernel_ : Kernel
+        The kernel, validated.
+    n_outputs_ : int
+        k, the number of columns of y (1 for a 1-D y).
+    fit_time_ : float
+        Seconds.
+    n_features_in_ : int
+        d.
+
+    See Also
+    --------
+    kernel_gradient_flow : Kernel gradient flow, the early-stopped alternative to the ridge.
+
+    Notes
+    -----
+    Arrays: NumPy in → NumPy out, CuPy in → CuPy out; float32 X keeps float32 kernel values
+    (see ``pyfeat.solvers`` for the precision model); ``dual_coef_`` is float64, predictions
+    come in the working dtype of X.
 
     Dask arrays (with a ``distributed.Client``): X is assembled once on every worker, the kernel
     products run there as row-block tasks and the solver's vectors stay here (the communication
@@ -121,18 +156,33 @@ class KernelRidge(Regressor):
     ``predict`` returns a lazy dask array for dask X. Without a distributed client a dask X is
     computed here.
 
-    Arrays: NumPy in → NumPy out, CuPy in → CuPy out; float32 X keeps float32 kernel values
-    (see ``pyfeat.solvers`` for the precision model); dual_coef_ is float64, predictions come
-    in the working dtype of X.
+    References
+    ----------
+    Ma & Belkin 2017, 2019 (EigenPro); Rudi, Carratino & Rosasco 2017 (Falkon).
 
-    References: Ma & Belkin 2017, 2019 (EigenPro); Rudi, Carratino & Rosasco 2017 (Falkon).
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> X, y = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0).sample(500, seed=1)
+    >>> krr = pf.KernelRidge(kernel="ntk", ridge=1e-3).fit(X, y)
+    >>> krr.solver_, krr.dual_coef_.shape
+    ('direct', (500,))
+    >>> K = pf.kernels.get("ntk")(X)  # α = (K + nλI)⁻¹ y
+    >>> bool(np.allclose(krr.dual_coef_, np.linalg.solve(K + 500 * 1e-3 * np.eye(500), y)))
+    True
+    >>> cg = pf.KernelRidge(ridge=1e-3, solver="cg").fit(X, y)  # never forms K
+    >>> cg.converged_, bool(np.allclose(cg.predict(X), krr.predict(X), atol=1e-5))
+    (True, True)
     """
 
     _multi_output = True
 
-    def __init__(self, kernel="ntk", ridge=1e-4, solver="auto", tol=1e-6, max_iter=None, block=None,
-                 backend="auto", verbose=False, seed=0, kernel_params=None, early_stopping=None,
-                 n_centers=None, n_components=None, subsample=None, batch_size=None, random_state=None):
+    def __init__(self, kernel: str | _kernels.Kernel = "ntk", ridge: float | str | ArrayLike = 1e-4,
+                 solver: str = "auto", tol: float = 1e-6, max_iter: int | None = None, block: int | None = None,
+                 backend: str = "auto", verbose: bool = False, seed: SeedLike = 0, kernel_params: dict | None = None,
+                 early_stopping: float | None = None, n_centers: int | None = None, n_components: int | None = None,
+                 subsample: int | None = None, batch_size: int | None = None, random_state: SeedLike = None):
         self.kernel = kernel
         self.ridge = ridge
         self.solver = solver
@@ -224,8 +274,46 @@ class KernelRidge(Regressor):
 
     # -- fit / predict ----------------------------------------------------------------------
 
-    def fit(self, X, y):
-        """Solve (K + nλI)α = y for X (n, d), y (n,) or (n, k). Returns self."""
+    def fit(self, X: ArrayLike, y: ArrayLike) -> Self:
+        """Solve (K + nλI)α = y with the chosen solver.
+
+        Parameters
+        ----------
+        X : array_like of shape (n, d)
+            Training inputs (NumPy, CuPy, or anything scikit-learn accepts; float32 stays
+            float32).
+        y : array_like of shape (n,) or (n, k)
+            Labels; the k columns share one matvec per iteration.
+
+        Returns
+        -------
+        KernelRidge
+            This model, fitted.
+
+        Raises
+        ------
+        ValueError
+            A parameter out of range (named), bad input, or a system the solver cannot solve
+            (e.g. ``direct`` over its memory limit, or a Cholesky pivot at rounding level).
+        TypeError
+            A parameter of the wrong type.
+
+        Warns
+        -----
+        pyfeat.solvers.ConvergenceWarning
+            When an iterative solver stops before ``tol``.
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> X, y = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0).sample(500, seed=1)
+        >>> krr = pf.KernelRidge(ridge="auto").fit(X, y)  # λ by exact GCV over the grid
+        >>> krr.ridge_method_, krr.ridge_grid_.shape, bool(krr.ridge_ in krr.ridge_grid_)
+        ('gcv', (25,), True)
+        >>> import numpy as np
+        >>> pf.KernelRidge(ridge=1e-3).fit(X, np.c_[y, 2 * y]).predict(X[:4]).shape
+        (4, 2)
+        """
         kernel = self._check_params()
         client = current_client() if is_dask(X) else None
         X, y = self._validate_xy(X, y) if client is None else self._cluster_xy(X, y, client)
@@ -349,9 +437,11 @@ def _predict_rows(X, X_fit, coef, kernel, backend, block, model):
     return out if _backend.is_cupy(X) else to_host(out)
 
 
-def kernel_gradient_flow(X, y, t, kernel="ntk", *, X_eval=None, ridge=0.0, method="auto", step=None,
-                         backend="auto", block=None, seed=0):
-    """Predictions of kernel gradient flow at time(s) t (seed 003).
+def kernel_gradient_flow(X: ArrayLike, y: ArrayLike, t: float | ArrayLike, kernel: str | _kernels.Kernel = "ntk", *,
+                         X_eval: ArrayLike | None = None, ridge: float = 0.0, method: str = "auto",
+                         step: float | None = None, backend: str = "auto", block: int | None = None,
+                         seed: int = 0) -> np.ndarray:
+    """Return the predictions of kernel gradient flow at time(s) t (seed 003).
 
     Gradient flow on L̂(f) = (1/2n)Σ(f(x_i) − y_i)² + (λ/2)‖f‖²_H from f ≡ 0 in the RKHS:
     dα/dt = −(1/n)((K + nλI)α − y), so with K + nλI = VΛVᵀ
@@ -368,13 +458,67 @@ def kernel_gradient_flow(X, y, t, kernel="ntk", *, X_eval=None, ridge=0.0, metho
     t=η·T)`` with kernel "ntk" in the limit m → ∞ (the steps then approach the flow as η → 0 at
     fixed ηT).
 
-    method: "eigh" (closed form, float64 eigendecomposition of the n×n matrix), "gd" (kernel
-    gradient descent, ``pyfeat.solvers.richardson``: never forms K; each step of size η is a time
-    increment nη, the steps are shortened to land exactly on each t; it approaches the flow as
-    ``step`` → 0 — ``step`` is a fraction of the stable step 1/λ_max, default 1), or "auto"
-    ("eigh" for n ≤ 5,000, else "gd").
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        Training inputs (NumPy or CuPy; float32 keeps float32 kernel values).
+    y : array_like of shape (n,)
+        Training labels.
+    t : float ≥ 0 or 1-D array of floats ≥ 0
+        The time(s).
+    kernel : str or Kernel, default "ntk"
+        A name of ``pyfeat.kernels.names()`` or a ``pyfeat.kernels.Kernel``.
+    X_eval : array_like of shape (n_eval, d), optional
+        Where to predict (None: at X).
+    ridge : float ≥ 0, default 0.0
+        The RKHS penalty λ of the flow's objective.
+    method : {"auto", "eigh", "gd"}, default "auto"
+        ``"eigh"``: the closed form, from a float64 eigendecomposition of the n×n matrix.
+        ``"gd"``: kernel gradient descent (``pyfeat.solvers.richardson``), which never forms K;
+        each step of size η is a time increment nη, the steps are shortened to land exactly on
+        each t, and it approaches the flow as ``step`` → 0. ``"auto"``: "eigh" for
+        n ≤ 5,000, else "gd".
+    step : float > 0, optional
+        For ``method="gd"``: the step as a fraction of the stable step 1/λ_max (default 1).
+    backend : {"auto", "numba", "cuda", "numpy"}, default "auto"
+        Where the kernel products run (``pyfeat.backend``).
+    block : int, optional
+        Rows per block in ``pyfeat.ops`` (None: from the memory budget).
+    seed : int, default 0
+        Seeds the power iteration of ``method="gd"``.
 
-    t : float ≥ 0 or 1-D array of times. Returns (n_eval,) for a scalar t, else (n_eval, len(t)).
+    Returns
+    -------
+    ndarray of shape (n_eval,) or (n_eval, len(t))
+        The predictions f_t at the rows of ``X_eval``: (n_eval,) for a scalar t, one column per
+        time otherwise; in the working dtype of X (NumPy in → NumPy out, CuPy in → CuPy out).
+
+    Raises
+    ------
+    ValueError
+        Naming the argument: bad X, y or X_eval, a negative or non-finite t, an unknown method
+        or kernel, a negative ridge or step.
+    TypeError
+        For X or y that do not hold real numbers.
+
+    See Also
+    --------
+    KernelRidge : The t → ∞ limit for λ > 0.
+    GDNetwork : The network whose lazy limit this is.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> task = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0)
+    >>> X, y = task.sample(500, seed=1)
+    >>> Xt, _ = task.sample(300, seed=2)
+    >>> f = pf.kernel_gradient_flow(X, y, t=[0.0, 10.0, 1e3], X_eval=Xt)
+    >>> f.shape, bool(np.all(f[:, 0] == 0))  # f ≡ 0 at t = 0
+    ((300, 3), True)
+    >>> f_inf = pf.kernel_gradient_flow(X, y, t=1e12, ridge=1e-3, X_eval=Xt)  # t → ∞: kernel ridge
+    >>> bool(np.allclose(f_inf, pf.KernelRidge(ridge=1e-3).fit(X, y).predict(Xt)))
+    True
     """
     X, Y, _ = _check_xy(X, y, y_name="y", single_only=True)
     n = X.shape[0]

@@ -37,19 +37,25 @@ m → ∞ (and η → 0 at fixed ηT: the flow is the continuous-time limit of t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 from sklearn.utils.validation import check_array, column_or_1d
 
 from pyfeat import backend as _backend
 from pyfeat import kernels as _kernels
 from pyfeat._dask import is_dask
 from pyfeat import ops
-from pyfeat._base import FLOAT_DTYPES, Regressor, check_is_fitted
+from pyfeat._base import FLOAT_DTYPES, Regressor, SeedLike, check_is_fitted
 from pyfeat.models import _data, _train
 from pyfeat.models.two_layer import _int, _real, _subspace
 from pyfeat.ops import blocked
 from pyfeat.ops._plan import blocks, working_dtype
+
+if TYPE_CHECKING:
+    from pyfeat.tasks import Task
 
 __all__ = ["GDNetwork", "PARAMETERIZATIONS"]
 
@@ -148,46 +154,100 @@ class GDNetwork(Regressor):
 
     Parameters
     ----------
-    width : int ≥ 2 (even for the symmetric init). m (default 2048).
-    parameterization : "ntk", "mean_field" or "standard" (above).
-    init : "symmetric" (pairs j, j + m/2 with w_{j+m/2} = w_j, a_{j+m/2} = −a_j: f ≡ 0 at the
-        init) or "gaussian" (independent).
-    lr : float > 0 or "auto". "auto": lr = 1/mean_i(‖x_i‖² + [bias]), the inverse of the
-        trace per sample of the limiting tangent kernel (tr K/n = mean ‖x‖² for the "ntk" kernel),
+    width : int, default 2048
+        The width m, ≥ 2 (even for the symmetric init).
+    parameterization : {"ntk", "mean_field", "standard"}, default "ntk"
+        The scaling of the output, the init and the steps (above).
+    init : {"symmetric", "gaussian"}, default "symmetric"
+        ``"symmetric"``: pairs j, j + m/2 with w_{j+m/2} = w_j, a_{j+m/2} = −a_j, so f ≡ 0 at
+        the init; ``"gaussian"``: every w_j, a_j independent.
+    lr : float > 0 or "auto", default "auto"
+        The learning rate. ``"auto"``: lr = 1/mean_i(‖x_i‖² + [bias]), the inverse of the trace
+        per sample of the limiting tangent kernel (tr K/n = mean ‖x‖² for the "ntk" kernel),
         so that lr·λ_max(K/n) ≤ 1: stable in the kernel regime, slow beyond it.
-    lr_factor : float > 0. The rate used is lr_factor × lr (e.g. lr="auto", lr_factor=8: eight
-        times the kernel-safe rate, ≈ 8/d for x ~ N(0, I_d), the same relative step at every d).
-    steps : int ≥ 0. T, the number of gradient steps.
-    batch_size : None (full batch) or int ≥ 1 (mini-batches; from arrays a fresh permutation per
-        epoch, from a stream consecutive rows: ``pyfeat.models._train``).
-    train : "both", "first" (W, and b with bias=True) or "second" (a).
-    weight_decay : float ≥ 0 (the λ of θ ← θ − lr·(s_m∇L + λθ)).
-    bias : bool. Trained biases b (with the first layer), from b = 0 (False: no biases, seed 003).
-    seed : int ≥ 0, None, or a numpy Generator/SeedSequence/RandomState. Seeds the init and the
-        mini-batch order (independent streams; see ``pyfeat._base``).
-    random_state : scikit-learn's name for the seed; when not None it is used instead of ``seed``.
-    log_every : None or int ≥ 1. History every this many steps (and at the last); None:
-        max(1, steps // 100).
-    verbose : bool. A tqdm progress bar over the steps.
-    callback : None or callable(step, row, params) called at every logged step with the history
-        row (dict) and the current parameters (dict of float64 arrays "W", "a"[, "b"]); a true
+    steps : int >= 0, default 100
+        T, the number of gradient steps.
+    batch_size : int >= 1, optional
+        None: full batch. Else mini-batches (from arrays a fresh permutation per epoch, from a
+        stream consecutive rows: ``pyfeat.models._train``).
+    train : {"both", "first", "second"}, default "both"
+        The trained layers: both, the first (W, and b with ``bias=True``) or the second (a).
+    weight_decay : float >= 0, default 0.0
+        The λ of θ ← θ − lr·(s_m∇L + λθ).
+    bias : bool, default False
+        Trained biases b (with the first layer), from b = 0 (False: no biases, seed 003).
+    lr_factor : float > 0, default 1.0
+        The rate used is lr_factor × lr (e.g. ``lr="auto"``, ``lr_factor=8``: eight times the
+        kernel-safe rate, ≈ 8/d for x ~ N(0, I_d), the same relative step at every d).
+    seed : int >= 0, numpy Generator, SeedSequence, RandomState or None, default 0
+        Seeds the init and the mini-batch order (independent streams; see ``pyfeat._base``).
+    backend : {"auto", "numba", "cuda", "numpy"}, default "auto"
+        Where the ops run (``pyfeat.backend``).
+    block_size : int, optional
+        Rows per block of ``pyfeat.ops`` (None: from the memory budget).
+    log_every : int >= 1, optional
+        History every this many steps (and at the last); None: max(1, steps // 100).
+    verbose : bool, default False
+        A tqdm progress bar over the steps.
+    callback : callable, optional
+        ``callback(step, row, params)``, called at every logged step with the history row
+        (dict) and the current parameters (dict of float64 arrays "W", "a"[, "b"]); a true
         return value stops training.
-    backend, block_size : passed to ``pyfeat.ops``.
+    random_state : int >= 0, numpy Generator, SeedSequence, RandomState or None, default None
+        The scikit-learn name for the seed; when not None it is used instead of ``seed``.
 
-    Fitted attributes
-    -----------------
-    W_ (m, d), a_ (m,), b_ (m,) (zeros without bias): the trained network (raw parameters;
-    f(x) = output_scale_ · a_ᵀσ(W_x + b_)).  W_init_, a_init_ : θ⁰.  output_scale_ : c_m.
-    lr_ : the learning rate used.  history_ : dict of equal-length arrays "step", "train_loss"
-    (L at θ_t), "val_loss" (with X_val), "movement_W" = ‖W_t − W_0‖_F/‖W_0‖_F,
-    "movement_a" = ‖a_t − a_0‖/‖a_0‖, "alignment" (with U: ‖W_t Π_U‖_F²/‖W_t‖_F²).
-    n_iter_ : steps taken.  n_samples_, n_features_in_, fit_time_.
+    Attributes
+    ----------
+    W_ : ndarray of shape (m, d)
+        The trained first layer W (raw parameters: f(x) = c_m · aᵀσ(Wx + b) with
+        c_m = ``output_scale_``, a = ``a_``, b = ``b_``).
+    a_ : ndarray of shape (m,)
+        The trained second layer.
+    b_ : ndarray of shape (m,)
+        The trained biases (zeros without ``bias``).
+    W_init_, a_init_ : ndarray
+        θ⁰, the init of W and a.
+    output_scale_ : float
+        The output multiplier c_m.
+    lr_ : float
+        The learning rate used.
+    history_ : dict
+        Equal-length arrays at the logged steps: "step", "train_loss" (L at θ_t), "val_loss"
+        (with ``X_val``), "movement_W" = ‖W_t − W_0‖_F/‖W_0‖_F, "movement_a" =
+        ‖a_t − a_0‖/‖a_0‖, "alignment" (with U: ‖W_t Π_U‖_F²/‖W_t‖_F²).
+    n_iter_ : int
+        The steps taken.
+    n_samples_, n_features_in_ : int
+        n and d.
+    fit_time_ : float
+        Seconds.
+
+    See Also
+    --------
+    kernel_gradient_flow : The lazy limit of full-batch GD in the "ntk" parameterization.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> X, y = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0).sample(1000, seed=1)
+    >>> net = pf.GDNetwork(width=256, steps=50, seed=0).fit(X, y)
+    >>> net.n_iter_, sorted(net.history_)
+    (50, ['movement_W', 'movement_a', 'step', 'train_loss'])
+    >>> loss = net.history_["train_loss"]
+    >>> bool(np.isclose(loss[0], np.mean(y**2) / 2)), bool(loss[-1] < 0.6 * loss[0])  # f ≡ 0 at the init
+    (True, True)
+    >>> mf = pf.GDNetwork(width=256, steps=50, parameterization="mean_field", seed=0).fit(X, y)
+    >>> # the relative movement of W: lazy in "ntk", O(1) in "mean_field"
+    >>> round(float(net.history_["movement_W"][-1]), 2), round(float(mf.history_["movement_W"][-1]), 1)
+    (0.03, 0.5)
     """
 
-    def __init__(self, width=2048, parameterization="ntk", init="symmetric", lr="auto", steps=100,
-                 batch_size=None, train="both", weight_decay=0.0, bias=False, lr_factor=1.0, seed=0,
-                 backend="auto", block_size=None, log_every=None, verbose=False, callback=None,
-                 random_state=None):
+    def __init__(self, width: int = 2048, parameterization: str = "ntk", init: str = "symmetric",
+                 lr: float | str = "auto", steps: int = 100, batch_size: int | None = None, train: str = "both",
+                 weight_decay: float = 0.0, bias: bool = False, lr_factor: float = 1.0, seed: SeedLike = 0,
+                 backend: str = "auto", block_size: int | None = None, log_every: int | None = None,
+                 verbose: bool = False, callback: Callable | None = None, random_state: SeedLike = None):
         self.width = width
         self.parameterization = parameterization
         self.init = init
@@ -244,13 +304,53 @@ class GDNetwork(Regressor):
 
     # -- fitting ------------------------------------------------------------------------------
 
-    def fit(self, X, y=None, X_val=None, y_val=None, U=None):
-        """Train on arrays X (n, d), y (n,), or on a reproducible stream of (X_block, y_block)
-        (a re-iterable, or a callable returning a fresh iterator; y=None), as ``TwoLayerReLU``.
-        Dask arrays are read chunk by chunk (each pass computes the chunks in turn; the steps run
-        here).
-        X_val, y_val: held-out arrays for the "val_loss" history; U (r, d) (or a task with
-        ``.U``): the subspace of the "alignment" history. Returns self."""
+    def fit(self, X: ArrayLike | Iterable | Callable, y: ArrayLike | None = None, X_val: ArrayLike | None = None,
+            y_val: ArrayLike | None = None, U: ArrayLike | Task | None = None) -> Self:
+        """Train on arrays X, y, or on a reproducible stream of (X_block, y_block).
+
+        The data paths are those of ``TwoLayerReLU.fit``. Dask arrays are read chunk by chunk
+        (each pass computes the chunks in turn; the steps run here). ``GDNetwork``,
+        ``QuadraticTaylor`` and ``HierarchicalQuadratic`` share this method.
+
+        Parameters
+        ----------
+        X : array_like of shape (n, d), re-iterable or callable
+            The inputs (NumPy, CuPy, dask or anything scikit-learn accepts; float32 stays
+            float32), or a stream of (X_block, y_block) pairs: a re-iterable, or a callable
+            returning a fresh iterator.
+        y : array_like of shape (n,), optional
+            The labels; None when X is a stream.
+        X_val, y_val : array_like of shape (n_val, d) and (n_val,), optional
+            Held-out data for the "val_loss" history (both or neither).
+        U : array_like of shape (r, d), or a task with ``.U``, optional
+            The subspace of the "alignment" history (not for ``HierarchicalQuadratic``, whose
+            weights live in the representation's coordinates).
+
+        Returns
+        -------
+        GDNetwork, QuadraticTaylor or HierarchicalQuadratic
+            This model, fitted.
+
+        Raises
+        ------
+        ValueError
+            A parameter out of range (named), bad input, only one of X_val and y_val, or a loss
+            that is not finite (divergence; the message names lr).
+        TypeError
+            A parameter of the wrong type.
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0)
+        >>> X, y = task.sample(1000, seed=1)
+        >>> Xv, yv = task.sample(200, seed=2)
+        >>> net = pf.GDNetwork(width=64, steps=20).fit(X, y, X_val=Xv, y_val=yv, U=task)
+        >>> sorted(net.history_)
+        ['alignment', 'movement_W', 'movement_a', 'step', 'train_loss', 'val_loss']
+        >>> pf.QuadraticTaylor(width=64, steps=20).fit(X, y).n_iter_
+        20
+        """
         m = self._check_params()
         dev = ops.device(self.backend)
         if y is not None and not is_dask(X):
@@ -264,9 +364,45 @@ class GDNetwork(Regressor):
             self.n_features_in_ = d
         return self._fit(data, sum_sq, m, X_val, y_val, U)
 
-    def fit_task(self, task, n, seed=0, block=_STREAM_BLOCK, dtype=np.float64, X_val=None, y_val=None):
-        """Train on n samples of ``task.stream(n, block=block, seed=seed, dtype=dtype)`` (never
-        holding X whole); the "alignment" history uses ``task.U`` when the task has one."""
+    def fit_task(self, task: Task, n: int, seed: int = 0, block: int = _STREAM_BLOCK, dtype: DTypeLike = np.float64,
+                 X_val: ArrayLike | None = None, y_val: ArrayLike | None = None) -> Self:
+        """Train on n samples of ``task.stream(n, block=block, seed=seed, dtype=dtype)``.
+
+        X is never held whole. The "alignment" history uses ``task.U`` when the task has one
+        (except for ``HierarchicalQuadratic``).
+
+        Parameters
+        ----------
+        task : pyfeat.tasks.Task
+            The task whose stream is read.
+        n : int
+            Number of samples, ≥ 1.
+        seed : int, default 0
+            The data seed of ``task.stream``.
+        block : int, default 65536
+            Rows per block of the stream.
+        dtype : {numpy.float64, numpy.float32}, default numpy.float64
+            The dtype of the generated rows.
+        X_val, y_val : array_like of shape (n_val, d) and (n_val,), optional
+            Held-out data for the "val_loss" history.
+
+        Returns
+        -------
+        GDNetwork, QuadraticTaylor or HierarchicalQuadratic
+            This model, fitted.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0)
+        >>> net = pf.GDNetwork(width=64, steps=20).fit_task(task, n=1000, seed=1)
+        >>> "alignment" in net.history_
+        True
+        >>> X, y = task.sample(1000, seed=1)  # the stream's rows: the same training
+        >>> bool(np.allclose(net.W_, pf.GDNetwork(width=64, steps=20).fit(X, y).W_))
+        True
+        """
         n = _int("n", n, 1)
         return self.fit(lambda: task.stream(n, block=block, seed=seed, dtype=dtype), X_val=X_val, y_val=y_val,
                         U=getattr(task, "U", None))
@@ -326,20 +462,72 @@ class GDNetwork(Regressor):
             out = self._finite_predictions(blocked.relu_predict(dev, Xd, W, b, a, self.block_size))
         return out if _backend.is_cupy(X) else _backend.to_numpy(out)
 
-    def alignment(self, U, init=False):
-        """‖W Πᵤ‖_F² / ‖W‖_F²: the fraction of first-layer energy in span(U) (U: (r, d) rows, or a
-        task with ``.U``); W = ``W_init_`` with ``init=True``."""
+    def alignment(self, U: ArrayLike | Task, init: bool = False) -> float:
+        """Return ‖W Πᵤ‖_F² / ‖W‖_F², the fraction of first-layer energy in span(U).
+
+        Parameters
+        ----------
+        U : array_like of shape (r, d), or a task with ``.U``
+            Rows spanning the principal subspace.
+        init : bool, default False
+            True: of ``W_init_`` instead of ``W_``.
+
+        Returns
+        -------
+        float
+            The fraction, in [0, 1] (about r/d at a Gaussian init).
+
+        Raises
+        ------
+        ValueError
+            When U is not (r, d) or not finite.
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0)
+        >>> X, y = task.sample(1000, seed=1)
+        >>> net = pf.GDNetwork(width=256, steps=50, parameterization="mean_field").fit(X, y)
+        >>> round(net.alignment(task, init=True), 2), round(net.alignment(task), 2)  # r/d = 0.33
+        (0.34, 0.46)
+        """
         check_is_fitted(self)
         W = self.W_init_ if init else self.W_
         return float(np.sum((W @ _subspace(U, W.shape[1])) ** 2) / np.sum(W**2))
 
-    def tangent_kernel(self, X, Z=None, init=False):
-        """The empirical tangent kernel of the training dynamics, K_m(x, z) = Σ_θ s_m ∂_θf(x)∂_θf(z)
-        over the trained parameters θ, at the fitted parameters (``init=True``: at θ⁰); (n_x, n_z)
-        float64. Since s_m c_m² = 1/m in every parameterization this is
+    def tangent_kernel(self, X: ArrayLike, Z: ArrayLike | None = None, init: bool = False) -> np.ndarray:
+        """Return the empirical tangent kernel of the training dynamics.
+
+        K_m(x, z) = Σ_θ s_m ∂_θf(x)∂_θf(z) over the trained parameters θ, at the fitted
+        parameters (``init=True``: at θ⁰). Since s_m c_m² = 1/m in every parameterization this is
         ``pyfeat.kernels.empirical_ntk(X, Z, W, a, b, layers=train)``; for "ntk" and
         train="both" it tends to the "ntk" kernel as m → ∞ (at the init, and in the lazy regime
-        after training too)."""
+        after training too).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_x, d)
+            Rows x.
+        Z : array_like of shape (n_z, d), optional
+            Rows z (None: Z = X).
+        init : bool, default False
+            True: at the init θ⁰ instead of the trained parameters.
+
+        Returns
+        -------
+        ndarray of shape (n_x, n_z)
+            K_m(x_i, z_j), float64.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> X, y = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0).sample(100, seed=1)
+        >>> net = pf.GDNetwork(width=4096, steps=0).fit(X, y)
+        >>> K, K_inf = net.tangent_kernel(X[:5]), pf.kernels.get("ntk")(X[:5])
+        >>> K.shape, bool(np.allclose(K, K.T)), bool(np.abs(K - K_inf).max() < 0.1 * np.abs(K_inf).max())
+        ((5, 5), True, True)
+        """
         check_is_fitted(self)
         W, a = (self.W_init_, self.a_init_) if init else (self.W_, self.a_)
         b = (np.zeros_like(a) if init else self.b_) if self.bias else None

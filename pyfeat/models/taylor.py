@@ -55,17 +55,23 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pyfeat import _activation_table, ops
 from pyfeat import backend as _backend
-from pyfeat._base import Regressor, check_is_fitted
+from pyfeat._base import Regressor, SeedLike, check_is_fitted
 from pyfeat.models import _train
 from pyfeat.models.gd import GDNetwork
 from pyfeat.models.two_layer import _int, _real, _subspace
 from pyfeat.ops import blocked
 from pyfeat.ops._plan import working_dtype
+
+if TYPE_CHECKING:
+    from pyfeat.tasks import Task
 
 __all__ = ["QuadraticTaylor", "HierarchicalQuadratic", "ORDERS", "SIGNS"]
 
@@ -79,22 +85,59 @@ def _terms(order):
     return float(order in (1, 2)), float(order in (2, "2only"))
 
 
-def auto_lr(P, y, W0, activation, order, resampled):
-    """lr="auto" from sample rows P of the model's inputs φ(x) (float64) and their labels y, at
-    the init W0 (m, D), with u0_ir = w0_r·φ_i:
+def auto_lr(P: np.ndarray, y: np.ndarray, W0: np.ndarray, activation: str, order: int | str,
+            resampled: bool) -> float:
+    """Return the learning rate of ``lr="auto"`` from sample rows of the model's inputs at the init.
+
+    With u0_ir = w0_r·φ_i:
 
     - order 1: 2/τ₁, τ₁ = mean_i (1/m) Σ_r σ'(u0_ir)² ‖φ_i‖² (the trace per sample of f⁽¹⁾'s
       tangent kernel: lr·λ_max < 2 for the linear model);
     - orders 2, "2only": 1/max(ρτ₂, 2τ_y), τ₂ = mean_i (1/m) Σ_r σ''(u0_ir)² ‖φ_i‖⁴/D (the trace
       per sample of f⁽²⁾'s tangent kernel, step multiplier √m included, at the quadratic scale
       w_r ~ N(0, I_D/(D√m)): the Gauss–Newton part of the curvature), times ρ = max(1, rms(y))
-      (fitting f⁽²⁾ ≈ y takes ‖w_r‖² ∝ rms(y)), and τ_y = mean_i |y_i| (1/m) Σ_r |σ''(u0_ir)| ‖φ_i‖²
-      (a bound on the residual part, a_r (1/n) Σ_i r_i σ''(u0_ir) φ_i φ_iᵀ per neuron, at r = −y;
-      twice); halved with resampled signs (``resampled``), whose f⁽¹⁾ noise in the steps grows
-      with lr.
+      (fitting f⁽²⁾ ≈ y takes ‖w_r‖² ∝ rms(y)), and τ_y = mean_i abs(y_i) (1/m) Σ_r
+      abs(σ''(u0_ir)) ‖φ_i‖² (a bound on the residual part, a_r (1/n) Σ_i r_i σ''(u0_ir) φ_i φ_iᵀ
+      per neuron, at r = −y; twice); halved with resampled signs (``resampled``), whose f⁽¹⁾
+      noise in the steps grows with lr.
 
-    For x ~ N(0, I_d), relu3 and LowRankPolynomial labels: 2/τ₁ = 2d/(0.375 (d + 2)(d + 4)) (→ 5.3/d)
-    and 1.2/d … 1.5/d (half that with resampled signs). (1.0 when the trace is 0: X = 0.)"""
+    For x ~ N(0, I_d), relu3 and LowRankPolynomial labels: 2/τ₁ = 2d/(0.375 (d + 2)(d + 4))
+    (→ 5.3/d) and 1.2/d … 1.5/d (half that with resampled signs).
+
+    Parameters
+    ----------
+    P : ndarray of shape (rows, D)
+        Sample rows of the model's inputs φ(x) (float64).
+    y : ndarray of shape (rows,)
+        Their labels.
+    W0 : ndarray of shape (m, D)
+        The init.
+    activation : str
+        A name of ``pyfeat._activation_table`` ("relu3", "softplus", "relu2", "cubic").
+    order : {1, 2, "2only"}
+        The Taylor model.
+    resampled : bool
+        Whether the steps resample the signs (order 2 with ``signs="resample"``).
+
+    Returns
+    -------
+    float
+        The learning rate (1.0 when the trace is 0: X = 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyfeat.models.taylor import auto_lr
+    >>> rng = np.random.default_rng(0)
+    >>> P, W0 = rng.standard_normal((10000, 8)), rng.standard_normal((64, 8))
+    >>> W0 /= np.linalg.norm(W0, axis=1, keepdims=True)  # u0 ~ N(0, 1): τ₁ = 0.375 (d + 4)
+    >>> lr = auto_lr(P, np.zeros(10000), W0, "relu3", 1, False)
+    >>> round(lr * 0.375 * (8 + 4) / 2, 1)
+    1.0
+    >>> y = rng.standard_normal(10000)
+    >>> bool(np.isclose(auto_lr(P, y, W0, "relu3", 2, True), auto_lr(P, y, W0, "relu3", 2, False) / 2))
+    True
+    """
     act = _activation_table.parse(activation)
     U0 = P @ W0.T
     sq = np.sum(P * P, axis=1)
@@ -115,8 +158,27 @@ def _first_rows(data, rows):
     return tuple(_backend.to_numpy(v[:rows]).astype(np.float64) for v in (Xb, yb))
 
 
-def norm_24(W):
-    """‖W‖_{2,4} = (Σ_r ‖w_r‖⁴)^{1/4} (rows w_r)."""
+def norm_24(W: ArrayLike) -> float:
+    """Return ‖W‖_{2,4} = (Σ_r ‖w_r‖⁴)^{1/4} over the rows w_r of W.
+
+    Parameters
+    ----------
+    W : array_like of shape (m, D)
+        Rows w_r.
+
+    Returns
+    -------
+    float
+        The norm, computed in float64.
+
+    Examples
+    --------
+    >>> from pyfeat.models.taylor import norm_24
+    >>> norm_24([[3.0, 4.0], [0.0, 0.0]])  # one row of norm 5
+    5.0
+    >>> round(norm_24([[1.0, 0.0], [0.0, 2.0]]) ** 4, 6)  # 1 + 16
+    17.0
+    """
     return float(np.sum(np.sum(np.asarray(W, dtype=np.float64) ** 2, axis=1) ** 2) ** 0.25)
 
 
@@ -229,10 +291,11 @@ class _TaylorObjective:
 class _TaylorModel(Regressor):
     """What QuadraticTaylor and HierarchicalQuadratic share: the parameters, the fit, the predictor."""
 
-    def __init__(self, width=1024, order=2, signs="resample", activation="relu3", lr="auto", steps=300,
-                 batch_size=None, penalty=0.0, weight_decay=0.0, noise=0.0, init_scale=0.1, seed=0,
-                 backend="auto", block_size=None, log_every=None, verbose=False, callback=None,
-                 random_state=None):
+    def __init__(self, width: int = 1024, order: int | str = 2, signs: str = "resample", activation: str = "relu3",
+                 lr: float | str = "auto", steps: int = 300, batch_size: int | None = None, penalty: float = 0.0,
+                 weight_decay: float = 0.0, noise: float = 0.0, init_scale: float = 0.1, seed: SeedLike = 0,
+                 backend: str = "auto", block_size: int | None = None, log_every: int | None = None,
+                 verbose: bool = False, callback: Callable | None = None, random_state: SeedLike = None):
         self.width = width
         self.order = order
         self.signs = signs
@@ -378,54 +441,140 @@ class QuadraticTaylor(_TaylorModel):
 
     Parameters
     ----------
-    width : int ≥ 2, even. m (default 1024).
-    order : 1, 2 or "2only" (above).
-    signs : "resample" (fresh signs s_r ∈ {±1} every step, seeded; acts at order 2 only: the
-        linear model is trained without them, f⁽²⁾ does not see them) or "none" (S = I).
-    activation : "relu3" (default; σ'' = relu), "softplus", "relu2" (σ'' = 1[t ≥ 0]) or "cubic"
+    width : int, default 1024
+        The width m, ≥ 2 and even.
+    order : {1, 2, "2only"}, default 2
+        The Taylor model: f⁽¹⁾, f⁽¹⁾ + f⁽²⁾ or f⁽²⁾ (above).
+    signs : {"resample", "none"}, default "resample"
+        ``"resample"``: fresh signs s_r ∈ {±1} every step, seeded (they act at order 2 only: the
+        linear model is trained without them, f⁽²⁾ does not see them); ``"none"``: S = I.
+    activation : {"relu3", "softplus", "relu2", "cubic"}, default "relu3"
+        σ: relu3 (σ'' = relu), softplus, relu2 (σ'' = 1[t ≥ 0]) or cubic
         (``pyfeat._activation_table``; the ReLU itself is refused: its σ'' is 0 a.e.).
-    lr : float > 0 or "auto". The step on W is lr·s_W·∇ with s_W = √m for orders 2 and "2only"
-        (f⁽²⁾'s tangent kernel is O(‖x‖²/√m) at ‖w_r‖ ≍ m^{−1/4}) and 1 for order 1. "auto"
-        (``auto_lr``, from the first ≤ 2²⁰/m rows at the init): order 1: twice the inverse trace
-        per sample of f⁽¹⁾'s tangent kernel; orders 2, "2only": the inverse of the larger of two
-        curvature bounds at the quadratic scale ‖w_r‖² ≈ m^{−1/2} (the tangent kernel's trace and
-        twice the residual term's), halved with resampled signs. For x ~ N(0, I_d), relu3 and
+    lr : float > 0 or "auto", default "auto"
+        The step on W is lr·s_W·∇ with s_W = √m for orders 2 and "2only" (f⁽²⁾'s tangent
+        kernel is O(‖x‖²/√m) at ‖w_r‖ ≍ m^{−1/4}) and 1 for order 1. ``"auto"`` (``auto_lr``,
+        from the first ≤ 2²⁰/m rows at the init): order 1: twice the inverse trace per sample
+        of f⁽¹⁾'s tangent kernel; orders 2, "2only": the inverse of the larger of two curvature
+        bounds at the quadratic scale ‖w_r‖² ≈ m^{−1/2} (the tangent kernel's trace and twice
+        the residual term's), halved with resampled signs. For x ~ N(0, I_d), relu3 and
         LowRankPolynomial labels: → 5.3/d, 1.2/d … 1.5/d and 0.6/d … 0.75/d. Measured: the
-        tangent-kernel bound alone diverged on scikit-learn's test data (‖x‖ ≈ 1, labels 0, 1, 2);
-        with resampled signs the unhalved rule diverged on its regression data (d = 10, a linear
-        target) at widths 64 to 1024, the halved one at none (4 seeds each), and orders 1, "2only"
-        and signs="none" were stable at the full rule there.
-    steps : int ≥ 0. Gradient steps T.
-    batch_size : None (full batch) or int ≥ 1 (mini-batches, as GDNetwork).
-    penalty : float ≥ 0. λ of R(W) = λ‖W‖_{2,4}⁸.
-    weight_decay : float ≥ 0. The loop's decay W ← W − lr·weight_decay·W.
-    noise : float ≥ 0. Perturbation W ← W + noise·√lr·ξ, ξ ~ N(0, I), before every step.
-    init_scale : float ≥ 0. W starts at w_r ~ N(0, init_scale²·m^{−1/2}·I_d/d) (‖w_r‖ ≈
-        init_scale·m^{−1/4}); 0 is a stationary point of f⁽²⁾, so "2only" needs > 0 or noise.
-    seed, random_state : the init, the mini-batch order, the signs and the noise (independent
-        streams of one SeedSequence; see ``pyfeat._base``).
-    log_every, verbose, callback, backend, block_size : as GDNetwork.
+        tangent-kernel bound alone diverged on scikit-learn's test data (‖x‖ ≈ 1, labels 0, 1,
+        2); with resampled signs the unhalved rule diverged on its regression data (d = 10, a
+        linear target) at widths 64 to 1024, the halved one at none (4 seeds each), and orders
+        1, "2only" and signs="none" were stable at the full rule there.
+    steps : int >= 0, default 300
+        Gradient steps T.
+    batch_size : int >= 1, optional
+        None: full batch; else mini-batches (as in ``GDNetwork``).
+    penalty : float >= 0, default 0.0
+        The λ of R(W) = λ‖W‖_{2,4}⁸.
+    weight_decay : float >= 0, default 0.0
+        The loop's decay W ← W − lr·weight_decay·W.
+    noise : float >= 0, default 0.0
+        Perturbation W ← W + noise·√lr·ξ, ξ ~ N(0, I), before every step.
+    init_scale : float >= 0, default 0.1
+        W starts at w_r ~ N(0, init_scale²·m^{−1/2}·I_d/d) (‖w_r‖ ≈ init_scale·m^{−1/4}); 0 is
+        a stationary point of f⁽²⁾, so "2only" needs > 0 or noise.
+    seed : int >= 0, numpy Generator, SeedSequence, RandomState or None, default 0
+        Seeds the init, the mini-batch order, the signs and the noise (independent streams of
+        one SeedSequence; see ``pyfeat._base``).
+    backend : {"auto", "numba", "cuda", "numpy"}, default "auto"
+        Where the ops run (``pyfeat.backend``).
+    block_size : int, optional
+        Rows per block of ``pyfeat.ops`` (None: from the memory budget).
+    log_every : int >= 1, optional
+        History every this many steps (and at the last); None: max(1, steps // 100).
+    verbose : bool, default False
+        A tqdm progress bar over the steps.
+    callback : callable, optional
+        ``callback(step, row, params)`` at every logged step, as in ``GDNetwork``; a true
+        return value stops training.
+    random_state : int >= 0, numpy Generator, SeedSequence, RandomState or None, default None
+        The scikit-learn name for the seed; when not None it is used instead of ``seed``.
 
-    Fitted attributes
-    -----------------
-    W_ (m, d): the movement W.  W_init_ (m, d): W0.  a_ (m,): a (±1; the model uses a/√m).
-    W_start_ (m, d): W at step 0.  lr_ : the learning rate.  lr_scale_ : s_W.  history_ :
-    "step", "train_loss" (the loss at the step's signs: an unbiased estimate of E_S L for
-    signs="resample", which exceeds the predictor's loss by E_S[f⁽¹⁾²]/2), "val_loss" (same, on
-    X_val), "movement_W" = ‖W_t‖_F/‖W0‖_F, "norm_24" = ‖W_t‖_{2,4}, "alignment" (with U:
-    ‖W_t Π_U‖_F²/‖W_t‖_F²).  n_iter_, n_samples_, n_features_in_, fit_time_.
+    Attributes
+    ----------
+    W_ : ndarray of shape (m, d)
+        The movement W.
+    W_init_ : ndarray of shape (m, d)
+        The expansion point W0.
+    a_ : ndarray of shape (m,)
+        The signs a (±1; the model uses a/√m).
+    W_start_ : ndarray of shape (m, d)
+        W at step 0.
+    lr_ : float
+        The learning rate.
+    lr_scale_ : float
+        The step multiplier s_W.
+    history_ : dict
+        Arrays at the logged steps: "step", "train_loss" (the loss at the step's signs: an
+        unbiased estimate of E_S L for signs="resample", which exceeds the predictor's loss by
+        E_S[f⁽¹⁾²]/2), "val_loss" (same, on ``X_val``), "movement_W" = ‖W_t‖_F/‖W0‖_F,
+        "norm_24" = ‖W_t‖_{2,4}, "alignment" (with U: ‖W_t Π_U‖_F²/‖W_t‖_F²).
+    n_iter_ : int
+        The steps taken.
+    n_samples_, n_features_in_ : int
+        n and d.
+    fit_time_ : float
+        Seconds.
+
+    See Also
+    --------
+    HierarchicalQuadratic : The same model on a fixed random representation h(x).
+    GDNetwork : The network itself, trained by gradient descent.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> task = pf.tasks.LowRankPolynomial(d=6, r=2, degree=3, seed=0)
+    >>> X, y = task.sample(1000, seed=1)
+    >>> model = pf.QuadraticTaylor(width=64, order="2only", steps=100).fit(X, y)
+    >>> model.W_.shape, model.lr_scale_, sorted(model.history_)
+    ((64, 6), 8.0, ['movement_W', 'norm_24', 'step', 'train_loss'])
+    >>> Xt, yt = task.sample(500, seed=2)
+    >>> bool(model.score(Xt, yt) > 0.9)  # test R² 0.95
+    True
     """
 
-    def alignment(self, U):
-        """‖W Π_U‖_F² / ‖W‖_F² of the movement W: the fraction of its energy in span(U) (U: (r, d)
-        rows, or a task with ``.U``)."""
+    def alignment(self, U: ArrayLike | Task) -> float:
+        """Return ‖W Π_U‖_F² / ‖W‖_F² of the movement W, the fraction of its energy in span(U).
+
+        Parameters
+        ----------
+        U : array_like of shape (r, d), or a task with ``.U``
+            Rows spanning the principal subspace.
+
+        Returns
+        -------
+        float
+            The fraction, in [0, 1] (about r/d for a random W).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        ValueError
+            When U is not (r, d) or not finite.
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.LowRankPolynomial(d=6, r=2, degree=3, seed=0)
+        >>> model = pf.QuadraticTaylor(width=64, order="2only", steps=100).fit(*task.sample(1000, seed=1))
+        >>> round(model.alignment(task), 1)  # r/d = 0.33 at the start
+        0.9
+        """
         check_is_fitted(self)
         return float(np.sum((self.W_ @ _subspace(U, self.W_.shape[1])) ** 2) / max(np.sum(self.W_**2), 1e-300))
 
 
 class HierarchicalQuadratic(_TaylorModel):
-    """The hierarchical learner (seed 002; Chen, Bai, Lee et al. 2020): the quadratic Taylor model
-    of ``QuadraticTaylor`` applied to a fixed random representation h(x) ∈ R^D instead of x,
+    """The hierarchical learner (seed 002; Chen, Bai, Lee et al. 2020).
+
+    The quadratic Taylor model of ``QuadraticTaylor`` applied to a fixed random representation
+    h(x) ∈ R^D instead of x,
 
         f⁽²⁾(x) = (1/(2√m)) Σ_r a_r σ''(w0_r·h(x))(w_r·h(x))²     (and f⁽¹⁾ likewise),
 
@@ -441,32 +590,107 @@ class HierarchicalQuadratic(_TaylorModel):
         h(x) = T(φ(x) − μ),   T = (Σ̂ + eps·(tr Σ̂/D)·I)^{−1/2},
 
     μ, Σ̂ the mean and covariance of φ over the training rows (one streamed pass of
-    ``pyfeat.ops.relu_gram``), so (1/n) Σ h hᵀ ≈ I_D and h·w0_r = O(1) for w0_r ~ N(0, I_D/D). h
+    ``pyfeat.ops.relu_gram``), so (1/n) Σ h hᵀ = Σ̂(Σ̂ + eps·(tr Σ̂/D)·I)⁻¹ (≈ I_D for eps ≪ 1;
+    its eigenvalues are below 1) and h·w0_r = O(1) for w0_r ~ N(0, I_D/D). h
     is never stored: each row block computes φ inside ``pyfeat.ops.taylor_gradient`` (a GEMM of
     n·D·d and the ReLU epilogue), and T, μ are folded into the weights (w·h = (Tw)·φ − (Tw)·μ),
     so a step costs 6·n·m·D + 2·n·D·d FLOPs plus O(m·D²), memory independent of n.
 
     Parameters
     ----------
-    D : None or int ≥ 1. Width of the representation; None: ⌈d^{degree/2}⌉.
-    degree : int ≥ 1. p, the degree of the target, used only for the default D (default 3).
-    eps : float > 0. Relative ridge of the whitening (default 1e-2).
-    width, order, signs, activation, lr, steps, batch_size, penalty, weight_decay, noise,
-    init_scale, seed, random_state, backend, block_size, log_every, verbose, callback : as
-        QuadraticTaylor, with h(x) in place of x (also in lr="auto"). The seed also draws V and c.
+    D : int >= 1, optional
+        Width of the representation; None: ⌈d^{degree/2}⌉.
+    degree : int >= 1, default 3
+        The degree p of the target, used only for the default D.
+    eps : float > 0, default 1.0
+        Relative ridge of the whitening.
+    width : int, default 1024
+        The width m, ≥ 2 and even.
+    order : {1, 2, "2only"}, default 2
+        The Taylor model, as in ``QuadraticTaylor``.
+    signs : {"resample", "none"}, default "resample"
+        Random signs on the movement, as in ``QuadraticTaylor``.
+    activation : {"relu3", "softplus", "relu2", "cubic"}, default "relu3"
+        σ, as in ``QuadraticTaylor``.
+    lr : float > 0 or "auto", default "auto"
+        As in ``QuadraticTaylor``, with h(x) in place of x (also in ``lr="auto"``).
+    steps : int >= 0, default 300
+        Gradient steps T.
+    batch_size : int >= 1, optional
+        None: full batch; else mini-batches (as in ``GDNetwork``).
+    penalty, weight_decay, noise, init_scale : float >= 0
+        As in ``QuadraticTaylor`` (defaults 0, 0, 0 and 0.1), with h(x) in place of x.
+    seed : int >= 0, numpy Generator, SeedSequence, RandomState or None, default 0
+        As in ``QuadraticTaylor``; the seed also draws V and c.
+    backend : {"auto", "numba", "cuda", "numpy"}, default "auto"
+        Where the ops run (``pyfeat.backend``).
+    block_size : int, optional
+        Rows per block of ``pyfeat.ops`` (None: from the memory budget).
+    log_every : int >= 1, optional
+        History every this many steps (and at the last); None: max(1, steps // 100).
+    verbose : bool, default False
+        A tqdm progress bar over the steps.
+    callback : callable, optional
+        ``callback(step, row, params)`` at every logged step, as in ``GDNetwork``.
+    random_state : int >= 0, numpy Generator, SeedSequence, RandomState or None, default None
+        The scikit-learn name for the seed; when not None it is used instead of ``seed``.
 
-    Fitted attributes
-    -----------------
-    V_ (D, d), c_ (D,), mean_ (D,) = μ, whitening_ (D, D) = T: the representation.  D_ : D.
-    W_, W_init_, W_start_ (m, D), a_, lr_, lr_scale_, history_ (no "alignment": W lives in the
-    representation's coordinates), n_iter_, n_samples_, n_features_in_, fit_time_: as
-    QuadraticTaylor.
+    Attributes
+    ----------
+    V_ : ndarray of shape (D, d)
+        The representation's random first layer V.
+    c_ : ndarray of shape (D,)
+        Its biases c.
+    mean_ : ndarray of shape (D,)
+        μ, the mean of φ over the training rows.
+    whitening_ : ndarray of shape (D, D)
+        T.
+    D_ : int
+        D.
+    W_, W_init_, W_start_ : ndarray of shape (m, D)
+        The movement, the expansion point and the start, as in ``QuadraticTaylor``.
+    a_ : ndarray of shape (m,)
+        The signs a (±1; the model uses a/√m).
+    lr_, lr_scale_ : float
+        The learning rate and the step multiplier s_W.
+    history_ : dict
+        As in ``QuadraticTaylor``, without "alignment" (W lives in the representation's
+        coordinates).
+    n_iter_ : int
+        The steps taken.
+    n_samples_, n_features_in_ : int
+        n and d.
+    fit_time_ : float
+        Seconds.
+
+    See Also
+    --------
+    QuadraticTaylor : The same model on x itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> task = pf.tasks.LowRankPolynomial(d=6, r=2, degree=3, seed=0)
+    >>> X, y = task.sample(1000, seed=1)
+    >>> model = pf.HierarchicalQuadratic(width=64, steps=100).fit(X, y)
+    >>> model.D_, model.V_.shape, model.W_.shape  # D = ⌈6^{3/2}⌉
+    (15, (15, 6), (64, 15))
+    >>> loss = model.history_["train_loss"]
+    >>> bool(loss[-1] < 0.7 * loss[0])
+    True
+    >>> rep = pf.HierarchicalQuadratic(width=64, steps=0, eps=1e-3).fit(X, y)  # the representation
+    >>> H = (np.maximum(X @ rep.V_.T + rep.c_, 0) - rep.mean_) @ rep.whitening_
+    >>> bool(np.allclose(H.T @ H / len(X), np.eye(15), atol=0.05))  # isotropic for eps ≪ 1
+    True
     """
 
-    def __init__(self, D=None, degree=3, eps=1.0, width=1024, order=2, signs="resample", activation="relu3",
-                 lr="auto", steps=300, batch_size=None, penalty=0.0, weight_decay=0.0, noise=0.0, init_scale=0.1,
-                 seed=0, backend="auto", block_size=None, log_every=None, verbose=False, callback=None,
-                 random_state=None):
+    def __init__(self, D: int | None = None, degree: int = 3, eps: float = 1.0, width: int = 1024,
+                 order: int | str = 2, signs: str = "resample", activation: str = "relu3", lr: float | str = "auto",
+                 steps: int = 300, batch_size: int | None = None, penalty: float = 0.0, weight_decay: float = 0.0,
+                 noise: float = 0.0, init_scale: float = 0.1, seed: SeedLike = 0, backend: str = "auto",
+                 block_size: int | None = None, log_every: int | None = None, verbose: bool = False,
+                 callback: Callable | None = None, random_state: SeedLike = None):
         self.D = D
         self.degree = degree
         self.eps = eps

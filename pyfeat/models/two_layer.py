@@ -34,17 +34,25 @@ import functools
 import logging
 import numbers
 import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 import scipy.linalg
+from numpy.typing import ArrayLike, DTypeLike
 
 from pyfeat import backend as _backend
 from pyfeat import ops
-from pyfeat._base import Regressor, check_is_fitted, clone
+from pyfeat._base import Regressor, SeedLike, check_is_fitted, clone
 from pyfeat._memory import hint
 from pyfeat.models import _data, _head
 from pyfeat.ops import blocked
 from pyfeat.ops._plan import working_dtype
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from pyfeat.tasks import Task
 
 __all__ = ["TwoLayerReLU", "RandomFeatures"]
 
@@ -205,9 +213,48 @@ class _ReLUNetwork(Regressor):
 
     # -- fitting ------------------------------------------------------------------------------
 
-    def fit(self, X, y=None):
-        """Fit on arrays X (n, d), y (n,), or on a reproducible stream of (X_block, y_block)
-        (a re-iterable, or a callable returning a fresh iterator; y=None). Returns self."""
+    def fit(self, X: ArrayLike | Iterable | Callable, y: ArrayLike | None = None) -> Self:
+        """Fit on arrays X, y, or on a reproducible stream of (X_block, y_block).
+
+        The data is read in row blocks, in one pass per phase (moments, the first-step gradient
+        for ``TwoLayerReLU``, the Gram; ``pyfeat.models.two_layer``), so memory is
+        O(m² + block·(d + m)) whatever n is.
+
+        Parameters
+        ----------
+        X : array_like of shape (n, d), re-iterable or callable
+            The inputs (NumPy, CuPy, dask or anything scikit-learn accepts; float32 stays
+            float32), or a stream of (X_block, y_block) pairs: a re-iterable, or a callable
+            returning a fresh iterator. Each pass re-reads the same blocks.
+        y : array_like of shape (n,), optional
+            The labels; None when X is a stream.
+
+        Returns
+        -------
+        TwoLayerReLU or RandomFeatures
+            This model, fitted.
+
+        Raises
+        ------
+        ValueError
+            A parameter out of range (named), bad input, a stream that yields different data on
+            a later pass, or fitted parameters that overflow (the cause is named).
+        TypeError
+            A parameter of the wrong type, or a one-shot iterator as the stream.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> X, y = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0).sample(1000, seed=1)
+        >>> nn = pf.TwoLayerReLU(width=128).fit(X, y)
+        >>> nn.W_.shape, nn.a_.shape, sorted(nn.timings_)
+        ((128, 6), (128,), ['gradient', 'gram', 'head', 'moments'])
+        >>> def blocks():  # the same rows as a stream of four blocks: the same fit
+        ...     return ((X[s:s + 250], y[s:s + 250]) for s in range(0, 1000, 250))
+        >>> bool(np.allclose(pf.TwoLayerReLU(width=128).fit(blocks).predict(X), nn.predict(X)))
+        True
+        """
         return self._fit(_data.fit_source(self, X, y))
 
     def _memory_hint(self):
@@ -215,12 +262,47 @@ class _ReLUNetwork(Regressor):
                     "width (the head's m×m Gram and its eigendecomposition: about 24m² bytes) or "
                     "PYFEAT_MEMORY_BUDGET_MB (the row blocks)")
 
-    def fit_task(self, task, n, seed=0, block=_STREAM_BLOCK, dtype=np.float64, client=None):
-        """Fit on n samples of ``task.stream(n, block=block, seed=seed, dtype=dtype)``, never
-        holding X whole (memory O(m² + block·(d + m))). ``dtype=np.float32`` halves the time at
-        large n (a float32 stream draws other rows than a float64 one). With a
-        ``distributed.Client``, each block is generated and used on a worker (``client="default"``:
-        Dask's current client); the fit equals the local one to float64 rounding. Returns self."""
+    def fit_task(self, task: Task, n: int, seed: int = 0, block: int = _STREAM_BLOCK,
+                 dtype: DTypeLike = np.float64, client: Client | str | None = None) -> Self:
+        """Fit on n samples of ``task.stream(n, block=block, seed=seed, dtype=dtype)``.
+
+        X is never held whole (memory O(m² + block·(d + m))). ``dtype=np.float32`` halves the
+        time at large n (a float32 stream draws other rows than a float64 one).
+
+        Parameters
+        ----------
+        task : pyfeat.tasks.Task
+            The task whose stream is read (every pass regenerates the same blocks).
+        n : int
+            Number of samples, ≥ 1.
+        seed : int, default 0
+            The data seed of ``task.stream``.
+        block : int, default 65536
+            Rows per block of the stream (the ops block again inside).
+        dtype : {numpy.float64, numpy.float32}, default numpy.float64
+            The dtype of the generated rows.
+        client : distributed.Client or "default", optional
+            With a Dask client, each block is generated and used on a worker
+            (``client="default"``: Dask's current client); the fit equals the local one to
+            float64 rounding.
+
+        Returns
+        -------
+        TwoLayerReLU or RandomFeatures
+            This model, fitted.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0)
+        >>> nn = pf.TwoLayerReLU(width=128).fit_task(task, n=1000, seed=1, block=300)
+        >>> nn.n_samples_
+        1000
+        >>> X, y = task.sample(1000, seed=1)  # the stream's rows
+        >>> bool(np.allclose(nn.predict(X), pf.TwoLayerReLU(width=128).fit(X, y).predict(X)))
+        True
+        """
         n = _int("n", n, 1)
         if client is not None:
             return self._fit(_data.DaskSource.from_task(task, n, seed, block, dtype, _client(client)))
@@ -338,8 +420,39 @@ class _ReLUNetwork(Regressor):
         out = self._finite_predictions(out)
         return out if _backend.is_cupy(X) else _backend.to_numpy(out)
 
-    def mse(self, X, y):
-        """Mean squared error (1/n)Σ(f(x_i) − y_i)² (in float64); ValueError when it overflows."""
+    def mse(self, X: ArrayLike, y: ArrayLike) -> float:
+        """Return the mean squared error (1/n)Σ(f(x_i) − y_i)² of the predictions, in float64.
+
+        Parameters
+        ----------
+        X : array_like of shape (n, d)
+            Test rows (as in ``predict``).
+        y : array_like of shape (n,)
+            Their labels.
+
+        Returns
+        -------
+        float
+            The mean squared error.
+
+        Raises
+        ------
+        ValueError
+            When y does not have shape (n,), or when the error overflows float64 (then use
+            ``score``, R², which is scale free).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0)
+        >>> nn = pf.TwoLayerReLU(width=128).fit(*task.sample(1000, seed=1))
+        >>> Xt, yt = task.sample(500, seed=2)
+        >>> bool(np.isclose(nn.mse(Xt, yt), np.mean((nn.predict(Xt) - yt) ** 2)))
+        True
+        >>> bool(nn.mse(Xt, yt) < 0.05 * np.var(yt))  # test R² ≈ 0.99
+        True
+        """
         pred = _backend.to_numpy(self.predict(X)).astype(np.float64)
         y = np.asarray(_backend.to_numpy(y))
         if y.shape != pred.shape:
@@ -352,18 +465,79 @@ class _ReLUNetwork(Regressor):
 
     # -- transfer -----------------------------------------------------------------------------
 
-    def transfer(self, X, y=None):
-        """A new fitted model that keeps this model's first layer W and biases b and refits only
-        α, β and the head a on the target data (arrays, or a stream as in ``fit``).
+    def transfer(self, X: ArrayLike | Iterable | Callable, y: ArrayLike | None = None) -> Self:
+        """Return a new model with this model's first layer, refitted on the target data.
 
-        With ``head="gd"`` the loop starts from this model's head a (fine-tuning)."""
+        The new model keeps this model's first layer W and biases b and refits only α, β and the
+        head a on the target data. With ``head="gd"`` the loop starts from this model's head a
+        (fine-tuning).
+
+        Parameters
+        ----------
+        X : array_like of shape (n, d), re-iterable or callable
+            Target inputs, or a stream of (X_block, y_block) as in ``fit``.
+        y : array_like of shape (n,), optional
+            Target labels; None when X is a stream.
+
+        Returns
+        -------
+        TwoLayerReLU or RandomFeatures
+            A new fitted model (this one is unchanged).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        ValueError
+            When the target data has another number of features.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> source, target = pf.tasks.transfer_pair(d=6, r=2, degree=2, seed=0)
+        >>> nn = pf.TwoLayerReLU(width=128).fit(*source.sample(1000, seed=1))
+        >>> new = nn.transfer(*target.sample(300, seed=2))
+        >>> bool(np.array_equal(new.W_, nn.W_)), bool(np.array_equal(new.b_, nn.b_)), new.n_samples_
+        (True, True, 300)
+        """
         check_is_fitted(self)
         new = clone(self)
         new._copy_first_layer(self)
         return new._fit(_data.fit_source(new, X, y), first_layer=(self.W_, self.b_, self.a_))
 
-    def transfer_task(self, task, n, seed=0, block=_STREAM_BLOCK, dtype=np.float64):
-        """``transfer`` on n samples of ``task.stream(n, block=block, seed=seed, dtype=dtype)``."""
+    def transfer_task(self, task: Task, n: int, seed: int = 0, block: int = _STREAM_BLOCK,
+                      dtype: DTypeLike = np.float64) -> Self:
+        """Return ``transfer`` on n samples of ``task.stream(n, block=block, seed=seed, dtype=dtype)``.
+
+        Parameters
+        ----------
+        task : pyfeat.tasks.Task
+            The target task.
+        n : int
+            Number of target samples, ≥ 1.
+        seed : int, default 0
+            The data seed of ``task.stream``.
+        block : int, default 65536
+            Rows per block of the stream.
+        dtype : {numpy.float64, numpy.float32}, default numpy.float64
+            The dtype of the generated rows.
+
+        Returns
+        -------
+        TwoLayerReLU or RandomFeatures
+            A new fitted model (this one is unchanged).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> source, target = pf.tasks.transfer_pair(d=6, r=2, degree=2, seed=0)
+        >>> nn = pf.TwoLayerReLU(width=128).fit_task(source, n=1000, seed=1)
+        >>> new = nn.transfer_task(target, n=300, seed=2)
+        >>> bool(np.array_equal(new.W_, nn.W_)), new.n_samples_
+        (True, 300)
+        """
         check_is_fitted(self)
         n = _int("n", n, 1)
         new = clone(self)
@@ -383,22 +557,100 @@ class _ReLUNetwork(Regressor):
         check_is_fitted(self)
         return self.W_init_ if init else self.W_
 
-    def alignment(self, U, init=False):
-        """‖W Πᵤ‖_F² / ‖W‖_F²: the fraction of first-layer energy in span(U) (U: (r, d) rows, or
-        a task with ``.U``). About r/d at the init (``init=True``: W⁰)."""
+    def alignment(self, U: ArrayLike | Task, init: bool = False) -> float:
+        """Return ‖W Πᵤ‖_F² / ‖W‖_F², the fraction of first-layer energy in span(U).
+
+        About r/d at the init.
+
+        Parameters
+        ----------
+        U : array_like of shape (r, d), or a task with ``.U``
+            Rows spanning the principal subspace.
+        init : bool, default False
+            True: of W⁰ (``W_init_``) instead of W (``W_``).
+
+        Returns
+        -------
+        float
+            The fraction, in [0, 1].
+
+        Raises
+        ------
+        ValueError
+            When U is not (r, d) or not finite.
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0)
+        >>> nn = pf.TwoLayerReLU(width=128).fit(*task.sample(1000, seed=1))
+        >>> round(nn.alignment(task, init=True), 1), round(nn.alignment(task), 1)  # r/d = 0.33 at init
+        (0.3, 0.9)
+        """
         W = self._layer(init)
         return float(np.sum((W @ _subspace(U, W.shape[1])) ** 2) / np.sum(W**2))
 
-    def principal_angles(self, U, init=False):
-        """Principal angles (radians, ascending) between the top-r right singular subspace of W
-        and span(U), r = rank of U."""
+    def principal_angles(self, U: ArrayLike | Task, init: bool = False) -> np.ndarray:
+        """Return the principal angles between the top-r right singular subspace of W and span(U).
+
+        Parameters
+        ----------
+        U : array_like of shape (r, d), or a task with ``.U``
+            Rows spanning the principal subspace; r is the rank of U.
+        init : bool, default False
+            True: of W⁰ (``W_init_``) instead of W (``W_``).
+
+        Returns
+        -------
+        ndarray of shape (r,)
+            The angles in radians, ascending.
+
+        Raises
+        ------
+        ValueError
+            When U is not (r, d) or not finite.
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0)
+        >>> nn = pf.TwoLayerReLU(width=128).fit(*task.sample(1000, seed=1))
+        >>> angles = nn.principal_angles(task)
+        >>> angles.shape, bool(angles.max() < 0.2)  # W's top-2 subspace is close to span(U)
+        ((2,), True)
+        """
         W = self._layer(init)
         Q = _subspace(U, W.shape[1])
         Vt = np.linalg.svd(W, full_matrices=False)[2]
         return np.sort(scipy.linalg.subspace_angles(Vt[: Q.shape[1]].T, Q))
 
-    def singular_values(self, init=False):
-        """Singular values of W (descending)."""
+    def singular_values(self, init: bool = False) -> np.ndarray:
+        """Return the singular values of the first layer W.
+
+        Parameters
+        ----------
+        init : bool, default False
+            True: of W⁰ (``W_init_``) instead of W (``W_``).
+
+        Returns
+        -------
+        ndarray of shape (min(m, d),)
+            The singular values, descending.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0)
+        >>> nn = pf.TwoLayerReLU(width=128).fit(*task.sample(1000, seed=1))
+        >>> s, s0 = nn.singular_values(), nn.singular_values(init=True)
+        >>> s.shape
+        (6,)
+        >>> def top2(s):  # the energy fraction of the top two: W¹ is close to rank r = 2
+        ...     return round(float(np.sum(s[:2] ** 2) / np.sum(s**2)), 1)
+        >>> top2(s0), top2(s)
+        (0.4, 0.9)
+        """
         return np.linalg.svd(self._layer(init), compute_uv=False)
 
 
@@ -421,53 +673,114 @@ class TwoLayerReLU(_ReLUNetwork):
 
     Parameters
     ----------
-    width : int, even. m (default 2048).
-    eta1 : "auto" or float > 0. η₁. ``"auto"`` computes η₁ = ‖W⁰‖_F / ‖∇_W L(θ⁰)‖_F, so that
-        with λ₁ = 1/η₁ the new first layer W¹ = −η₁∇_W L has the Frobenius norm of W⁰: its rows
-        have the typical norm ≈ 1 of w_j ~ N(0, I_d/d), and the features σ(w_j·x + b_j) with
-        b_j ~ N(0, 1) are well scaled. Since ‖∇_{w_j}L‖ ≈ 2‖Hw_j‖/√(2π) = Θ(1/√d) (Lemma 1),
-        this is η₁ = Θ(√d), Theorem 1's η₁ = Õ(√d), without a constant to tune.
-    lambda1 : None or float >= 0. λ₁ (None: 1/η₁).
-    ridge : "auto", float > 0, or a 1-D grid of them. The head minimizes
-        (1/n)‖Φa − ỹ‖² + λ‖a‖², i.e. a = (ΦᵀΦ/n + λI)⁻¹Φᵀỹ/n (no separate intercept: α, β take
-        out the mean and linear part). ``"auto"``: generalized cross-validation (GCV) over
-        λ = tr(ΦᵀΦ/n)/m × 10^k, k = −5, −4.75, …, 1, from one eigendecomposition of ΦᵀΦ/n
-        (formula in ``pyfeat.models._head``); a grid: GCV over that grid.
-    head : "ridge" (closed form) or "gd": the paper's loop a ← a − η[∇_a L + λ_gd a] for
+    width : int, default 2048
+        The width m, even (the symmetric init pairs neuron j with j + m/2).
+    eta1 : "auto" or float > 0, default "auto"
+        The step η₁. ``"auto"`` computes η₁ = ‖W⁰‖_F / ‖∇_W L(θ⁰)‖_F, so that with λ₁ = 1/η₁ the
+        new first layer W¹ = −η₁∇_W L has the Frobenius norm of W⁰: its rows have the typical
+        norm ≈ 1 of w_j ~ N(0, I_d/d), and the features σ(w_j·x + b_j) with b_j ~ N(0, 1) are
+        well scaled. Since ‖∇_{w_j}L‖ ≈ 2‖Hw_j‖/√(2π) = Θ(1/√d) (Lemma 1), this is
+        η₁ = Θ(√d), Theorem 1's η₁ = Õ(√d), without a constant to tune.
+    lambda1 : float >= 0, optional
+        The first step's weight decay λ₁ (None: 1/η₁).
+    ridge : "auto", float > 0 or 1-D array of floats > 0, default "auto"
+        The head minimizes (1/n)‖Φa − ỹ‖² + λ‖a‖², i.e. a = (ΦᵀΦ/n + λI)⁻¹Φᵀỹ/n (no separate
+        intercept: α, β take out the mean and linear part). ``"auto"``: generalized
+        cross-validation (GCV) over λ = tr(ΦᵀΦ/n)/m × 10^k, k = −5, −4.75, …, 1, from one
+        eigendecomposition of ΦᵀΦ/n (formula in ``pyfeat.models._head``); a grid: GCV over
+        that grid.
+    head : {"ridge", "gd"}, default "ridge"
+        ``"ridge"``: the closed form. ``"gd"``: the paper's loop a ← a − η[∇_a L + λ_gd a] for
         t = 2..T from a = a⁰, with ∇_a L = (2/n)(ΦᵀΦa − Φᵀỹ) computed from the streamed Gram
         (W and b are fixed, so one Gram serves every step) and λ_gd = 2·ridge (the same
         minimizer as the ridge head).
-    lr : "auto" or float > 0. η of ``head="gd"``; "auto" = 1/(2 s_max(ΦᵀΦ/n) + λ_gd).
-    steps : int >= 0. Number of GD steps (T − 1) for ``head="gd"``.
-    bias_scale : float >= 0. The re-initialized biases are b_j ~ N(0, bias_scale²) (paper: 1),
-        drawn independently for all m neurons.
-    preact_norm : bool (default False: Algorithm 1 as in the paper). True: after the first
-        step, each neuron is rescaled, w_j ← w_j/√(w_jᵀΣ̂w_j) with Σ̂ = (1/n)Σ_i x_i x_iᵀ, so that
-        its pre-activation has unit second moment over the data, (1/n)Σ_i (w_j·x_i)² = 1, before
-        the biases b_j ~ N(0, bias_scale²) are drawn. Algorithm 1's N(0, 1) biases assume that
-        scale (isotropic x and ‖w_j‖ ≈ 1); on anisotropic inputs, e.g. spiked covariance
+    lr : "auto" or float > 0, default "auto"
+        The step η of ``head="gd"``; ``"auto"``: 1/(2 s_max(ΦᵀΦ/n) + λ_gd).
+    steps : int >= 0, default 1000
+        Number of GD steps (T − 1) for ``head="gd"``.
+    bias_scale : float >= 0, default 1.0
+        The re-initialized biases are b_j ~ N(0, bias_scale²) (paper: 1), drawn independently
+        for all m neurons.
+    seed : int >= 0, numpy Generator, SeedSequence, RandomState or None, default 0
+        Seeds the init and the bias draw (independent streams), so a ``RandomFeatures`` with
+        the same seed has the same W⁰ and b (see ``pyfeat._base``).
+    backend : {"auto", "numba", "cuda", "numpy"}, default "auto"
+        Where the ops run (``pyfeat.backend``).
+    block_size : int, optional
+        Rows per block of ``pyfeat.ops`` (None: from the memory budget).
+    random_state : int >= 0, numpy Generator, SeedSequence, RandomState or None, default None
+        The scikit-learn name for the seed; when not None it is used instead of ``seed``.
+    verbose : bool, default False
+        A tqdm bar per data pass (moments, gradient, Gram; blocks done of how many); the
+        phases' timings are logged (logger ``pyfeat.models.two_layer``, INFO) either way.
+    preact_norm : bool, default False
+        False: Algorithm 1 as in the paper. True: after the first step, each neuron is
+        rescaled, w_j ← w_j/√(w_jᵀΣ̂w_j) with Σ̂ = (1/n)Σ_i x_i x_iᵀ, so that its
+        pre-activation has unit second moment over the data, (1/n)Σ_i (w_j·x_i)² = 1, before the
+        biases b_j ~ N(0, bias_scale²) are drawn. Algorithm 1's N(0, 1) biases assume that scale
+        (isotropic x and ‖w_j‖ ≈ 1); on anisotropic inputs, e.g. spiked covariance
         N(0, I + θμμᵀ), W¹'s rows align with μ and w_j·x has scale √(1 + θ), every ReLU kink
         falls near 0 and the features collapse to about relu(±μ·x). Σ̂ is accumulated in the
         gradient pass (O(nd²) more work).
-    seed : int >= 0, None, or a numpy Generator/SeedSequence/RandomState. Seeds the init and the
-        bias draw (independent streams), so a ``RandomFeatures`` with the same seed has the same
-        W⁰ and b (see ``pyfeat._base``).
-    random_state : scikit-learn's name for the seed; when not None it is used instead of ``seed``.
-    verbose : bool. A tqdm bar per data pass (moments, gradient, Gram; blocks done of how many);
-        the phases' timings are logged (logger ``pyfeat.models.two_layer``, INFO) either way.
-    backend, block_size : passed to ``pyfeat.ops``.
 
-    Fitted attributes
-    -----------------
-    alpha_, beta_ (d,) : preprocessing.  W_init_ (m, d), a_init_ (m,) : θ⁰.  grad_ (m, d) :
-    ∇_W L(θ⁰).  eta1_, lambda1_.  W_ (m, d) = W¹, b_ (m,), a_ (m,).  ridge_ (chosen λ),
-    ridge_grid_, gcv_ (when GCV ran), lr_, loss_history_ (``head="gd"``).  n_samples_,
-    n_features_in_, timings_ (seconds per phase: moments, gradient, gram, head).
+    Attributes
+    ----------
+    alpha_ : float
+        The preprocessing's α = mean(y).
+    beta_ : ndarray of shape (d,)
+        The preprocessing's β = (1/n)Σ y_i x_i.
+    W_init_ : ndarray of shape (m, d)
+        W⁰ of the symmetric init θ⁰.
+    a_init_ : ndarray of shape (m,)
+        a⁰ of θ⁰ (±1).
+    grad_ : ndarray of shape (m, d)
+        The first-step gradient ∇_W L(θ⁰).
+    eta1_, lambda1_ : float
+        The η₁ and λ₁ of the first step.
+    W_ : ndarray of shape (m, d)
+        W¹, the first layer after the step.
+    b_ : ndarray of shape (m,)
+        The re-initialized biases b.
+    a_ : ndarray of shape (m,)
+        The head a.
+    ridge_ : float
+        The λ of the head (chosen by GCV for ``ridge="auto"`` or a grid).
+    ridge_grid_, gcv_ : ndarray
+        The grid of λ and its GCV scores (when GCV ran).
+    lr_ : float
+        The step η of ``head="gd"``.
+    loss_history_ : ndarray of shape (steps + 1,)
+        ``head="gd"``: the training MSE on ỹ before each step and, last, after the final one.
+    n_samples_, n_features_in_ : int
+        n and d.
+    timings_ : dict
+        Seconds per phase: "moments", "gradient", "gram", "head".
+
+    See Also
+    --------
+    RandomFeatures : The same network without the first step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> task = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0)
+    >>> X, y = task.sample(1000, seed=1)
+    >>> nn = pf.TwoLayerReLU(width=128, seed=0).fit(X, y)
+    >>> Xt, yt = task.sample(500, seed=2)
+    >>> round(nn.score(Xt, yt), 2)  # test R²
+    0.99
+    >>> bool(np.allclose(nn.W_, -nn.eta1_ * nn.grad_))  # λ₁ = 1/η₁: W¹ = −η₁∇_W L(θ⁰)
+    True
+    >>> nn.predict(Xt[:3]).shape, bool(np.allclose(nn.W_init_[:64], nn.W_init_[64:]))
+    ((3,), True)
     """
 
-    def __init__(self, width=2048, eta1="auto", lambda1=None, ridge="auto", head="ridge", lr="auto",
-                 steps=1000, bias_scale=1.0, seed=0, backend="auto", block_size=None, random_state=None,
-                 verbose=False, preact_norm=False):
+    def __init__(self, width: int = 2048, eta1: float | str = "auto", lambda1: float | None = None,
+                 ridge: float | str | ArrayLike = "auto", head: str = "ridge", lr: float | str = "auto",
+                 steps: int = 1000, bias_scale: float = 1.0, seed: SeedLike = 0, backend: str = "auto",
+                 block_size: int | None = None, random_state: SeedLike = None, verbose: bool = False,
+                 preact_norm: bool = False):
         self.width = width
         self.eta1 = eta1
         self.lambda1 = lambda1
@@ -525,10 +838,37 @@ class TwoLayerReLU(_ReLUNetwork):
         scale = np.sqrt(np.einsum("jk,kl,jl->j", W1, S[0] / n, W1))  # √((1/n)Σ_i (w_j·x_i)²)
         return W1 / np.where(scale > 0, scale, 1.0)[:, None]
 
-    def lemma1_cosine(self, task):
-        """mean_j cos(∇_{w_j}L, −2 a_j H w_j / √(2π)) over the neurons, with H = E[∇²f*] the
-        task's exact average Hessian (``task.hessian()``, or a (d, d) array). Lemma 1 says the
-        cosine tends to 1 as n grows (up to Õ(√r/d) terms)."""
+    def lemma1_cosine(self, task: Task | ArrayLike) -> float:
+        """Return mean_j cos(∇_{w_j}L, −2 a_j H w_j / √(2π)) over the neurons (Lemma 1).
+
+        H = E[∇²f*] is the task's exact average Hessian. Lemma 1 says the cosine tends to 1 as n
+        grows (up to Õ(√r/d) terms).
+
+        Parameters
+        ----------
+        task : pyfeat.tasks.Task or array_like of shape (d, d)
+            A task with ``hessian()``, or H itself.
+
+        Returns
+        -------
+        float
+            The mean cosine over the neurons with a nonzero gradient.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        ValueError
+            When H is not (d, d).
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> task = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0)
+        >>> nn = pf.TwoLayerReLU(width=128).fit(*task.sample(1000, seed=1))
+        >>> round(nn.lemma1_cosine(task), 1)
+        0.9
+        """
         check_is_fitted(self)
         H = _backend.to_numpy(task.hessian() if hasattr(task, "hessian") else task).astype(np.float64)
         d = self.n_features_in_
@@ -551,12 +891,84 @@ class RandomFeatures(_ReLUNetwork):
     head are those of ``TwoLayerReLU``; predict α + β·x + aᵀσ(W⁰x + b). Two passes over the
     data (moments, Gram).
 
-    Parameters and fitted attributes: as ``TwoLayerReLU`` without eta1, lambda1 and grad_; the
-    same ``seed`` gives the same W⁰ and b as a ``TwoLayerReLU``.
+    Parameters and fitted attributes are those of ``TwoLayerReLU`` without ``eta1``,
+    ``lambda1`` and ``grad_``; the same ``seed`` gives the same W⁰ and b as a ``TwoLayerReLU``.
+
+    Parameters
+    ----------
+    width : int, default 2048
+        The width m, even (m/2 distinct directions w_j).
+    ridge : "auto", float > 0 or 1-D array of floats > 0, default "auto"
+        The head's λ, or GCV over a grid (as in ``TwoLayerReLU``).
+    head : {"ridge", "gd"}, default "ridge"
+        The closed-form ridge head or the paper's GD loop (as in ``TwoLayerReLU``).
+    lr : "auto" or float > 0, default "auto"
+        The step η of ``head="gd"``; ``"auto"``: 1/(2 s_max(ΦᵀΦ/n) + λ_gd).
+    steps : int >= 0, default 1000
+        Number of GD steps (T − 1) for ``head="gd"``.
+    bias_scale : float >= 0, default 1.0
+        The biases are b_j ~ N(0, bias_scale²).
+    seed : int >= 0, numpy Generator, SeedSequence, RandomState or None, default 0
+        Seeds the init and the bias draw (those of a ``TwoLayerReLU`` with the same seed).
+    backend : {"auto", "numba", "cuda", "numpy"}, default "auto"
+        Where the ops run (``pyfeat.backend``).
+    block_size : int, optional
+        Rows per block of ``pyfeat.ops`` (None: from the memory budget).
+    random_state : int >= 0, numpy Generator, SeedSequence, RandomState or None, default None
+        The scikit-learn name for the seed; when not None it is used instead of ``seed``.
+    verbose : bool, default False
+        A tqdm bar per data pass (moments, Gram).
+
+    Attributes
+    ----------
+    alpha_ : float
+        The preprocessing's α = mean(y).
+    beta_ : ndarray of shape (d,)
+        The preprocessing's β = (1/n)Σ y_i x_i.
+    W_init_, W_ : ndarray of shape (m, d)
+        W⁰, the fixed first layer (both attributes hold it).
+    a_init_ : ndarray of shape (m,)
+        a⁰ of θ⁰ (±1; the start of ``head="gd"``).
+    b_ : ndarray of shape (m,)
+        The biases b.
+    a_ : ndarray of shape (m,)
+        The head a.
+    ridge_ : float
+        The λ of the head (chosen by GCV for ``ridge="auto"`` or a grid).
+    ridge_grid_, gcv_ : ndarray
+        The grid of λ and its GCV scores (when GCV ran).
+    lr_ : float
+        The step η of ``head="gd"``.
+    loss_history_ : ndarray of shape (steps + 1,)
+        ``head="gd"``: the training MSE on ỹ before each step and, last, after the final one.
+    n_samples_, n_features_in_ : int
+        n and d.
+    timings_ : dict
+        Seconds per phase: "moments", "gram", "head".
+
+    See Also
+    --------
+    TwoLayerReLU : The network with its feature step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pyfeat as pf
+    >>> task = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0)
+    >>> X, y = task.sample(1000, seed=1)
+    >>> rf = pf.RandomFeatures(width=128, seed=0).fit(X, y)
+    >>> nn = pf.TwoLayerReLU(width=128, seed=0).fit(X, y)
+    >>> bool(np.array_equal(rf.W_, nn.W_init_)), bool(np.array_equal(rf.b_, nn.b_))
+    (True, True)
+    >>> Xt, yt = task.sample(500, seed=2)
+    >>> bool(rf.score(Xt, yt) < nn.score(Xt, yt))  # test R² 0.94 and 0.99
+    True
     """
 
-    def __init__(self, width=2048, ridge="auto", head="ridge", lr="auto", steps=1000, bias_scale=1.0,
-                 seed=0, backend="auto", block_size=None, random_state=None, verbose=False):
+    def __init__(self, width: int = 2048, ridge: float | str | ArrayLike = "auto", head: str = "ridge",
+                 lr: float | str = "auto", steps: int = 1000, bias_scale: float = 1.0, seed: SeedLike = 0,
+                 backend: str = "auto", block_size: int | None = None, random_state: SeedLike = None,
+                 verbose: bool = False):
         self.width = width
         self.ridge = ridge
         self.head = head

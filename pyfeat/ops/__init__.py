@@ -637,7 +637,7 @@ def taylor_gradient(X: ArrayLike, y: ArrayLike, W0: ArrayLike, W: ArrayLike, a1:
 
     See Also
     --------
-    taylor_predict : f itself.
+    taylor_predict : The model f itself.
 
     Examples
     --------
@@ -685,7 +685,7 @@ def taylor_predict(X: ArrayLike, W0: ArrayLike, W: ArrayLike, a1: ArrayLike, a2:
     Returns
     -------
     ndarray of shape (n,)
-        f(x_i) in the working dtype (each row's sum over the m neurons in float64); NumPy in →
+        The values f(x_i), in the working dtype (each row's sum over the m neurons in float64); NumPy in →
         NumPy out, CuPy in → CuPy out, dask in → a lazy dask array chunked like X.
 
     Raises

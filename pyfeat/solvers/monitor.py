@@ -13,8 +13,25 @@ __all__ = ["ConvergenceWarning", "Monitor", "warn_not_converged"]
 
 
 class ConvergenceWarning(_SklearnConvergenceWarning):
-    """An iterative solver stopped before reaching its tolerance (a scikit-learn
-    ConvergenceWarning, so scikit-learn's warning filters apply to it)."""
+    """An iterative solver stopped before reaching its tolerance.
+
+    A subclass of scikit-learn's ``ConvergenceWarning``, so scikit-learn's warning filters
+    apply to it. ``KernelRidge`` then records ``converged_ = False``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import pyfeat as pf
+    >>> X, y = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0).sample(500, seed=1)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     krr = pf.KernelRidge(ridge=1e-6, solver="cg", max_iter=3).fit(X, y)
+    >>> [w.category.__name__ for w in caught], krr.converged_
+    (['ConvergenceWarning'], False)
+    >>> from sklearn.exceptions import ConvergenceWarning
+    >>> issubclass(pf.solvers.ConvergenceWarning, ConvergenceWarning)
+    True
+    """
 
 
 class Monitor:
