@@ -161,11 +161,7 @@ class Regressor(RegressorMixin, BaseEstimator):
 
     def _finite_predictions(self, out):
         """``out``, or ValueError when a prediction is not representable in its dtype."""
-        xp = _backend.array_module(out)
-        if not bool(xp.isfinite(out).all()):
-            raise ValueError(f"{type(self).__name__}.predict: predictions overflow {out.dtype} for inputs of "
-                             "this magnitude; pass float64 X (or rescale X)")
-        return out
+        return finite_predictions(out, type(self).__name__)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predict the labels of the rows of X with the fitted model.
@@ -205,12 +201,16 @@ class Regressor(RegressorMixin, BaseEstimator):
             return self._predict_dask(X)
         return self._predict(X)
 
-    def _predict_dask(self, X):
+    def _check_dask_x(self, X):
+        """A dask X for predict: (n, n_features_in_), its columns in one chunk."""
         check_is_fitted(self)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has shape {X.shape}, but {type(self).__name__} is expecting "
                              f"{self.n_features_in_} features as input.")
-        X = X.rechunk({1: -1})
+        return X.rechunk({1: -1})
+
+    def _predict_dask(self, X):
+        X = self._check_dask_x(X)
         dt = np.float32 if X.dtype == np.float32 else np.float64
         k = getattr(self, "n_outputs_", 1)
         if k == 1:
@@ -282,6 +282,16 @@ class Regressor(RegressorMixin, BaseEstimator):
         ss_res, ss_tot = dask.compute(((y - pred) ** 2).sum(axis=0), ((y - y.mean(axis=0)) ** 2).sum(axis=0))
         r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), np.where(ss_res > 0, 0.0, 1.0))
         return float(np.mean(r2))
+
+
+def finite_predictions(out, model):
+    """``out``, or ValueError when a prediction of ``model`` (a class name) is not representable
+    in its dtype."""
+    xp = _backend.array_module(out)
+    if not bool(xp.isfinite(out).all()):
+        raise ValueError(f"{model}.predict: predictions overflow {out.dtype} for inputs of "
+                         "this magnitude; pass float64 X (or rescale X)")
+    return out
 
 
 def _is_dask(x):

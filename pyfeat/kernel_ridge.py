@@ -19,13 +19,17 @@ from typing import Self
 
 import numpy as np
 from numpy.typing import ArrayLike
+from sklearn.utils.validation import check_array
 
 from pyfeat import _linalg
 from pyfeat import backend as _backend
 from pyfeat import kernels as _kernels
-from pyfeat._base import Regressor, SeedLike
+from pyfeat._base import Regressor, SeedLike, _check_shapes, finite_predictions
+from pyfeat._dask import Replicated, compute, current_client, is_dask, single_chunk
+from pyfeat.ops._dask import _rowwise
 from pyfeat._memory import hint
 from pyfeat.solvers import SOLVERS, Monitor, Problem, Solution, solve
+from pyfeat.solvers.cluster import ClusterRows
 from pyfeat.solvers.problem import to_host
 from pyfeat.solvers import direct as _direct
 from pyfeat.solvers import nystrom as _nystrom
@@ -105,7 +109,8 @@ class KernelRidge(Regressor):
     dual_coef_ : ndarray of shape (n_coef,) or (n_coef, k)
         α, float64, so that f(x) = k(x, ``X_fit_``) @ ``dual_coef_``.
     X_fit_ : ndarray of shape (n_coef, d)
-        The points α refers to: the training set, or the Nyström centres.
+        The points α refers to: the training set, or the Nyström centres (after a fit on a
+        dask array: the training set as a dask array on the cluster).
     solver_, solver_reason_ : str
         The solver that ran and why.
     n_iter_ : int
@@ -143,6 +148,13 @@ class KernelRidge(Regressor):
     Arrays: NumPy in → NumPy out, CuPy in → CuPy out; float32 X keeps float32 kernel values
     (see ``pyfeat.solvers`` for the precision model); ``dual_coef_`` is float64, predictions
     come in the working dtype of X.
+
+    Dask arrays (with a ``distributed.Client``): X is assembled once on every worker, the kernel
+    products run there as row-block tasks and the solver's vectors stay here (the communication
+    per iteration: ``pyfeat.solvers.cluster`` and the README); every solver and ``ridge="auto"``
+    work; ``X_fit_`` is then a dask array on the cluster (the centres for ``nystrom``) and
+    ``predict`` returns a lazy dask array for dask X. Without a distributed client a dask X is
+    computed here.
 
     References
     ----------
@@ -303,7 +315,8 @@ class KernelRidge(Regressor):
         (4, 2)
         """
         kernel = self._check_params()
-        X, y = self._validate_xy(X, y)
+        client = current_client() if is_dask(X) else None
+        X, y = self._validate_xy(X, y) if client is None else self._cluster_xy(X, y, client)
         xp = _backend.array_module(X)
         single = y.ndim == 1
         Y = xp.asarray(y, dtype=xp.float64).reshape(X.shape[0], -1)
@@ -338,7 +351,10 @@ class KernelRidge(Regressor):
                 sol = solve(name, problem, tol=float(self.tol), max_iter=self.max_iter, monitor=monitor, **options)
         self.fit_time_ = time.perf_counter() - t0
         self.solver_, self.solver_reason_ = name, why
-        self.X_fit_ = problem.X if sol.centers is None else sol.centers
+        X_fit = problem.X if sol.centers is None else sol.centers
+        if problem.on_cluster:  # the training set stays on the cluster, Nyström's centres come here
+            X_fit = X_fit.replicated.to_dask() if sol.centers is None else X_fit.gather()
+        self.X_fit_ = X_fit
         self.dual_coef_ = sol.coef[:, 0] if single else sol.coef
         self.n_outputs_ = 1 if single else sol.coef.shape[1]
         self.n_iter_, self.converged_ = sol.n_iter, bool(sol.converged)
@@ -369,14 +385,56 @@ class KernelRidge(Regressor):
         logger.info("KernelRidge: ridge=%g chosen by %s over %d values", self.ridge_, self.ridge_method_, len(grid))
         return exact
 
+    def _cluster_xy(self, X, y, client):
+        """(X's rows on the cluster, y as NumPy) for a dask X with a distributed client
+        (``pyfeat.solvers.cluster``): X's shape and dtype checked here, its values on the workers
+        as X is assembled there; y (n-sized) computed here and checked by scikit-learn."""
+        _check_shapes(X, y)
+        if X.dtype.kind not in "fiub" or X.dtype.itemsize > 8:
+            raise ValueError(f"X must hold real numbers (float32/float64), got dtype {X.dtype}")
+        if any(np.isnan(c) for c in X.chunks[0]):
+            raise ValueError("X has unknown chunk sizes: call X.compute_chunk_sizes() first")
+        if X.size == 0:
+            raise ValueError(f"X is empty (shape {X.shape})")
+        y = check_array(compute(y, client=client)[0] if is_dask(y) else y, ensure_2d=False, dtype=np.float64,
+                        input_name="y")
+        self.n_features_in_ = int(X.shape[1])
+        self.__dict__.pop("feature_names_in_", None)
+        backend = "numpy" if _backend.resolve(self.backend) == "numpy" else "numba"
+        dtype = np.float32 if X.dtype == np.float32 else np.float64
+        return ClusterRows(Replicated(X, dtype, client), backend), y
+
     def _predict(self, X):
-        """f(X) = k(X, X_fit_) @ dual_coef_ (blocked ``kernel_matvec``; the working dtype of X)."""
+        """f(X) = k(X, X_fit_) @ dual_coef_ (blocked ``kernel_matvec``; the working dtype of X);
+        after a fit on a cluster, computed there."""
         X = self._validate_x(X)
-        problem = Problem(X, None, self.kernel_, 0.0, 0.0, None, self.backend, self.block)
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
-            out = problem.kmv(problem.X, self.X_fit_, self.dual_coef_).astype(problem.working_dtype, copy=False)
-        out = self._finite_predictions(out)
-        return out if _backend.is_cupy(X) else to_host(out)
+        if is_dask(self.X_fit_):
+            import dask.array as da
+
+            return compute(self._predict_dask(da.from_array(to_host(X))))[0]
+        return _predict_rows(X, self.X_fit_, self.dual_coef_, self.kernel_, self.backend, self.block,
+                             type(self).__name__)
+
+    def _predict_dask(self, X):
+        """A lazy dask array chunked like X; after a fit on a cluster each chunk is predicted on a
+        worker against X_fit_ (on the cluster: it travels once to each worker per call)."""
+        if not is_dask(self.X_fit_):
+            return super()._predict_dask(X)
+        X = self._check_dask_x(X)
+        cols = () if self.dual_coef_.ndim == 1 else self.dual_coef_.shape[1:]
+        return _rowwise(X, _predict_rows, cols, np.float32 if X.dtype == np.float32 else np.float64,
+                        single_chunk(self.X_fit_), self.dual_coef_, self.kernel_, self.backend, self.block,
+                        type(self).__name__)
+
+
+def _predict_rows(X, X_fit, coef, kernel, backend, block, model):
+    """k(X, X_fit) @ coef in the working dtype of X, checked finite (NumPy out unless X is CuPy);
+    also one chunk of a dask predict, on a worker."""
+    problem = Problem(X, None, kernel, 0.0, 0.0, None, backend, block)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+        out = problem.kmv(problem.X, X_fit, coef).astype(problem.working_dtype, copy=False)
+    out = finite_predictions(out, model)
+    return out if _backend.is_cupy(X) else to_host(out)
 
 
 def kernel_gradient_flow(X: ArrayLike, y: ArrayLike, t: float | ArrayLike, kernel: str | _kernels.Kernel = "ntk", *,

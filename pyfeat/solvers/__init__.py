@@ -31,6 +31,8 @@ Residuals are reported relative: ‖(K + nλI)α − y‖ / ‖y‖ per column, 
 Shared pieces, each in its own module: :class:`Problem` and :class:`Solution`
 (``pyfeat.solvers.problem``), the conjugate-gradient iteration (``krylov``), the power iteration
 (``power``) and the progress :class:`Monitor` with :class:`ConvergenceWarning` (``monitor``).
+A Problem whose X is rows on a Dask cluster (``cluster``) runs every kernel product on the
+workers; the solvers are the same.
 """
 from __future__ import annotations
 

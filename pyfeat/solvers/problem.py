@@ -11,6 +11,7 @@ from pyfeat.backend import array_module
 from pyfeat.backend import to_numpy as to_host  # small matrices for SciPy
 from pyfeat.ops import blocked
 from pyfeat.ops._plan import working_dtype
+from pyfeat.solvers.cluster import ClusterRows, diagonal
 
 __all__ = ["Problem", "Solution", "column_ratio", "to_host"]
 
@@ -22,7 +23,9 @@ class Problem:
     X : (n, d) training inputs, any real dtype (the working dtype is the ops' rule: float32 for
         float32 X). Placed on ``device`` once, here, contiguous in the working dtype; every
         kernel product then runs on the device through ``pyfeat.ops.blocked`` (no per-call
-        checks or copies of X).
+        checks or copies of X). Or rows on a Dask cluster (``pyfeat.solvers.cluster.ClusterRows``,
+        already in the working dtype): the products run on the workers, the vectors (Y, α, V)
+        are NumPy arrays here, and row subsets (``X[idx]``) stay on the cluster.
     Y : (n, k) float64 targets (or None for prediction-only problems).
     shift : nλ (``pcg`` also takes one shift per column of Y).  rng : numpy.random.Generator for subsamples and starting vectors.
     device : a backend name or ``pyfeat.ops.Device``.  block_size : rows per block of the ops.
@@ -44,11 +47,18 @@ class Problem:
     kernel_evaluations: int = field(default=0, init=False)
 
     def __post_init__(self):
-        self.device = ops.device(self.device)
-        self.X = self.device.asarray(self.X)
-        self.X = self._working(self.X)
+        if self.on_cluster:  # the rows stay on the workers; the vectors here, on the CPU
+            self.device = ops.device(self.X.backend)
+        else:
+            self.device = ops.device(self.device)
+            self.X = self._working(self.device.asarray(self.X))
         if self.Y is not None:
             self.Y = self.device.asarray(self.Y, dtype=np.float64)
+
+    @property
+    def on_cluster(self):
+        """X is rows on a Dask cluster (``pyfeat.solvers.cluster``): every kernel product runs there."""
+        return isinstance(self.X, ClusterRows)
 
     @property
     def n(self):
@@ -74,14 +84,19 @@ class Problem:
         xp = self.xp
         self.kernel_evaluations += A.shape[0] * B.shape[0]
         V = xp.asarray(V, dtype=self.working_dtype if self.working_products else xp.float64)
-        out = blocked.kernel_matvec(self.device, A, self._working(B), V.reshape(V.shape[0], -1), self.kernel,
-                                    self.block_size)
+        V2 = V.reshape(V.shape[0], -1)
+        if self.on_cluster:
+            out = A.kernel_matvec(B, V2, self.kernel, self.block_size)
+        else:
+            out = blocked.kernel_matvec(self.device, A, self._working(B), V2, self.kernel, self.block_size)
         return out.astype(xp.float64, copy=False).reshape((A.shape[0],) + V.shape[1:])
 
     def kernel_features(self, B, W):
         """k(X, B) @ W in the working dtype (W cast to it): the features F of a preconditioner."""
         self.kernel_evaluations += self.n * B.shape[0]
         W = self.xp.asarray(W, dtype=self.working_dtype)
+        if self.on_cluster:  # n × q, gathered here (pcg's F)
+            return self.X.kernel_matvec(B, W, self.kernel, self.block_size)
         return blocked.kernel_matvec(self.device, self.X, self._working(B), W, self.kernel, self.block_size)
 
     def kgram(self, C, V):
@@ -89,6 +104,8 @@ class Problem:
         once (``pyfeat.ops.blocked.kernel_gram_matvec``, Falkon's fused product)."""
         self.kernel_evaluations += self.n * C.shape[0]
         V = self.xp.asarray(V, dtype=self.xp.float64)
+        if self.on_cluster:
+            return self.X.kernel_gram_matvec(C, V, self.kernel, self.block_size)
         return blocked.kernel_gram_matvec(self.device, self.X, self._working(C), V, self.kernel, self.block_size)
 
     def _working(self, B):
@@ -105,8 +122,9 @@ class Problem:
 
     def kernel_diagonal(self):
         """k(x_i, x_i) for every training row, float64 (from the kernel's formula at g = |x|²)."""
-        sq = (self.X.astype(self.xp.float64) ** 2).sum(axis=1)
-        return to_host(self.kernel.from_inner(sq, sq, sq))
+        if self.on_cluster:
+            return self.X.kernel_diagonal(self.kernel)
+        return to_host(diagonal(self.kernel, self.X))
 
     def host_kernel_matrix(self, A):
         """K(A, A) as a float64 NumPy matrix (A cast to float64; small sizes: the factorizations
@@ -115,6 +133,8 @@ class Problem:
 
     def host_kernel(self, A, B):
         """K(A, B) as a float64 NumPy matrix (A, B cast to float64)."""
+        if self.on_cluster:
+            return A.kernel_matrix(B, self.kernel)
         A64 = to_host(A).astype(np.float64)
         B64 = A64 if B is A else to_host(B).astype(np.float64)
         host = self.device if self.device.xp is np else ops.device("numba")
