@@ -3,6 +3,7 @@ not representable. Every call returns finite numbers equal to the float64 refere
 dtype's tolerance, or raises ValueError/TypeError naming the argument."""
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -153,3 +154,28 @@ def test_network_fit_raises_instead_of_returning_a_nan_model():
     with pytest.raises(ValueError, match="predictions overflow float32"):
         rf.predict(X32)
     assert np.isfinite(rf.predict(X32.astype(np.float64))).all()
+
+
+@pytest.mark.parametrize("name", ["rbf", "laplace"])
+def test_distance_kernels_refuse_a_bandwidth_the_dtype_cannot_resolve(name):
+    """|x − z|² from inner products is good to ~4·eps·R²: with float32 rows of norm ~400 and
+    bandwidth 1e-3 the rbf diagonal came out 0 instead of 1. Now: a ValueError naming the
+    bandwidth and the smallest one that works, from the ops and from KernelRidge; the same data in
+    float64 (at a bandwidth float32 refuses), or a bandwidth above the stated one, gives a correct
+    diagonal."""
+    rng = np.random.default_rng(0)
+    X = 100 * rng.standard_normal((50, 5))
+    small = pf.kernels.get(name, bandwidth=1e-3)
+    with pytest.raises(ValueError, match="bandwidth=0.001 is too small for float32") as info:
+        pf.ops.kernel_matrix(X.astype(np.float32), kernel=small)
+    with pytest.raises(ValueError, match="too small for float32"):
+        pf.ops.kernel_matvec(X.astype(np.float32), X.astype(np.float32), np.ones(50, np.float32), small)
+    with pytest.raises(ValueError, match="KernelRidge: kernel .* too small"):
+        pf.KernelRidge(kernel=name, kernel_params={"bandwidth": 1e-3}).fit(X.astype(np.float32), X[:, 0])
+    smallest = float(re.search(r"bandwidth ≥ ([0-9.e+-]+)", str(info.value)).group(1))
+    K = pf.ops.kernel_matrix(X.astype(np.float32), kernel=pf.kernels.get(name, bandwidth=1.01 * smallest))
+    np.testing.assert_allclose(np.diag(K), 1.0, atol=0.011)
+    in_float64 = pf.kernels.get(name, bandwidth=1e-2)  # fine in float64, refused in float32
+    np.testing.assert_allclose(np.diag(pf.ops.kernel_matrix(X, kernel=in_float64)), 1.0, atol=2e-3)
+    with pytest.raises(ValueError, match="too small for float32"):
+        pf.ops.kernel_matrix(X.astype(np.float32), kernel=in_float64)

@@ -16,6 +16,36 @@ from pyfeat.ops._plan import blocks, working_dtype
 _CHECK_ROWS = 1 << 14
 
 
+DISTANCE_KERNELS = ("rbf", "laplace")
+RESOLUTION = 0.01  # the largest error allowed in the exponent of a distance kernel
+
+
+def peak_sq_norm(xp, *arrays):
+    """max_i |a_i|² over the rows of the arrays, in float64, block by block."""
+    return max(max(float(xp.max(xp.einsum("ij,ij->i", A[s:e], A[s:e], dtype=xp.float64)))
+                   for s, e in blocks(A.shape[0], _CHECK_ROWS)) for A in arrays)
+
+
+def check_resolution(kernel, dtype, peak_sq_norm, where):
+    """ValueError when the bandwidth h of rbf/laplace is below what ``dtype`` resolves for inputs
+    of squared norm up to R²: |x − z|² = |x|² + |z|² − 2<x, z> (from the GEMM's inner products)
+    carries an error of about 4·eps·R², i.e. 4·eps·R²/(2h²) in rbf's exponent and √(4·eps·R²)/h in
+    laplace's (at |x − z| → 0); both must stay ≤ RESOLUTION (1 %), else K would be silently wrong
+    (e.g. a diagonal of 0 instead of 1)."""
+    if kernel.name not in DISTANCE_KERNELS or not np.isfinite(peak_sq_norm):
+        return
+    h = float(kernel.params["bandwidth"])
+    err = 4.0 * float(np.finfo(dtype).eps) * peak_sq_norm
+    exponent_err = err / (2 * h * h) if kernel.name == "rbf" else np.sqrt(err) / h
+    if exponent_err > RESOLUTION:
+        smallest = np.sqrt(err / (2 * RESOLUTION)) if kernel.name == "rbf" else np.sqrt(err) / RESOLUTION
+        raise ValueError(
+            f"{where}: kernel {kernel.name!r} bandwidth={h:g} is too small for {np.dtype(dtype).name} inputs of norm "
+            f"up to {np.sqrt(peak_sq_norm):.3g}: squared distances from inner products are only good to "
+            f"{err:.2g}, an error of {exponent_err:.2g} in the kernel's exponent; use a bandwidth ≥ {smallest:.3g}, "
+            f"float64 inputs, or centre/rescale X")
+
+
 def block_size(value):
     """The ``block_size`` argument of an op: None or a positive integer."""
     if value is None:
@@ -37,6 +67,11 @@ class Args:
 
     def kernel(self, kernel):
         return parse_kernel(kernel)
+
+    def kernel_resolution(self, kernel, *arrays):
+        """``check_resolution`` of the kernel on the op's inputs (their largest squared norm)."""
+        if kernel.name in DISTANCE_KERNELS:
+            check_resolution(kernel, self.dtype, peak_sq_norm(self.device.xp, *arrays), self.op)
 
     def _to_device(self, name, x):
         if x is None:
