@@ -339,7 +339,7 @@ class SweepConfig:
     >>> from pyfeat.experiments import load_config
     >>> config = load_config("separation")
     >>> config.name, config.task, config.d, [m.name for m in config.models]
-    ('separation', 'MultiIndex', (16, 24, 32, 48), ['nn', 'rf', 'ntk'])
+    ('separation', 'MultiIndex', (16, 24, 32, 48), ['nn', 'rf', 'ntk', 'gd'])
     """
 
     name: str
@@ -402,7 +402,7 @@ def shipped_configs() -> list[str]:
     --------
     >>> from pyfeat.experiments import shipped_configs
     >>> shipped_configs()
-    ['heaviside', 'separation', 'spiked', 'transfer']
+    ['exponents', 'heaviside', 'lazy', 'separation', 'spiked', 'taylor', 'transfer']
     """
     return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
 
