@@ -179,3 +179,5 @@ def test_distance_kernels_refuse_a_bandwidth_the_dtype_cannot_resolve(name):
     np.testing.assert_allclose(np.diag(pf.ops.kernel_matrix(X, kernel=in_float64)), 1.0, atol=2e-3)
     with pytest.raises(ValueError, match="too small for float32"):
         pf.ops.kernel_matrix(X.astype(np.float32), kernel=in_float64)
+    with pytest.raises(ValueError, match="squared norms overflow float64.*rescale X"):
+        pf.ops.kernel_matrix(X * 1e200, kernel=name)

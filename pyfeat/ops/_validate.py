@@ -32,8 +32,11 @@ def check_resolution(kernel, dtype, peak_sq_norm, where):
     carries an error of about 4·eps·R², i.e. 4·eps·R²/(2h²) in rbf's exponent and √(4·eps·R²)/h in
     laplace's (at |x − z| → 0); both must stay ≤ RESOLUTION (1 %), else K would be silently wrong
     (e.g. a diagonal of 0 instead of 1)."""
-    if kernel.name not in DISTANCE_KERNELS or not np.isfinite(peak_sq_norm):
+    if kernel.name not in DISTANCE_KERNELS:
         return
+    if not np.isfinite(peak_sq_norm):
+        raise ValueError(f"{where}: kernel {kernel.name!r}: the inputs' squared norms overflow float64, so their "
+                         f"distances cannot be formed from inner products; rescale X (and the bandwidth with it)")
     h = float(kernel.params["bandwidth"])
     err = 4.0 * float(np.finfo(dtype).eps) * peak_sq_norm
     exponent_err = err / (2 * h * h) if kernel.name == "rbf" else np.sqrt(err) / h
