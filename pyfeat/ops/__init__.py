@@ -65,6 +65,14 @@ def _checked_arithmetic(op):
     return call
 
 
+def _loss(op, sq, n):
+    """L = Σr²/(2n) as a float, or ValueError when it is not representable."""
+    loss = float(sq) / (2 * n)
+    if not np.isfinite(loss):
+        raise ValueError(f"{op}: the loss is not representable (the residuals overflow float64)")
+    return loss
+
+
 def _network_args(op, backend, X, y, W, a, b, y_name="y"):
     """The checked (args, X, y, W, a, b) of an op on a network f(x) = aᵀ relu(W x + b)."""
     args = _Args(op, backend)
@@ -293,9 +301,7 @@ def network_gradient(X: ArrayLike, y: ArrayLike, W: ArrayLike, a: ArrayLike, b: 
     args, X, y, W, a, b = _network_args("network_gradient", backend, X, y, W, a, b)
     sq, gW, ga, gb = blocked.network_gradient(args.device, X, y, W, b, a, _block(block_size))
     n = X.shape[0]
-    loss = float(sq) / (2 * n)
-    if not np.isfinite(loss):
-        raise ValueError("network_gradient: the loss is not representable (the residuals overflow float64)")
+    loss = _loss("network_gradient", sq, n)
     return loss, args.result(gW / n), args.result(ga / n), args.result(gb / n)
 
 
@@ -663,9 +669,7 @@ def taylor_gradient(X: ArrayLike, y: ArrayLike, W0: ArrayLike, W: ArrayLike, a1:
     y = args.vector("y", y, X.shape[0])
     sq, gW, gb = blocked.taylor_gradient(args.device, X, y, W0, b0, W, b, a1, a2, act, features, _block(block_size))
     n = X.shape[0]
-    loss = float(sq) / (2 * n)
-    if not np.isfinite(loss):
-        raise ValueError("taylor_gradient: the loss is not representable (the residuals overflow float64)")
+    loss = _loss("taylor_gradient", sq, n)
     return loss, args.result(gW / n), args.result(gb / n)
 
 

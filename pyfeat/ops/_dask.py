@@ -50,10 +50,14 @@ def _dtype(X):
     return np.dtype(np.float32) if X.dtype.kind == "f" and X.dtype.itemsize <= 4 else np.dtype(np.float64)
 
 
+def _row_sums(Xc, out):
+    """n_c × each result of a mean over the rows of chunk Xc, in float64 (partial sums to add)."""
+    return tuple(Xc.shape[0] * np.asarray(v, np.float64) for v in (out if isinstance(out, tuple) else (out,)))
+
+
 def _mean_part(name, Xc, yc, W, a, b, kw):
     """n_c × the op on one chunk (a mean over its rows), each result in float64."""
-    out = getattr(_ops(), name)(Xc, yc, W, a, b, **kw)
-    return tuple(Xc.shape[0] * np.asarray(v, np.float64) for v in (out if isinstance(out, tuple) else (out,)))
+    return _row_sums(Xc, getattr(_ops(), name)(Xc, yc, W, a, b, **kw))
 
 
 def _row_mean(name, X, y, W, a, b, kw, y_name="y"):
@@ -88,8 +92,7 @@ def network_gradient(X, y, W, a, b, kw):
 def _taylor_part(Xc, yc, small, features, kw):
     """n_c × taylor_gradient on one chunk, each result in float64."""
     W0, W, a1, a2, b0, b = small
-    out = _ops().taylor_gradient(Xc, yc, W0, W, a1, a2, b0=b0, b=b, features=features, **kw)
-    return tuple(Xc.shape[0] * np.asarray(v, np.float64) for v in out)
+    return _row_sums(Xc, _ops().taylor_gradient(Xc, yc, W0, W, a1, a2, b0=b0, b=b, features=features, **kw))
 
 
 def _taylor_small(W0, W, a1, a2, b0, b, features):
