@@ -294,7 +294,9 @@ class KernelRidge(Regressor):
         ------
         ValueError
             A parameter out of range (named), bad input, or a system the solver cannot solve
-            (e.g. ``direct`` over its memory limit, or a Cholesky pivot at rounding level).
+            (e.g. ``direct`` over its memory limit, or a Cholesky pivot at rounding level), or
+            an iterative solver that diverged (residual not finite, or worse than α = 0 with the
+            ridge at K's rounding level: duplicate rows with ridge = 0).
         TypeError
             A parameter of the wrong type.
 

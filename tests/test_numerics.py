@@ -181,3 +181,26 @@ def test_distance_kernels_refuse_a_bandwidth_the_dtype_cannot_resolve(name):
         pf.ops.kernel_matrix(X.astype(np.float32), kernel=in_float64)
     with pytest.raises(ValueError, match="squared norms overflow float64.*rescale X"):
         pf.ops.kernel_matrix(X * 1e200, kernel=name)
+
+
+@pytest.mark.parametrize("solver", ["cg", "nystrom", "eigenpro", "richardson", "pcg", "direct"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_singular_systems_raise_or_stay_sane(solver, dtype):
+    """ridge = 0 with every row duplicated (K singular, y not in its range): cg predicted values
+    up to 6.5e11 and nystrom 18 for |y| ≤ 2.4, each with only a ConvergenceWarning. Now a solver
+    either raises a ValueError saying why, or (not converged: a ConvergenceWarning, or converged)
+    predicts within 2·max|y| of the minimum-norm interpolant's 1.6 (the margin: eigenpro's and
+    richardson's unconverged fits reach 1.55–1.63, the diverging ones 18 and 6.5e11)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((25, 4))
+    X, y = np.vstack([X, X]).astype(dtype), rng.standard_normal(50)
+    X_test = rng.standard_normal((200, 4)).astype(dtype)
+    model = pf.KernelRidge(kernel="ntk", ridge=0.0, solver=solver, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pf.solvers.ConvergenceWarning)
+        try:
+            model.fit(X, y)
+        except ValueError as error:
+            assert re.search(r"diverged.*use a larger ridge|needs ridge > 0|not positive definite", str(error))
+            return
+    assert np.abs(model.predict(X_test)).max() <= 2 * np.abs(y).max()

@@ -534,6 +534,29 @@ def test_backends_agree_in_float32(rng):
 # bad inputs ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_network_ops_name_non_finite_x_in_any_block(rng, backend, dtype, bad):
+    """The network ops check X's entries in their blocked loop (one pass with the magnitude
+    check): a NaN or inf in the last row block is still a ValueError naming the op and X."""
+    X, y, W, a, b = network(rng, 40, 3, 4, dtype)
+    X[37, 1] = bad
+    what = "NaN" if np.isnan(bad) else "inf"
+    calls = {
+        "first_step_gradient": lambda: ops.first_step_gradient(X, y, W, a, b, backend=backend, block_size=8),
+        "residual_gradient": lambda: ops.residual_gradient(X, y, W, a, b, backend=backend, block_size=8),
+        "network_gradient": lambda: ops.network_gradient(X, y, W, a, b, backend=backend, block_size=8),
+        "relu_features": lambda: ops.relu_features(X, W, b, backend=backend, block_size=8),
+        "relu_gram": lambda: ops.relu_gram(X, W, b, y, backend=backend, block_size=8),
+        "relu_predict": lambda: ops.relu_predict(X, W, b, a, backend=backend, block_size=8),
+        "relu_transpose": lambda: ops.relu_transpose(X, W, b, y, backend=backend, block_size=8),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=f"^{name}: X contains {what}; expected finite values$"):
+            call()
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_bad_inputs_raise_clear_errors(rng, backend):
     X, y, W, a, b = network(rng, 10, 3, 4, np.float64)

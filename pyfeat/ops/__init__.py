@@ -55,12 +55,16 @@ __all__ = [
 
 def _checked_arithmetic(op):
     """Run the op without NumPy's overflow warnings: a result that overflowed is reported as a
-    ValueError by its checks instead (``_validate.Args.result``)."""
+    ValueError by its checks instead (``_validate.Args.result``). The network ops check X's
+    finiteness in their blocked loop (``blocked.NonFiniteRows``), reported here under the op's name."""
 
     @functools.wraps(op)
     def call(*args, **kwargs):
-        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            return op(*args, **kwargs)
+        try:
+            with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+                return op(*args, **kwargs)
+        except blocked.NonFiniteRows as error:
+            raise ValueError(f"{op.__name__}: {error}") from None
 
     return call
 
@@ -76,7 +80,7 @@ def _loss(op, sq, n):
 def _network_args(op, backend, X, y, W, a, b, y_name="y"):
     """The checked (args, X, y, W, a, b) of an op on a network f(x) = aᵀ relu(W x + b)."""
     args = _Args(op, backend)
-    X = args.matrix("X", X)
+    X = args.matrix("X", X, finite_in_loop=True)
     n, d = X.shape
     y = args.vector(y_name, y, n)
     W = args.matrix("W", W, cols=d, cols_name="X.shape[1]")
@@ -358,7 +362,7 @@ def relu_features(X: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, *, bac
         kw = {"backend": backend, "block_size": block_size}
         return _dask.relu_features(X, W, b, kw)
     args = _Args("relu_features", backend)
-    X = args.matrix("X", X)
+    X = args.matrix("X", X, finite_in_loop=True)
     W = args.matrix("W", W, cols=X.shape[1], cols_name="X.shape[1]")
     b = args.bias(b, W.shape[0])
     with hint(f"relu_features: the {X.shape[0]} × {W.shape[0]} feature matrix",
@@ -424,7 +428,7 @@ def relu_gram(X: ArrayLike, W: ArrayLike, b: ArrayLike | None, y: ArrayLike | No
         kw = {"backend": backend, "block_size": block_size}
         return _dask.relu_gram(X, W, b, y, kw)
     args = _Args("relu_gram", backend)
-    X = args.matrix("X", X)
+    X = args.matrix("X", X, finite_in_loop=True)
     n, d = X.shape
     W = args.matrix("W", W, cols=d, cols_name="X.shape[1]")
     b = args.bias(b, W.shape[0])
@@ -484,7 +488,7 @@ def relu_predict(X: ArrayLike, W: ArrayLike, b: ArrayLike | None, a: ArrayLike, 
         kw = {"backend": backend, "block_size": block_size}
         return _dask.relu_predict(X, W, b, a, kw)
     args = _Args("relu_predict", backend)
-    X = args.matrix("X", X)
+    X = args.matrix("X", X, finite_in_loop=True)
     W = args.matrix("W", W, cols=X.shape[1], cols_name="X.shape[1]")
     m = W.shape[0]
     b = args.bias(b, m)
@@ -547,7 +551,7 @@ def relu_transpose(X: ArrayLike, W: ArrayLike, b: ArrayLike | None, V: ArrayLike
     if is_dask(X):
         return _dask.relu_transpose(X, W, b, V, {"backend": backend, "block_size": block_size})
     args = _Args("relu_transpose", backend)
-    X = args.matrix("X", X)
+    X = args.matrix("X", X, finite_in_loop=True)
     W = args.matrix("W", W, cols=X.shape[1], cols_name="X.shape[1]")
     b = args.bias(b, W.shape[0])
     V = args.vector_or_matrix("V", V, X.shape[0])

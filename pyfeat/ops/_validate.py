@@ -95,10 +95,10 @@ class Args:
         if x.dtype.kind not in "fiub":
             raise TypeError(f"{self.op}: {name} must hold real numbers (float32/float64), got dtype {x.dtype}")
 
-    def _check_finite(self, name, x):
+    def _check_finite(self, name, x, finite_in_loop=False):
         if x.size == 0:
             raise ValueError(f"{self.op}: {name} is empty (shape {x.shape})")
-        if x.dtype.kind != "f":
+        if x.dtype.kind != "f" or finite_in_loop:
             return
         xp = _backend.array_module(x)
         # one float64 sum: finite means every entry is finite (the usual case, no temporary) ...
@@ -115,8 +115,10 @@ class Args:
         if bad is not None:
             raise ValueError(f"{self.op}: {name} contains {bad}; expected finite values")
 
-    def matrix(self, name, x, cols=None, cols_name=None):
-        """The first matrix fixes the working dtype; later inputs are converted to it."""
+    def matrix(self, name, x, cols=None, cols_name=None, finite_in_loop=False):
+        """The first matrix fixes the working dtype; later inputs are converted to it.
+        ``finite_in_loop``: the op's blocked loop checks the entries (``blocked.NonFiniteRows``;
+        not on the reference device, which has no such loop)."""
         x = self._to_device(name, x)
         self._check_dtype(name, x)
         if x.ndim != 2:
@@ -126,7 +128,7 @@ class Args:
                 f"{self.op}: {name} must have {cols} columns ({cols_name}), got shape {x.shape}"
             )
         if self.dtype is None:
-            self._check_finite(name, x)
+            self._check_finite(name, x, finite_in_loop and not self.device.reference)
             self.dtype = working_dtype(x)
             return x  # X itself is converted block by block
         return self._small(name, x)

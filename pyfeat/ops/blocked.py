@@ -49,9 +49,21 @@ def _network_plan(dev, X, W, block_size):
 SAFE_EXPONENT = 20
 
 
+class NonFiniteRows(ValueError):
+    """A row block of X holds NaN or inf (``what``): the network ops' magnitude pass over each
+    block (``_exponent``) doubles as X's finiteness check, so the public ops do not read X twice."""
+
+    def __init__(self, what):
+        super().__init__(f"X contains {what}; expected finite values")
+        self.what = what
+
+
 def _exponent(A):
-    """e with max|A| = f·2^e, f ∈ [0.5, 1) (0 when A is zero); A finite (one max/min pass)."""
+    """e with max|A| = f·2^e, f ∈ [0.5, 1) (0 when A is zero), from one max/min pass; raises
+    NonFiniteRows when A holds NaN or inf."""
     peak = float(max(A.max(), -A.min()))
+    if not np.isfinite(peak):
+        raise NonFiniteRows("NaN" if np.isnan(peak) else "inf")
     return int(np.frexp(peak)[1]) if peak > 0 else 0
 
 

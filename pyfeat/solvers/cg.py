@@ -12,7 +12,7 @@ Default ``max_iter``: 1000 iterations (restarts included).
 from __future__ import annotations
 
 from pyfeat.solvers.krylov import restarted
-from pyfeat.solvers.monitor import warn_not_converged
+from pyfeat.solvers.monitor import not_converged
 from pyfeat.solvers.problem import Solution
 
 DEFAULT_MAX_ITER = 1000
@@ -24,5 +24,5 @@ def solve(problem, *, tol, max_iter, monitor):
     true = float(true.max())
     converged = true <= tol
     if not converged:
-        warn_not_converged("cg", true, tol, it)
+        not_converged("cg", problem, true, tol, it)
     return Solution(alpha, it, converged, monitor.history(), info={"restarts": restarts, "final_residual": true})

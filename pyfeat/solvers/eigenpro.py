@@ -60,7 +60,7 @@ import scipy.linalg
 
 from pyfeat import _linalg
 from pyfeat.solvers import subsample
-from pyfeat.solvers.monitor import warn_not_converged
+from pyfeat.solvers.monitor import not_converged
 from pyfeat.solvers.problem import Solution, to_host
 
 DEFAULT_MAX_EPOCHS = 100
@@ -146,7 +146,7 @@ def solve(problem, *, tol, max_iter, monitor, subsample_size=None, n_components=
         true = problem.relative_residual(alpha)
         converged = true <= tol
         if not converged:
-            warn_not_converged("eigenpro", true, tol, epoch)
+            not_converged("eigenpro", problem, true, tol, epoch)
     info = {"subsample": s, "n_components": q, "tau": sub.tau, "batch_size": m, "critical_batch": critical,
             "step": eta, "Lambda": Lambda, "beta": beta, "halvings": halvings, "final_residual": true}
     return Solution(alpha, epoch, converged, monitor.history(), info=info)

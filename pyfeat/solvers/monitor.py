@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
 
-__all__ = ["ConvergenceWarning", "Monitor", "warn_not_converged"]
+__all__ = ["ConvergenceWarning", "Monitor", "not_converged"]
 
 
 class ConvergenceWarning(_SklearnConvergenceWarning):
@@ -60,7 +60,20 @@ class Monitor:
         }
 
 
-def warn_not_converged(solver, residual, tol, n_iter, why=""):
+def not_converged(solver, problem, residual, tol, n_iter, why=""):
+    """A solver stopped at relative residual ``residual`` > tol: a ConvergenceWarning, or a
+    ValueError when its α would predict garbage: the residual is not finite, or it is above 1
+    (worse than α = 0) while the ridge is at K's rounding level (``Problem.interpolates``), where
+    K + nλI can be singular in the working precision and the iterates diverge (duplicate rows
+    with ridge = 0: cg's residual reached 2.5e11). With a larger ridge a residual above 1 is
+    CG's non-monotone residual stopped early, and only warns."""
+    if not np.isfinite(residual) or (residual > 1 and problem.interpolates()):
+        raise ValueError(
+            f"solver={solver!r} diverged: relative residual {residual:.3g} after {n_iter} iterations, "
+            f"worse than the zero solution; K + nλI is singular in {problem.working_dtype} at "
+            f"ridge={problem.ridge:g} (duplicate or nearly duplicate rows of X?): use a larger ridge or "
+            "ridge='auto'"
+        )
     warnings.warn(
         f"solver={solver!r} stopped after {n_iter} iterations at relative residual "
         f"{residual:.3g} > tol={tol:g}{why}",

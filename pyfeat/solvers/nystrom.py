@@ -51,7 +51,7 @@ import scipy.linalg
 from pyfeat import _linalg
 from pyfeat.solvers import direct, subsample
 from pyfeat.solvers.krylov import restarted
-from pyfeat.solvers.monitor import warn_not_converged
+from pyfeat.solvers.monitor import not_converged
 from pyfeat.solvers.problem import Solution
 
 DEFAULT_MAX_ITER = 200
@@ -114,7 +114,7 @@ def solve(problem, *, tol, max_iter, monitor, n_centers=None):
     rel = float(rel.max())
     converged = rel <= tol
     if not converged:
-        warn_not_converged("nystrom", rel, tol, it)
+        not_converged("nystrom", problem, rel, tol, it)
     info = {"n_centers": M, "center_indices": idx, "effective_dimension": deff, "final_residual": rel}
     return Solution(precond(gamma), it, converged, monitor.history(), centers=C, info=info)
 

@@ -37,7 +37,7 @@ import numpy as np
 from pyfeat import _linalg
 from pyfeat.solvers import direct, subsample
 from pyfeat.solvers.krylov import restarted
-from pyfeat.solvers.monitor import warn_not_converged
+from pyfeat.solvers.monitor import not_converged
 from pyfeat.solvers.problem import Solution, to_host
 
 DEFAULT_MAX_ITER = 500
@@ -94,7 +94,7 @@ def solve(problem, *, tol, max_iter, monitor, subsample_size=None, shifts=None, 
     true = float(residuals.max())
     converged = true <= tol
     if not converged and not quiet:
-        warn_not_converged("pcg", true, tol, it)
+        not_converged("pcg", problem, true, tol, it)
     info = {"subsample": s, "n_components": q, "tau": sub.tau, "restarts": restarts, "final_residual": true,
             "column_residuals": residuals}
     return Solution(alpha, it, converged, monitor.history(), info=info)

@@ -123,6 +123,12 @@ class Problem:
         """max over columns of ‖(K + nλI)α − y‖ / ‖y‖ (one matvec)."""
         return column_ratio(self.matvec(alpha) - self.Y, self.Y).max()
 
+    def interpolates(self):
+        """Whether nλ is at or below the rounding level of K's eigenvalues, n·eps·mean k(x, x)
+        (eps of the working dtype): then K + nλI may be singular in the working precision."""
+        eps = np.finfo(self.working_dtype).eps
+        return self.ridge <= eps * float(np.mean(self.kernel_diagonal()))
+
     def kernel_diagonal(self):
         """k(x_i, x_i) for every training row, float64 (from the kernel's formula at g = |x|²)."""
         if self.on_cluster:

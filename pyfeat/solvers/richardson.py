@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from pyfeat.solvers.monitor import warn_not_converged
+from pyfeat.solvers.monitor import not_converged
 from pyfeat.solvers.power import top_eigenvalue
 from pyfeat.solvers.problem import Solution, column_ratio
 
@@ -69,6 +69,6 @@ def solve(problem, *, tol, max_iter, monitor, early_stopping=None):
     alpha, it, rel = iterate(problem, alpha, eta, max_iter, tol, monitor)
     converged = rel <= tol
     if not converged:
-        warn_not_converged("richardson", rel, tol, it, " (use cg or eigenpro for small ridge)")
+        not_converged("richardson", problem, rel, tol, it, " (use cg or eigenpro for small ridge)")
     info["step"] = eta
     return Solution(alpha, it, converged, monitor.history(), info=info)
