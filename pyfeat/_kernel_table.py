@@ -191,6 +191,8 @@ class KernelSpec:
 
     name: str
     params: dict = field(default_factory=dict)
+    # rbf/laplace only: evaluate from the differences x − z (``from_differences``), not inner products
+    differences: bool = field(default=False, repr=False, compare=False)
 
     def validated(self) -> KernelSpec:
         """This kernel with its name checked and its parameters completed and checked.
@@ -290,6 +292,35 @@ class KernelSpec:
         (0.5, 0.0)
         """
         return float(self.params.get("bias", 0.0))
+
+    def from_differences(self) -> KernelSpec:
+        """This distance kernel (rbf, laplace) evaluated from the differences x − z.
+
+        The ops form |x − z|² from inner products (one GEMM), good to about 4·eps·R² for rows of
+        norm up to R; where that error would exceed 1 % of the kernel's exponent (a bandwidth
+        small for the norms and dtype, or norms whose squares overflow) they switch to this
+        form, ``Σ_k ((x_k − z_k)/h)²`` in float64 (no cancellation, no overflow to NaN), at the
+        cost of an elementwise pass per pair instead of a GEMM.
+
+        Returns
+        -------
+        KernelSpec
+            A copy with ``differences`` set (equal to this kernel; its repr is the same).
+
+        Raises
+        ------
+        ValueError
+            For a kernel that is not a distance kernel.
+
+        Examples
+        --------
+        >>> import pyfeat as pf
+        >>> pf.kernels.get("rbf").from_differences().differences
+        True
+        """
+        if self.name not in ("rbf", "laplace"):
+            raise ValueError(f"kernel {self.name!r} is not a distance kernel (rbf, laplace)")
+        return type(self)(self.name, self.params, differences=True)
 
     def without_bias(self) -> KernelSpec:
         """The same kernel with ``bias`` 0 (what the compiled code evaluates on (x, beta)).

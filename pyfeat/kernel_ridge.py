@@ -361,7 +361,7 @@ class KernelRidge(Regressor):
         self.n_outputs_ = 1 if single else sol.coef.shape[1]
         self.n_iter_, self.converged_ = sol.n_iter, bool(sol.converged)
         self.history_, self.solver_info_ = sol.history, sol.info
-        self.kernel_ = kernel
+        self.kernel_ = problem.kernel  # as evaluated on X (rbf/laplace: maybe from differences)
         self.n_matvecs_ = problem.matvecs
         return self
 

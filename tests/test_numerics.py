@@ -156,31 +156,47 @@ def test_network_fit_raises_instead_of_returning_a_nan_model():
     assert np.isfinite(rf.predict(X32.astype(np.float64))).all()
 
 
+def _distance_kernel(name, X, Z, h):
+    """rbf/laplace from the differences, in float64 (the test's own formula)."""
+    D = ((np.asarray(X, np.float64)[:, None, :] - np.asarray(Z, np.float64)[None]) / h) ** 2
+    T = D.sum(-1)
+    return np.exp(-T / 2) if name == "rbf" else np.exp(-np.sqrt(T))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", ["rbf", "laplace"])
-def test_distance_kernels_refuse_a_bandwidth_the_dtype_cannot_resolve(name):
+def test_distance_kernels_where_inner_products_cannot_resolve_them(name, backend):
     """|x − z|² from inner products is good to ~4·eps·R²: with float32 rows of norm ~400 and
-    bandwidth 1e-3 the rbf diagonal came out 0 instead of 1. Now: a ValueError naming the
-    bandwidth and the smallest one that works, from the ops and from KernelRidge; the same data in
-    float64 (at a bandwidth float32 refuses), or a bandwidth above the stated one, gives a correct
-    diagonal."""
+    bandwidth 1e-3 the rbf diagonal came out 0 instead of 1, and rows of norm 1e200 (float64)
+    gave NaN (their squared norms overflow) where the kernel is the identity. Such inputs are now
+    evaluated from the differences x − z (``KernelSpec.from_differences``): the ops, the matvec
+    and KernelRidge equal the differences formula in float64 (to the float32 rounding of the
+    output) and the diagonal is exactly 1."""
     rng = np.random.default_rng(0)
     X = 100 * rng.standard_normal((50, 5))
+    X[7] = X[3]
     small = pf.kernels.get(name, bandwidth=1e-3)
-    with pytest.raises(ValueError, match="bandwidth=0.001 is too small for float32") as info:
-        pf.ops.kernel_matrix(X.astype(np.float32), kernel=small)
-    with pytest.raises(ValueError, match="too small for float32"):
-        pf.ops.kernel_matvec(X.astype(np.float32), X.astype(np.float32), np.ones(50, np.float32), small)
-    with pytest.raises(ValueError, match="KernelRidge: kernel .* too small"):
-        pf.KernelRidge(kernel=name, kernel_params={"bandwidth": 1e-3}).fit(X.astype(np.float32), X[:, 0])
-    smallest = float(re.search(r"bandwidth ≥ ([0-9.e+-]+)", str(info.value)).group(1))
-    K = pf.ops.kernel_matrix(X.astype(np.float32), kernel=pf.kernels.get(name, bandwidth=1.01 * smallest))
-    np.testing.assert_allclose(np.diag(K), 1.0, atol=0.011)
-    in_float64 = pf.kernels.get(name, bandwidth=1e-2)  # fine in float64, refused in float32
-    np.testing.assert_allclose(np.diag(pf.ops.kernel_matrix(X, kernel=in_float64)), 1.0, atol=2e-3)
-    with pytest.raises(ValueError, match="too small for float32"):
-        pf.ops.kernel_matrix(X.astype(np.float32), kernel=in_float64)
-    with pytest.raises(ValueError, match="squared norms overflow float64.*rescale X"):
-        pf.ops.kernel_matrix(X * 1e200, kernel=name)
+    X32 = X.astype(np.float32)
+    K = pf.ops.kernel_matrix(X32, kernel=small, backend=backend)
+    assert K.dtype == np.float32 and np.array_equal(np.diag(K), np.ones(50))
+    np.testing.assert_allclose(K, _distance_kernel(name, X32, X32, 1e-3), atol=1e-7)
+    V = rng.standard_normal((50, 2)).astype(np.float32)
+    np.testing.assert_allclose(pf.ops.kernel_matvec(X32, X32, V, small, backend=backend),
+                               _distance_kernel(name, X32, X32, 1e-3) @ V, rtol=1e-6, atol=1e-6)
+    huge = pf.ops.kernel_matrix(X * 1e200, kernel=name, backend=backend)
+    identity = np.eye(50)
+    identity[3, 7] = identity[7, 3] = 1
+    assert np.array_equal(huge, identity)
+    # at a bandwidth inner products resolve, the GEMM path (within its 1 % of the exponent)
+    h = 30.0 if name == "laplace" else 3.0
+    np.testing.assert_allclose(pf.ops.kernel_matrix(X32, kernel=pf.kernels.get(name, bandwidth=h), backend=backend),
+                               _distance_kernel(name, X32, X32, h), atol=0.011)
+    model = pf.KernelRidge(kernel=name, kernel_params={"bandwidth": 1e-3}, ridge=1e-3, backend=backend)
+    model.fit(X32, X[:, 0])
+    assert model.kernel_.differences
+    K64 = _distance_kernel(name, X32, X32, 1e-3)
+    expected = K64 @ np.linalg.solve(K64 + 50 * 1e-3 * np.eye(50), X[:, 0])
+    np.testing.assert_allclose(model.predict(X32), expected, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("solver", ["cg", "nystrom", "eigenpro", "richardson", "pcg", "direct"])

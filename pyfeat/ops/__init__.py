@@ -794,7 +794,7 @@ def kernel_matvec(X: ArrayLike, Z: ArrayLike, V: ArrayLike, kernel: str | Kernel
     X = args.matrix("X", X)
     Z = args.matrix("Z", Z, cols=X.shape[1], cols_name="X.shape[1]")
     V = args.vector_or_matrix("V", V, Z.shape[0], length_name="Z.shape[0]")
-    args.kernel_resolution(kern, X, Z)
+    kern = args.kernel_for(kern, X, Z)
     V2 = V.reshape(-1, 1) if V.ndim == 1 else V
     out = blocked.kernel_matvec(args.device, X, Z, V2, kern, _block(block_size))
     return args.result(out[:, 0] if V.ndim == 1 else out)
@@ -861,7 +861,7 @@ def kernel_matrix(X: ArrayLike, Z: ArrayLike | None = None, kernel: str | Kernel
     kern = args.kernel(kernel)
     X = args.matrix("X", X)
     Z = X if Z is None else args.matrix("Z", Z, cols=X.shape[1], cols_name="X.shape[1]")
-    args.kernel_resolution(kern, X, Z)
+    kern = args.kernel_for(kern, X, Z)
     with hint(f"kernel_matrix: the {X.shape[0]} × {Z.shape[0]} kernel matrix",
               "the number of rows, or use kernel_matvec, which never forms the matrix"):
         return args.result(blocked.kernel_matrix(args.device, X, Z, kern, _block(block_size)))

@@ -26,27 +26,30 @@ def peak_sq_norm(xp, *arrays):
                    for s, e in blocks(A.shape[0], _CHECK_ROWS)) for A in arrays)
 
 
-def check_resolution(kernel, dtype, peak_sq_norm, where):
-    """ValueError when the bandwidth h of rbf/laplace is below what ``dtype`` resolves for inputs
-    of squared norm up to R²: |x − z|² = |x|² + |z|² − 2<x, z> (from the GEMM's inner products)
-    carries an error of about 4·eps·R², i.e. 4·eps·R²/(2h²) in rbf's exponent and √(4·eps·R²)/h in
-    laplace's (at |x − z| → 0); both must stay ≤ RESOLUTION (1 %), else K would be silently wrong
-    (e.g. a diagonal of 0 instead of 1)."""
-    if kernel.name not in DISTANCE_KERNELS:
-        return
+def resolved(kernel, dtype, peak_sq_norm):
+    """Whether inner products resolve the distance kernel rbf/laplace with bandwidth h on inputs
+    of squared norm up to R² in ``dtype``: |x − z|² = |x|² + |z|² − 2<x, z> (from the GEMM)
+    carries an error of about 4·eps·R², i.e. 4·eps·R²/(2h²) in rbf's exponent and √(4·eps·R²)/h
+    in laplace's (at |x − z| → 0); both must stay ≤ RESOLUTION (1 %), and R² must be finite
+    (float64). Otherwise the kernel is evaluated from differences (``KernelSpec.from_differences``:
+    with float32 rows of norm ~400 and bandwidth 1e-3 the inner products gave an rbf diagonal of
+    0 instead of 1; rows of norm 1e200 gave NaN)."""
+    if kernel.name not in DISTANCE_KERNELS or kernel.differences:
+        return True
     if not np.isfinite(peak_sq_norm):
-        raise ValueError(f"{where}: kernel {kernel.name!r}: the inputs' squared norms overflow float64, so their "
-                         f"distances cannot be formed from inner products; rescale X (and the bandwidth with it)")
+        return False
     h = float(kernel.params["bandwidth"])
     err = 4.0 * float(np.finfo(dtype).eps) * peak_sq_norm
     exponent_err = err / (2 * h * h) if kernel.name == "rbf" else np.sqrt(err) / h
-    if exponent_err > RESOLUTION:
-        smallest = np.sqrt(err / (2 * RESOLUTION)) if kernel.name == "rbf" else np.sqrt(err) / RESOLUTION
-        raise ValueError(
-            f"{where}: kernel {kernel.name!r} bandwidth={h:g} is too small for {np.dtype(dtype).name} inputs of norm "
-            f"up to {np.sqrt(peak_sq_norm):.3g}: squared distances from inner products are only good to "
-            f"{err:.2g}, an error of {exponent_err:.2g} in the kernel's exponent; use a bandwidth ≥ {smallest:.3g}, "
-            f"float64 inputs, or centre/rescale X")
+    return bool(exponent_err <= RESOLUTION)
+
+
+def for_inputs(kernel, dtype, xp, *arrays):
+    """The kernel as the ops evaluate it on these inputs: from differences when inner products
+    do not resolve it (``resolved``), else itself."""
+    if kernel.name not in DISTANCE_KERNELS or kernel.differences:
+        return kernel
+    return kernel if resolved(kernel, dtype, peak_sq_norm(xp, *arrays)) else kernel.from_differences()
 
 
 def block_size(value):
@@ -71,10 +74,9 @@ class Args:
     def kernel(self, kernel):
         return parse_kernel(kernel)
 
-    def kernel_resolution(self, kernel, *arrays):
-        """``check_resolution`` of the kernel on the op's inputs (their largest squared norm)."""
-        if kernel.name in DISTANCE_KERNELS:
-            check_resolution(kernel, self.dtype, peak_sq_norm(self.device.xp, *arrays), self.op)
+    def kernel_for(self, kernel, *arrays):
+        """The validated kernel as evaluated on the op's inputs (``for_inputs``)."""
+        return for_inputs(kernel, self.dtype, self.device.xp, *arrays)
 
     def _to_device(self, name, x):
         if x is None:

@@ -22,6 +22,8 @@ rounding). On the "numpy" device the call goes to the float64 reference instead.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from pyfeat.ops import _reference
@@ -419,12 +421,54 @@ def _unbiased(dev, kernel, Z, *, block):
     return kernel.without_bias(), _with_bias(dev, Z, beta), lambda *a: _with_bias(dev, block(*a), beta)
 
 
+def _difference_tiles(dev, X, Z, kernel, block_size, whole_z=False):
+    """(s, e, zs, ze, K) for the tiles of K(X, Z) of a kernel ``from_differences`` (rbf,
+    laplace), K in float64 from T = Σ_k ((x_k − z_k)/h)²: exp(−T/2) or exp(−√T). No |x|² + |z|² −
+    2<x, z>, so nothing cancels, and a difference that overflows gives T = inf, k = 0 (its limit),
+    never NaN. Serial, in array operations (any device, the reference included), each tile two
+    float64 arrays within the budget; ``whole_z``: one tile spans all of Z. An elementwise pass
+    per pair and dimension instead of a GEMM: for inputs the GEMM's inner products cannot resolve."""
+    xp = dev.xp
+    h = float(kernel.params["bandwidth"])
+    nx, nz = X.shape[0], Z.shape[0]
+    cells = max(1, dev.budget() // 16)
+    cols = nz if whole_z else min(nz, max(1, int(math.isqrt(cells))))
+    rows = min(nx, block_size or max(1, cells // cols))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for s, e in blocks(nx, rows):
+            Xb = xp.asarray(X[s:e], dtype=xp.float64)
+            for zs, ze in blocks(nz, cols):
+                Zt = xp.asarray(Z[zs:ze], dtype=xp.float64)
+                T = xp.zeros((e - s, ze - zs))
+                D = xp.empty_like(T)
+                for k in range(Xb.shape[1]):
+                    xp.subtract(Xb[:, k, None], Zt[None, :, k], out=D)
+                    D /= h
+                    T += xp.square(D, out=D)
+                if kernel.name == "rbf":
+                    T *= -0.5
+                else:
+                    xp.negative(xp.sqrt(T, out=T), out=T)
+                yield s, e, zs, ze, xp.exp(T, out=T)
+
+
+def _kernel_matvec_from_differences(dev, X, Z, V, kernel, block_size):
+    out = dev.xp.zeros((X.shape[0], V.shape[1]), dev.xp.float64)
+    V64 = V.astype(dev.xp.float64)
+    for s, e, zs, ze, K in _difference_tiles(dev, X, Z, kernel, block_size):
+        out[s:e] += K @ V64[zs:ze]
+    return out.astype(V.dtype, copy=False)
+
+
 def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
     """K(X, Z) V for V (n_z, k), never forming K: row blocks of X against column tiles of Z,
-    each tile reduced against V by ``dev.kernel_reduce`` into a float64 accumulator.
+    each tile reduced against V by ``dev.kernel_reduce`` into a float64 accumulator (a kernel
+    ``from_differences``: ``_difference_tiles``).
 
     V is in the working dtype, or float64 with float32 X: then the float32 kernel values
     multiply V in float64 (one product, V at full precision); the result has V's dtype."""
+    if kernel.differences:
+        return _kernel_matvec_from_differences(dev, X, Z, V, kernel, block_size)
     if dev.reference:
         return _reference.kernel_matvec(X, Z, V, kernel, block_size)
     kernel, Z, block = _unbiased(dev, kernel, Z, block=dev.block)
@@ -456,7 +500,13 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
 def kernel_matrix(dev, X, Z, kernel, block_size=None):
     """K(X, Z) (n_x, n_z), materialized: per tile a GEMM and the kernel epilogue while the tile
     is in cache (a tile buffer stored into the output by ``dev.kernel_store``, or in place in
-    the output's rows when one tile spans all of Z)."""
+    the output's rows when one tile spans all of Z; a kernel ``from_differences``:
+    ``_difference_tiles``)."""
+    if kernel.differences:
+        out = dev.xp.empty((X.shape[0], Z.shape[0]), working_dtype(X))
+        for s, e, zs, ze, K in _difference_tiles(dev, X, Z, kernel, block_size):
+            out[s:e, zs:ze] = K
+        return out
     if dev.reference:
         return _reference.kernel_matrix(X, Z, kernel, block_size)
     xp, dt = dev.xp, working_dtype(X)
@@ -490,7 +540,14 @@ def kernel_gram_matvec(dev, X, C, V, kernel, block_size=None):
     """K(X, C)ᵀ K(X, C) V for V (M, k), Falkon's fused product: per row block X_b the block
     K_b = K(X_b, C) (rows × M) is evaluated once (``dev.kernel_gram_reduce``) and reduced
     twice, acc += K_bᵀ (K_b V), in float64. X any dtype; C (M, d) in the working dtype; V in
-    the working dtype or float64. Returns float64 (M, k)."""
+    the working dtype or float64. Returns float64 (M, k) (a kernel ``from_differences``:
+    ``_difference_tiles``, one tile per row block spanning C)."""
+    if kernel.differences:
+        acc = dev.xp.zeros(V.shape, dev.xp.float64)
+        V64 = V.astype(dev.xp.float64)
+        for _, _, _, _, K in _difference_tiles(dev, X, C, kernel, block_size, whole_z=True):
+            acc += K.T @ (K @ V64)
+        return acc
     if dev.reference:
         return _reference.kernel_gram_matvec(X, C, V, kernel, block_size)
     kernel, C, block = _unbiased(dev, kernel, C, block=dev.block)

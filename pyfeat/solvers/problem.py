@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyfeat import ops
-from pyfeat.ops._validate import DISTANCE_KERNELS, check_resolution, peak_sq_norm
+from pyfeat.ops._validate import for_inputs
 from pyfeat.backend import array_module
 from pyfeat.backend import to_numpy as to_host  # small matrices for SciPy
 from pyfeat.ops import blocked
@@ -53,8 +53,7 @@ class Problem:
         else:
             self.device = ops.device(self.device)
             self.X = self._working(self.device.asarray(self.X))
-            if self.kernel.name in DISTANCE_KERNELS:
-                check_resolution(self.kernel, self.working_dtype, peak_sq_norm(self.xp, self.X), "KernelRidge")
+            self.kernel = for_inputs(self.kernel, self.working_dtype, self.xp, self.X)
         if self.Y is not None:
             self.Y = self.device.asarray(self.Y, dtype=np.float64)
 
