@@ -352,6 +352,9 @@ class KernelRidge(Regressor):
             with hint(f"KernelRidge(solver={name!r}) at n={n}", reduce.get(name, "PYFEAT_MEMORY_BUDGET_MB or n")):
                 sol = solve(name, problem, tol=float(self.tol), max_iter=self.max_iter, monitor=monitor, **options)
         self.fit_time_ = time.perf_counter() - t0
+        if not bool(_backend.array_module(sol.coef).isfinite(sol.coef).all()):
+            raise ValueError(f"KernelRidge: solver={name!r} gave non-finite coefficients at ridge={ridge:g}; use a "
+                             "larger ridge or ridge='auto'")
         self.solver_, self.solver_reason_ = name, why
         X_fit = problem.X if sol.centers is None else sol.centers
         if problem.on_cluster:  # the training set stays on the cluster, Nyström's centres come here

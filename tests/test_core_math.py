@@ -28,6 +28,7 @@ import pyfeat
 from pyfeat import _activation_table, kernels
 
 core = pytest.importorskip("pyfeat._core")
+from conftest import available_backends  # noqa: E402
 
 DTYPES = (np.float32, np.float64)
 RTOL = {np.float32: 1e-6, np.float64: 1e-12}
@@ -369,3 +370,43 @@ def test_cuda_taylor_launchers_check_arguments(sfx):
     # nothing to do: no launch, no CUDA call
     assert resid(0, 0, 5, 0, 0, 0, 0, fake, 1, fake, 0, 2, 0) is None
     assert fwd(0, 8, 0, 4, fake, fake, fake, 2, 0, 0) is None
+
+
+def _cosine_reference(name, X):
+    X64 = X.astype(np.float64)
+    G, sq = X64 @ X64.T, (X64 * X64).sum(1)
+    kern = kernels.get(name)
+    scale = np.ones_like(G) if name == "arccos0" else np.sqrt(sq[:, None] * sq[None, :])
+    return kern, G, sq, kern.from_inner(G, sq[:, None], sq[None, :]), 2e-3 * scale + np.finfo(np.float32).tiny
+
+
+@pytest.mark.parametrize("name", ["ntk", "nngp", "arccos0"])
+@pytest.mark.parametrize("norm", [1e-15, 1e15])
+def test_cosine_kernel_values_where_sx_sz_leaves_float32s_range(name, norm):
+    """|x|²|z|² underflows (norms 1e-15) or overflows (1e15) in float32 although |x|², |x||z| and
+    the cosine are representable: sqrt(sx sz) gave c = 0 or NaN in the device formula, which now
+    takes sqrt(sx) sqrt(sz) there and equals the float64 reference."""
+    X = (norm * np.random.default_rng(1).standard_normal((6, 3))).astype(np.float32)
+    kern, G, sq, want, tol = _cosine_reference(name, X)
+    got = _host(kern, G.astype(np.float32).ravel(), np.repeat(sq, 6).astype(np.float32),
+                np.tile(sq, 6).astype(np.float32)).reshape(6, 6)
+    assert np.all(np.abs(got - want) <= tol), (got, want)
+
+
+@pytest.mark.parametrize("name", ["ntk", "nngp", "arccos0"])
+@pytest.mark.parametrize("norm", [1e-30, 1e-21, 1e-19, 1e18])
+def test_cosine_kernel_ops_on_rows_far_from_unit_norm(name, norm):
+    """float32 rows of norm 1e-19 and below made 1/(|x||z|) overflow in the Numba ops (NaN
+    kernels, then reported as an overflow) and their squared norms underflow; rows of norm 1e18
+    overflow |x|²|z|². The ops now rescale such blocks by a power of two (kernel values scale by
+    2^{a+b}): kernel_matrix and kernel_matvec equal the float64 reference (subnormal results to
+    float32's smallest normal number)."""
+    rng = np.random.default_rng(1)
+    X = (norm * rng.standard_normal((6, 3))).astype(np.float32)
+    _, _, _, want, tol = _cosine_reference(name, X)
+    for backend in [b for b in ("numba", "cuda") if b in available_backends()]:
+        K = pyfeat.ops.kernel_matrix(X, kernel=name, backend=backend)
+        assert np.all(np.abs(K - want) <= tol), (K, want)
+        V = rng.standard_normal((6, 2))
+        KV = pyfeat.ops.kernel_matvec(X, X, V, kernel=name, backend=backend)
+        assert np.all(np.abs(KV - want @ V) <= tol @ np.abs(V)), (KV, want @ V)

@@ -176,3 +176,105 @@ def test_models_predict_finite_or_raise(data, which):
     if pred is not None:
         assert np.isfinite(pred).all()
         assert pred.shape == y.shape
+
+
+# kernel ops -----------------------------------------------------------------------------------
+
+KERNEL_NAMES = ["ntk", "nngp", "arccos0", "rbf", "laplace", "poly"]
+
+
+@st.composite
+def kernel_problems(draw):
+    """(dtype, kernel, X, Z, V): magnitudes 1e-30 … 1e30 (X and Z their own), degenerate rows,
+    layouts; a cosine kernel with bias 0 or 10^k, a distance kernel with bandwidth 10^k."""
+    dtype = draw(DTYPES)
+    nx, nz, d = draw(st.integers(1, 30)), draw(st.integers(1, 30)), draw(st.integers(1, 6))
+    name = draw(st.sampled_from(KERNEL_NAMES))
+    if name in ("rbf", "laplace"):
+        params = {"bandwidth": 10.0 ** draw(st.integers(-3, 3))}
+    elif name == "poly":
+        params = {"degree": draw(st.integers(1, 3))}
+    else:
+        params = {"bias": draw(st.sampled_from([0.0, 1.0, 1e-3, 1e3]))}
+    X = draw(arrays((nx, d), dtype))
+    Z = draw(st.one_of(st.just(None), arrays((nz, d), dtype)))
+    V = draw(arrays((nx if Z is None else nz, draw(st.integers(1, 3))), dtype, -10, 10))
+    return dtype, pf.kernels.get(name, **params), X, X if Z is None else Z, V
+
+
+def _kernel64(kernel, X, Z):
+    """The kernel matrix in float64 from the test's own forms: the distance kernels from the
+    differences, the others from the table's formula on float64 inner products; and the scale
+    its entries are good to (|(x, β)||(z, β)| for ntk/nngp, (γ|x||z| + c)^p for poly, 1 for
+    arccos0 and the distance kernels)."""
+    X64, Z64 = _f64(X, Z)
+    sx, sz = (X64 * X64).sum(1)[:, None], (Z64 * Z64).sum(1)[None, :]
+    if kernel.name in ("rbf", "laplace"):
+        T = (((X64[:, None, :] - Z64[None]) / kernel.params["bandwidth"]) ** 2).sum(-1)
+        return (np.exp(-T / 2) if kernel.name == "rbf" else np.exp(-np.sqrt(T))), np.ones((len(X), len(Z)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        K = kernel.from_inner(X64 @ Z64.T, sx, sz)
+        if kernel.name == "poly":
+            scale = (np.abs(kernel.params["gamma"]) * np.sqrt(sx * sz) + abs(kernel.params["coef0"])) ** kernel.params["degree"]
+        elif kernel.name == "arccos0":  # a function of the angle only
+            scale = np.ones_like(K)
+        else:
+            b2 = kernel.bias ** 2
+            scale = np.sqrt((sx + b2) * (sz + b2))
+    return K, scale
+
+
+# float32 cosine kernels near cos t = ±1 are good to ~sqrt(eps) of their scale (the arccos);
+# the distance kernels to 1 % of their exponent (``pyfeat.ops._validate.RESOLUTION``); results
+# below the dtype's smallest normal number to that number (subnormal)
+KERNEL_TOL = {np.float32: 2e-3, np.float64: 1e-6}
+
+
+@SETTINGS
+@given(kernel_problems(), BACKENDS)
+def test_kernel_ops_finite_and_right_or_an_error(problem, backend):
+    dtype, kernel, X, Z, V = problem
+    K, scale = _kernel64(kernel, X, Z)
+    tol = 0.011 if kernel.name in ("rbf", "laplace") else KERNEL_TOL[dtype]
+    V64 = np.asarray(V, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        KV, KV_scale = K @ V64, scale @ np.abs(V64)
+    for call, ref, err in [
+        (lambda: ops.kernel_matrix(X, Z, kernel, backend=backend), K,
+         lambda got: np.abs(got - K) <= tol * scale + np.finfo(dtype).tiny),
+        (lambda: ops.kernel_matvec(X, Z, V, kernel, backend=backend), KV,
+         lambda got: np.abs(got - KV) <= tol * KV_scale + np.finfo(dtype).tiny),
+    ]:
+        result = _call(call)
+        if _representable(ref, dtype) and _representable(scale, dtype):
+            assert result is not None, "a representable kernel raised"
+            got = np.asarray(result, np.float64)
+            assert np.isfinite(got).all() and err(got).all()
+        elif result is not None:
+            assert np.isfinite(np.asarray(result, np.float64)).all()
+
+
+# solvers --------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(regression(), st.sampled_from(["direct", "cg", "pcg", "eigenpro", "nystrom", "richardson"]),
+       st.sampled_from([0.0, 1e-8, 1e-3, 1.0]), st.sampled_from(["ntk", "rbf"]))
+def test_kernel_ridge_solvers_finite_and_bounded_or_an_error(data, solver, ridge, kernel):
+    """Every solver's fit either raises ValueError/TypeError or predicts finite values; when it
+    reports convergence its training predictions f = Kα obey ‖f‖ ≤ ‖y‖ (K(K + nλI)⁻¹ and
+    Nyström's hat matrix have eigenvalues in [0, 1]; the margin: tol 1e-6 of the solvers, float32
+    kernel rounding and the 1 % of a distance kernel's exponent)."""
+    X, y = data
+    model = pf.KernelRidge(kernel=kernel, ridge=ridge, solver=solver, max_iter=200, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pf.solvers.ConvergenceWarning)
+        model = _call(lambda: model.fit(X, y))
+    if model is None:
+        return
+    pred = _call(lambda: model.predict(X))
+    if pred is None:
+        return
+    assert np.isfinite(pred).all() and pred.shape == y.shape
+    if model.converged_ and ridge > 0:
+        assert np.linalg.norm(pred) <= 1.02 * np.linalg.norm(y) + 1e-300

@@ -421,6 +421,31 @@ def _unbiased(dev, kernel, Z, *, block):
     return kernel.without_bias(), _with_bias(dev, Z, beta), lambda *a: _with_bias(dev, block(*a), beta)
 
 
+# a cosine kernel's rows are taken as they are while every squared norm of the block is within
+# 2^±COSINE_SAFE_EXPONENT (then the norms, 1/(|x||z|) and |x||z| are far inside float32's range)
+COSINE_SAFE_EXPONENT = 60
+# K(2^a x, 2^b z) = 2^{deg (a + b)} K(x, z): ntk and nngp are of degree 1 in each argument
+_COSINE_DEGREE = {"ntk": 1, "nngp": 1, "arccos0": 0}
+
+
+def _cosine_rows(dev, kernel, A):
+    """(A', |a'|², e) for rows A of a cosine kernel: A itself with its squared norms and e = 0,
+    or, when a squared norm of A overflows or leaves 2^±COSINE_SAFE_EXPONENT, the exact power-of-
+    two rescaling A' = A·2^{-e} (max|a| = f·2^e, f ∈ [0.5, 1)), whose kernel values are those of A
+    times 2^{-deg·e} (``_COSINE_DEGREE``): float32 rows of norm 1e-20 gave NaN (1/(|x||z|)
+    overflowed), and rows of norm 1e19 inf, although the kernel values are representable."""
+    sq = dev.sq_norms(A)
+    if kernel.name not in _COSINE_DEGREE or A.shape[0] == 0:
+        return A, sq, 0
+    if 2.0 ** -COSINE_SAFE_EXPONENT <= float(sq.max()) <= 2.0 ** COSINE_SAFE_EXPONENT:
+        return A, sq, 0
+    e = _exponent(A)  # 0 for a zero block (its squared norms are then exact)
+    if e == 0:
+        return A, sq, 0
+    A = dev.xp.ascontiguousarray(dev.xp.ldexp(A, -e))
+    return A, dev.sq_norms(A), _COSINE_DEGREE[kernel.name] * e
+
+
 def _difference_tiles(dev, X, Z, kernel, block_size, whole_z=False):
     """(s, e, zs, ze, K) for the tiles of K(X, Z) of a kernel ``from_differences`` (rbf,
     laplace), K in float64 from T = Σ_k ((x_k − z_k)/h)²: exp(−T/2) or exp(−√T). No |x|² + |z|² −
@@ -477,7 +502,7 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
     nz, k = V.shape
     rows, cols = _kernel_tiles(dev, nx, nz, d, dt, row_bytes=16 * k, col_bytes=V.dtype.itemsize * k,
                                block_size=block_size)
-    sz = dev.sq_norms(Z)
+    Z, sz, ez = _cosine_rows(dev, kernel, Z)
     out = xp.empty((nx, k), V.dtype)
 
     def make_state():
@@ -485,13 +510,12 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
 
     def step(state, s, e):
         ws, acc = state
-        Xb = block(X, s, e, dt)
-        sx = dev.sq_norms(Xb)
+        Xb, sx, ex = _cosine_rows(dev, kernel, block(X, s, e, dt))
         A = acc[: e - s]
         A[...] = 0
         for zs, ze in blocks(nz, cols):
             dev.kernel_reduce(kernel, Xb, sx, Z[zs:ze], sz[zs:ze], V[zs:ze], A, ws)
-        out[s:e] = A
+        out[s:e] = _unscale(xp, A, ex + ez)
 
     dev.run(nx, rows, make_state, step, tiled=True)
     return out
@@ -513,7 +537,7 @@ def kernel_matrix(dev, X, Z, kernel, block_size=None):
     kernel, Zc, block = _unbiased(dev, kernel, xp.ascontiguousarray(Z, dtype=dt), block=dev.block)
     nx, d = X.shape[0], Zc.shape[1]
     nz = Z.shape[0]
-    sz = dev.sq_norms(Zc)
+    Zc, sz, ez = _cosine_rows(dev, kernel, Zc)
     out = xp.empty((nx, nz), dt)
     rows, cols = _kernel_tiles(dev, nx, nz, d, dt, row_bytes=0, col_bytes=0, block_size=block_size)
 
@@ -521,16 +545,17 @@ def kernel_matrix(dev, X, Z, kernel, block_size=None):
         return None if cols >= nz else xp.empty(rows * cols, dt)
 
     def step(buf, s, e):
-        Xb = block(X, s, e, dt)
-        sx = dev.sq_norms(Xb)
+        Xb, sx, ex = _cosine_rows(dev, kernel, block(X, s, e, dt))
         if buf is None:
             dev.matmul(Xb, Zc.T, out[s:e])
             dev.kernel_apply(kernel, out[s:e], sx, sz)
-            return
-        for zs, ze in blocks(nz, cols):
-            G = buf[: (e - s) * (ze - zs)].reshape(e - s, ze - zs)
-            dev.matmul(Xb, Zc[zs:ze].T, G)
-            dev.kernel_store(kernel, G, sx, sz[zs:ze], out[s:e], zs)
+        else:
+            for zs, ze in blocks(nz, cols):
+                G = buf[: (e - s) * (ze - zs)].reshape(e - s, ze - zs)
+                dev.matmul(Xb, Zc[zs:ze].T, G)
+                dev.kernel_store(kernel, G, sx, sz[zs:ze], out[s:e], zs)
+        if ex + ez:  # the rescaled rows' kernel values back to scale (inf when not representable)
+            out[s:e] = _unscale(xp, out[s:e], ex + ez)
 
     dev.run(nx, rows, make_state, step, tiled=cols < nz)
     return out
@@ -557,15 +582,20 @@ def kernel_gram_matvec(dev, X, C, V, kernel, block_size=None):
     # the block of kernel values is the tile: all M columns at once (and a copy in V's dtype)
     rows, _ = _kernel_tiles(dev, nx, M, d, dt, row_bytes=16 * k + (dt.itemsize + V.dtype.itemsize) * M,
                             col_bytes=V.dtype.itemsize * k + 8 * k, block_size=block_size, whole_z=True)
-    sc = dev.sq_norms(C)
+    C, sc, ec = _cosine_rows(dev, kernel, C)
 
     def make_state():
         return dev.kernel_workspace(rows, M, k, dt), xp.zeros((M, k), xp.float64)
 
     def step(state, s, e):
         ws, acc = state
-        Xb = block(X, s, e, dt)
-        dev.kernel_gram_reduce(kernel, Xb, dev.sq_norms(Xb), C, sc, V, acc, ws)
+        Xb, sx, ex = _cosine_rows(dev, kernel, block(X, s, e, dt))
+        if ex + ec == 0:
+            dev.kernel_gram_reduce(kernel, Xb, sx, C, sc, V, acc, ws)
+            return
+        part = xp.zeros_like(acc)  # K_bᵀ K_b V scales by 2^{2 (ex + ec)}
+        dev.kernel_gram_reduce(kernel, Xb, sx, C, sc, V, part, ws)
+        acc += _unscale(xp, part, 2 * (ex + ec))
 
     return _sum([st[1] for st in dev.run(nx, rows, make_state, step, tiled=True)])
 

@@ -36,6 +36,8 @@ workers; the solvers are the same.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from pyfeat.solvers.monitor import ConvergenceWarning, Monitor
 from pyfeat.solvers.problem import Problem, Solution
 
@@ -50,4 +52,7 @@ def solve(name, problem, *, tol, max_iter, monitor, **options):
 
     impl = {"direct": direct, "cg": cg, "pcg": pcg, "richardson": richardson, "eigenpro": eigenpro,
             "nystrom": nystrom}[name]
-    return impl.solve(problem, tol=tol, max_iter=max_iter, monitor=monitor, **options)
+    # an iterate that overflows makes the final residual non-finite, which raises
+    # (``monitor.not_converged``): no RuntimeWarning on the way
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return impl.solve(problem, tol=tol, max_iter=max_iter, monitor=monitor, **options)

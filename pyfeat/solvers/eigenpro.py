@@ -70,8 +70,9 @@ HELD_OUT = 2000
 
 
 def components(sub, lam):
-    """The default q (module docstring)."""
-    return int(max(1, min(sub.tau.size - 1, MAX_COMPONENTS, np.count_nonzero(sub.tau > 2 * lam))))
+    """The default q (module docstring); 0 (no preconditioning) when the subsample has only one
+    eigenpair (n = 2), since the step needs σ_{q+1}."""
+    return int(min(sub.tau.size - 1, max(1, min(MAX_COMPONENTS, np.count_nonzero(sub.tau > 2 * lam)))))
 
 
 def preconditioner(problem, sub, q):

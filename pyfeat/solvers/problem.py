@@ -54,6 +54,7 @@ class Problem:
             self.device = ops.device(self.device)
             self.X = self._working(self.device.asarray(self.X))
             self.kernel = for_inputs(self.kernel, self.working_dtype, self.xp, self.X)
+            self._check_kernel_range()
         if self.Y is not None:
             self.Y = self.device.asarray(self.Y, dtype=np.float64)
 
@@ -121,6 +122,15 @@ class Problem:
     def relative_residual(self, alpha):
         """max over columns of ‖(K + nλI)α − y‖ / ‖y‖ (one matvec)."""
         return column_ratio(self.matvec(alpha) - self.Y, self.Y).max()
+
+    def _check_kernel_range(self):
+        """ValueError when kernel values overflow the working dtype: |k(x, z)| ≤ max_i k(x_i, x_i)
+        for these positive semidefinite kernels, so the float64 diagonal bounds every entry."""
+        peak = float(np.max(self.kernel_diagonal()))
+        limit = float(np.finfo(self.working_dtype).max)
+        if not peak < limit:
+            raise ValueError(f"KernelRidge: kernel {self.kernel.name!r} values reach {peak:.3g} on X, beyond "
+                             f"{np.dtype(self.working_dtype).name}'s range; rescale X or pass float64 X")
 
     def interpolates(self):
         """Whether nλ is at or below the rounding level of K's eigenvalues, n·eps·mean k(x, x)

@@ -5,6 +5,7 @@
 // kernel needs. Conventions are those of DESIGN.md; pyfeat/kernels.py mirrors these formulas.
 #pragma once
 
+#include <cfloat>
 #include <cmath>
 
 #ifdef __CUDACC__
@@ -51,12 +52,21 @@ PF_HD double pf_exp(double x) { return exp(x); }
 PF_HD float pf_pow(float x, float y) { return powf(x, y); }
 PF_HD double pf_pow(double x, double y) { return pow(x, y); }
 
+// |x||z| = sqrt(sx sz), exact for x = z (sqrt(fl(s^2)) = s); where sx sz leaves the normal
+// range (float32 norms beyond about 1e+-19) sqrt(sx) sqrt(sz), which cannot overflow or underflow.
+PF_HD bool pf_normal(float s) { return s >= FLT_MIN && s <= FLT_MAX; }
+PF_HD bool pf_normal(double s) { return s >= DBL_MIN && s <= DBL_MAX; }
+template <class T>
+PF_HD T pf_norm_product(T sx, T sz) {
+  const T s = sx * sz;
+  return pf_normal(s) ? pf_sqrt(s) : pf_sqrt(sx) * pf_sqrt(sz);
+}
+
 // Cosine of the angle between x and z, clamped to [-1, 1]; 0 (angle pi/2) when either is zero.
 template <class T>
 PF_HD T pf_cosine(T g, T sx, T sz) {
-  const T s = sx * sz;
-  if (!(s > T(0))) return T(0);
-  T c = g / pf_sqrt(s);
+  if (!(sx > T(0)) || !(sz > T(0))) return T(0);
+  T c = g / pf_norm_product(sx, sz);
   c = c > T(1) ? T(1) : c;
   c = c < T(-1) ? T(-1) : c;
   return c;
@@ -80,7 +90,7 @@ PF_HD T kernel_value(int code, T g, T sx, T sz, T p0, T p1, T p2) {
       const T pit = T(kPi) - pf_acos(c);  // pi - t
       if (code == ARCCOS0) return pit * inv2pi;
       const T sint = pf_sqrt(T(1) - c * c > T(0) ? T(1) - c * c : T(0));
-      const T nngp = pf_sqrt(sx * sz) * (pit * c + sint) * inv2pi;
+      const T nngp = pf_norm_product(sx, sz) * (pit * c + sint) * inv2pi;
       return code == NTK ? g * pit * inv2pi + nngp : nngp;
     }
     case RBF: {
