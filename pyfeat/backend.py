@@ -216,7 +216,10 @@ def _resolve_with_reason(backend):
         if env and env != "auto":
             if env not in BACKENDS:
                 raise ValueError(f"PYFEAT_BACKEND must be one of {BACKENDS} or 'auto', got {env!r}")
-            return _resolve_with_reason(env)[0], f"PYFEAT_BACKEND={env}"
+            if env == "cuda" and not cuda_status()[0]:
+                raise RuntimeError(f"PYFEAT_BACKEND=cuda, but CUDA is unavailable: {cuda_status()[1]}; unset "
+                                   "PYFEAT_BACKEND or set it to 'auto'")
+            return env, f"PYFEAT_BACKEND={env}"
         ok, why = cuda_status()
         if ok:
             return "cuda", f"auto: {why}"

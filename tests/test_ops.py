@@ -601,6 +601,14 @@ def test_forced_cuda_without_gpu_says_why(rng):
         ops.first_step_gradient(X, y, W, a, b, backend="cuda")
 
 
+@pytest.mark.skipif(CUDA_OK, reason="CUDA is available here")
+def test_cuda_from_the_environment_without_gpu_names_the_variable(rng, monkeypatch):
+    X, y, W, a, b = network(rng, 10, 3, 4, np.float64)
+    monkeypatch.setenv("PYFEAT_BACKEND", "cuda")
+    with pytest.raises(RuntimeError, match="PYFEAT_BACKEND=cuda, but CUDA is unavailable: .*unset PYFEAT_BACKEND"):
+        ops.first_step_gradient(X, y, W, a, b)
+
+
 def test_env_backend_override(monkeypatch):
     from pyfeat.backend import resolve
 
