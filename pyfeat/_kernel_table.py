@@ -115,12 +115,14 @@ class Row:
     code: int
     params: tuple
     reference: object
+    # cosine kernels: k(2^a x, 2^b z) = 2^{degree (a + b)} k(x, z) (bias-free form); None otherwise
+    degree: int | None = None
 
 
 TABLE = {
-    "ntk": Row(0, _BIAS, _biased(_ntk)),
-    "nngp": Row(1, _BIAS, _biased(_nngp)),
-    "arccos0": Row(2, _BIAS, _biased(_arccos0)),
+    "ntk": Row(0, _BIAS, _biased(_ntk), degree=1),
+    "nngp": Row(1, _BIAS, _biased(_nngp), degree=1),
+    "arccos0": Row(2, _BIAS, _biased(_arccos0), degree=0),
     "rbf": Row(3, (("bandwidth", 1.0, _positive),),
                lambda xp, g, sx, sz, bw: xp.exp(-_sq_distance(xp, g, sx, sz) / (2 * bw * bw))),
     "laplace": Row(4, (("bandwidth", 1.0, _positive),),
@@ -223,7 +225,7 @@ class KernelSpec:
         if not isinstance(self.params, dict):
             raise TypeError(f"kernel {self.name!r}: params must be a dict, got {type(self.params).__name__}")
         params = _check_params(self.name, self.params)
-        return self if params == self.params else type(self)(self.name, params)
+        return self if params == self.params else type(self)(self.name, params, differences=self.differences)
 
     @property
     def code(self) -> int:
@@ -280,6 +282,40 @@ class KernelSpec:
         row = TABLE[self.name]
         p = [self.params.get(pname, default) for pname, default, _ in row.params]
         return row.reference(array_module(g), g, sx, sz, *p)
+
+    def diagonal(self, sq: Any) -> Any:
+        """k(x, x) from sq = ``|x|^2`` in a form that cannot overflow where k(x, x) does not.
+
+        Distance kernels: 1. Cosine kernels: s^degree · k(u, u) for a unit vector u, with s =
+        ``|x|^2`` + bias² (the table's ``degree``: ntk s, nngp s/2, arccos0 1/2). poly: its formula
+        at g = sx = sz = sq.
+
+        Parameters
+        ----------
+        sq : ndarray
+            Squared norms of the rows.
+
+        Returns
+        -------
+        ndarray
+            k(x_i, x_i), the shape and array type of ``sq``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyfeat as pf
+        >>> pf.kernels.get("ntk", bias=1.0).diagonal(np.array([3.0, 1e300]))
+        array([4.e+000, 1.e+300])
+        """
+        xp = array_module(sq)
+        row = TABLE[self.name]
+        if self.name in ("rbf", "laplace"):
+            return xp.ones_like(sq)
+        if row.degree is None:
+            return self.from_inner(sq, sq, sq)
+        one = xp.ones_like(sq)
+        unit = self.without_bias().from_inner(one, one, one)
+        return unit * (sq + self.bias**2) ** row.degree
 
     @property
     def bias(self) -> float:

@@ -182,6 +182,19 @@ def test_kernel_ridge_on_dask_equals_numpy(client, rng, solver):
     assert got.score(X, y) == pytest.approx(ref.score(X, y), rel=1e-8)
 
 
+def test_kernel_ridge_on_dask_evaluates_rbf_from_differences_as_numpy(client, rng):
+    """float32 rows of norm ~200 with an rbf bandwidth of 1e-3: inner products cannot resolve
+    the kernel, so it is evaluated from the differences; on the cluster too (the peak norm comes
+    from the workers): the cluster fit equals the NumPy one (its predictions were 56 off)."""
+    X = (100 * rng.standard_normal((200, 4))).astype(np.float32)
+    y = X[:, 0].astype(np.float64)
+    kw = dict(kernel="rbf", kernel_params={"bandwidth": 1e-3}, ridge=1e-3, solver="cg")
+    ref = pf.KernelRidge(**kw).fit(X, y)
+    got = pf.KernelRidge(**kw).fit(da.from_array(X, chunks=(70, 4)), da.from_array(y, chunks=70))
+    assert ref.kernel_.differences and got.kernel_.differences
+    np.testing.assert_allclose(got.predict(X), ref.predict(X), rtol=1e-6, atol=1e-6 * np.abs(y).max())
+
+
 @pytest.mark.parametrize("solver", ["auto", "cg"])
 def test_kernel_ridge_on_dask_selects_the_ridge_as_numpy(client, rng, solver):
     """ridge="auto" on a dask array: GCV (auto: n ≤ 4096, the n×n eigendecomposition here) or

@@ -12,7 +12,7 @@ import pytest
 import pyfeat as pf
 from pyfeat import ops
 
-from conftest import available_backends
+from conftest import CUDA_OK, available_backends
 
 BACKENDS = available_backends()
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}
@@ -220,3 +220,75 @@ def test_singular_systems_raise_or_stay_sane(solver, dtype):
             assert re.search(r"diverged.*use a larger ridge|needs ridge > 0|not positive definite", str(error))
             return
     assert np.abs(model.predict(X_test)).max() <= 2 * np.abs(y).max()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradients_when_the_bias_sets_the_block_scale(backend):
+    """W ~ 1e-30 against biases ~ 0.1 (float32): the rescaled block X'_b = X_b 2^{e_W − t} with
+    t set by the biases underflowed to subnormals, and the first-step gradient Σ y a 1[·] x came
+    out 8e-4 wrong (found by tests/test_properties.py). The gradients now take X_b at its own
+    scale: within float32 rounding of the float64 reference."""
+    rng = np.random.default_rng(0)
+    X = (1e-13 * rng.standard_normal((64, 3))).astype(np.float32)
+    y = rng.standard_normal(64).astype(np.float32)
+    W = (1e-30 * rng.standard_normal((4, 3))).astype(np.float32)
+    a, b = np.float32([1, -1, 1, -1]), np.float32([0.1, -0.2, 0.3, 0.05])
+    ref = ops.first_step_gradient(X, y, W, a, b, backend="numpy")
+    got = ops.first_step_gradient(X, y, W, a, b, backend=backend)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+    _, gW, _, _ = ops.network_gradient(X, y, W, a, b, backend=backend)
+    _, gW_ref, _, _ = ops.network_gradient(X, y, W, a, b, backend="numpy")
+    np.testing.assert_allclose(gW, gW_ref, rtol=0, atol=1e-5 * np.abs(gW_ref).max())
+
+
+def _cosine_reference(name, X):
+    """The cosine kernel matrix of X's rows in float64 and its tolerance (2e-3 of |x||z|, or of
+    1 for arccos0, plus float32's smallest normal number for subnormal results)."""
+    X64 = X.astype(np.float64)
+    G, sq = X64 @ X64.T, (X64 * X64).sum(1)
+    scale = np.ones_like(G) if name == "arccos0" else np.sqrt(sq[:, None] * sq[None, :])
+    return pf.kernels.get(name).from_inner(G, sq[:, None], sq[None, :]), 2e-3 * scale + np.finfo(np.float32).tiny
+
+
+@pytest.mark.parametrize("name", ["ntk", "nngp", "arccos0"])
+@pytest.mark.parametrize("norm", [1e-30, 1e-21, 1e-19, 1e18])
+def test_cosine_kernel_ops_on_rows_far_from_unit_norm(name, norm):
+    """float32 rows of norm 1e-19 and below made 1/(|x||z|) overflow in the Numba ops (NaN
+    kernels, then reported as an overflow) and their squared norms underflow; rows of norm 1e18
+    overflow |x|²|z|². The ops now rescale such blocks by a power of two (kernel values scale by
+    2^{a+b}): kernel_matrix and kernel_matvec equal the float64 reference (subnormal results to
+    float32's smallest normal number)."""
+    rng = np.random.default_rng(1)
+    X = (norm * rng.standard_normal((6, 3))).astype(np.float32)
+    want, tol = _cosine_reference(name, X)
+    for backend in ["numba"] + (["cuda"] if CUDA_OK else []):
+        K = pf.ops.kernel_matrix(X, kernel=name, backend=backend)
+        assert np.all(np.abs(K - want) <= tol), (K, want)
+        V = rng.standard_normal((6, 2))
+        KV = pf.ops.kernel_matvec(X, X, V, kernel=name, backend=backend)
+        assert np.all(np.abs(KV - want @ V) <= tol @ np.abs(V)), (KV, want @ V)
+
+
+def test_kernel_ridge_where_kernel_values_are_representable_but_their_formula_overflows():
+    """KernelRidge checks up front that k(x, x) fits the working dtype, from closed forms: rbf
+    on rows of norm 1e200 (the identity) fits, and so does the NTK on float64 rows of norm 1e100
+    (k ≈ 1e200; the formula's |x|²|z|² = 1e400 would overflow: both raised); float32 rows of norm
+    1e20 (k ≈ 1e40) raise naming the range and float64."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 3)), rng.standard_normal(40)
+    huge = pf.KernelRidge(kernel="rbf", ridge=1e-3).fit(X * 1e200, y)
+    np.testing.assert_allclose(huge.predict(X * 1e200), y / (1 + 40 * 1e-3), rtol=1e-12)
+    big = pf.KernelRidge(kernel="ntk", ridge=1e-3 * 1e200).fit(X * 1e100, y)  # K scales by 1e200
+    ref = pf.KernelRidge(kernel="ntk", ridge=1e-3).fit(X, y)
+    np.testing.assert_allclose(big.predict(X * 1e100), ref.predict(X), rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="kernel 'ntk' values reach .* beyond float32's range: rescale X or "
+                                         "pass float64 X"):
+        pf.KernelRidge(kernel="ntk").fit((X * 1e20).astype(np.float32), y)
+    with pytest.raises(ValueError, match="beyond float64's range: rescale X$"):
+        pf.KernelRidge(kernel="ntk").fit(X * 1e160, y)
+
+
+def test_validated_keeps_the_differences_flag():
+    kernel = pf.kernels.Kernel("rbf", {}).from_differences()
+    assert kernel.validated().differences and kernel.validated().params == {"bandwidth": 1.0}
+

@@ -24,17 +24,19 @@ BACKENDS = st.sampled_from(["numba", "numpy"])
 
 @st.composite
 def arrays(draw, shape, dtype, lo=-30, hi=30):
-    """Gaussian entries times 10^k (k drawn in [lo, hi]), some rows zero or repeated, in a
-    C, Fortran or strided layout."""
+    """Gaussian entries times 10^k (k drawn in [lo, hi]), some rows zero, repeated, or of
+    another magnitude 10^k' (every other row), in a C, Fortran or strided layout."""
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     A = rng.standard_normal(shape) * 10.0 ** draw(st.integers(lo, hi))
     if A.ndim == 2 and shape[0] > 1:
-        kind = draw(st.sampled_from(["none", "zero", "repeat"]))
+        kind = draw(st.sampled_from(["none", "zero", "repeat", "mixed"]))
         if kind == "zero":
             A[0] = 0
         elif kind == "repeat":
             A[-1] = A[0]
+        elif kind == "mixed":
+            A[::2] = rng.standard_normal(A[::2].shape) * 10.0 ** draw(st.integers(lo, hi))
     A = A.astype(dtype)
     layout = draw(st.sampled_from(["C", "F", "strided"])) if A.ndim == 2 else "C"
     if layout == "F":

@@ -252,15 +252,13 @@ def _relu_bias(Z, b):
 
 
 @njit(**_JIT)
-def _inverse_norms(sq, radial, factor, r, scale, cap):
-    """r[j] = min(1/|z_j|, cap) (0 for a zero row); scale[j] = factor |z_j| if radial else factor.
-    The cap (sqrt of the dtype's largest number / 2) keeps r_i r_j finite: a pair of rows that
-    small against their block's largest (``blocked._cosine_rows``) has kernel values below the
-    block's float32 resolution, and a capped r only shrinks |c| (never NaN)."""
+def _inverse_norms(sq, radial, factor, r, scale):
+    """r[j] = 1/|z_j| (0 for a zero row); scale[j] = factor |z_j| if radial else factor (the
+    blocked loop keeps |z_j|² within 2^±60: ``blocked._cosine_rows``)."""
     zero, one = _typed(r, 0), _typed(r, 1)
     for j in range(sq.shape[0]):
         n = math.sqrt(sq[j])
-        r[j] = min(one / n, cap) if n > zero else zero
+        r[j] = one / n if n > zero else zero
         scale[j] = factor * (n if radial else one)
 
 
@@ -679,9 +677,8 @@ class NumbaDevice(Device):
         dt, radial = sx.dtype, code != ARCCOS0
         rx, u = ws.get("rx", sx.shape, dt), ws.get("u", sx.shape, dt)
         rz, v = ws.get("rz", sz.shape, dt), ws.get("v", sz.shape, dt)
-        cap = dt.type(math.sqrt(np.finfo(dt).max) / 2)
-        _inverse_norms(sx, radial, dt.type(0.5 / math.pi), rx, u, cap)
-        _inverse_norms(sz, radial, dt.type(1), rz, v, cap)
+        _inverse_norms(sx, radial, dt.type(0.5 / math.pi), rx, u)
+        _inverse_norms(sz, radial, dt.type(1), rz, v)
         return rx, u, rz, v
 
     @staticmethod

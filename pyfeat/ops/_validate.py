@@ -44,12 +44,13 @@ def resolved(kernel, dtype, peak_sq_norm):
     return bool(exponent_err <= RESOLUTION)
 
 
-def for_inputs(kernel, dtype, xp, *arrays):
-    """The kernel as the ops evaluate it on these inputs: from differences when inner products
-    do not resolve it (``resolved``), else itself."""
+def for_inputs(kernel, dtype, peak):
+    """The kernel as the ops evaluate it on inputs of squared norm up to ``peak()`` (called only
+    for a distance kernel): from differences when inner products do not resolve it
+    (``resolved``), else itself."""
     if kernel.name not in DISTANCE_KERNELS or kernel.differences:
         return kernel
-    return kernel if resolved(kernel, dtype, peak_sq_norm(xp, *arrays)) else kernel.from_differences()
+    return kernel if resolved(kernel, dtype, peak()) else kernel.from_differences()
 
 
 def block_size(value):
@@ -76,7 +77,7 @@ class Args:
 
     def kernel_for(self, kernel, *arrays):
         """The validated kernel as evaluated on the op's inputs (``for_inputs``)."""
-        return for_inputs(kernel, self.dtype, self.device.xp, *arrays)
+        return for_inputs(kernel, self.dtype, lambda: peak_sq_norm(self.device.xp, *arrays))
 
     def _to_device(self, name, x):
         if x is None:

@@ -22,12 +22,15 @@ rounding). On the "numpy" device the call goes to the float64 reference instead.
 
 from __future__ import annotations
 
-import math
+import logging
 
 import numpy as np
 
+from pyfeat._kernel_table import TABLE
 from pyfeat.ops import _reference
 from pyfeat.ops._plan import blocks, rows_per_block, tiles, working_dtype
+
+logger = logging.getLogger("pyfeat.ops")
 
 __all__ = ["first_step_gradient", "residual_gradient", "network_gradient", "relu_features", "relu_gram",
            "relu_predict", "relu_transpose", "taylor_gradient", "taylor_predict", "kernel_matvec", "kernel_matrix",
@@ -73,8 +76,9 @@ class _Scaled:
     """The exact power-of-two rescaling of the network ops (module docstring): per block,
     Z = X_b Wᵀ + b = 2^t (X'_b W'ᵀ + b') with X'_b = X_b 2^{e_W - t}, W' = W 2^{-e_W},
     b' = b 2^{-t}, t = max(e_X + e_W, e_b), and y_b = 2^{e_y} y'_b; ``block`` returns
-    (X'_b, W', b', y'_b, t, e_y, t − e_W) (the last: X_b = X'_b 2^{t − e_W}), or the inputs
-    themselves with zero exponents on the fast path."""
+    (X'_b, W', b', y'_b, t, e_y), or the inputs themselves with zero exponents on the fast path
+    (W' is not W exactly on the rescaled path). X'_b may underflow where b sets t: products that
+    need X_b itself take it from ``_unit``."""
 
     def __init__(self, xp, W, b):
         self.xp, self.W, self.b = xp, W, b
@@ -84,12 +88,20 @@ class _Scaled:
     def block(self, Xb, yb=None):
         ex, ey = _exponent(Xb), (0 if yb is None else _exponent(yb))
         if max(abs(ex), abs(self.ew), abs(self.eb), abs(ey)) <= SAFE_EXPONENT:
-            return Xb, self.W, self.b, yb, 0, 0, 0
+            return Xb, self.W, self.b, yb, 0, 0
         xp, t = self.xp, max(ex + self.ew, self.eb)
         if self.W1 is None:
             self.W1 = xp.ascontiguousarray(xp.ldexp(self.W, -self.ew))
         return (xp.ldexp(Xb, self.ew - t), self.W1, xp.ldexp(self.b, -t),
-                None if yb is None else xp.ldexp(yb, -ey), t, ey, t - self.ew)
+                None if yb is None else xp.ldexp(yb, -ey), t, ey)
+
+
+def _unit(xp, Xb):
+    """(X_b 2^{-e}, e) with max|X_b| = f·2^e: the rows of a rescaled block at unit scale for the
+    products that need X itself (the gradients' Zᵀ X_b), where X'_b of ``_Scaled.block`` may have
+    underflowed (a bias much larger than X_b Wᵀ sets t)."""
+    e = _exponent(Xb)
+    return xp.ldexp(Xb, -e), e
 
 
 def _unscale(xp, A, e):
@@ -117,11 +129,13 @@ def _masked_sum(dev, X, w, W, b, block_size):
 
     def step(state, s, e):
         Zbuf, Gbuf, acc = state
-        Xb, Wb, bb, wb, _, ew, ex = scaled.block(dev.block(X, s, e, dt), w[s:e])
+        X_raw = dev.block(X, s, e, dt)
+        Xb, Wb, bb, wb, _, ew = scaled.block(X_raw, w[s:e])
         Z = Zbuf[: (e - s) * m].reshape(e - s, m)
         dev.matmul(Xb, Wb.T, Z)
         dev.mask_times_y(Z, bb, wb)
-        dev.matmul(Z.T, Xb, Gbuf)
+        Xu, ex = (Xb, 0) if Wb is scaled.W else _unit(xp, X_raw)
+        dev.matmul(Z.T, Xu, Gbuf)
         acc += _unscale(xp, Gbuf, ew + ex)
 
     return _sum([st[2] for st in dev.run(n, rows, make_state, step)])
@@ -146,16 +160,18 @@ def residual_gradient(dev, X, r, W, a, b, block_size=None):
     return acc.astype(W.dtype)
 
 
-def _network_block64(xp, Xb, Wb, bb, yb, a, t, ey, ex):
+def _network_block64(xp, Xb, Wb, bb, yb, a, t, ey, X_raw):
     """The sums of ``network_gradient`` for one rescaled block (``_Scaled.block``), in float64:
-    Z = 2^t(X'_b W'ᵀ + b'), y_b = 2^{e_y} y'_b, X_b = 2^{ex} X'_b (the rare path outside the fast
-    range, where the fused epilogue's working-dtype intermediates could overflow)."""
+    Z = 2^t(X'_b W'ᵀ + b'), y_b = 2^{e_y} y'_b, and X_b itself (``X_raw``) at unit scale for g_W
+    (the rare path outside the fast range, where the fused epilogue's working-dtype
+    intermediates could overflow)."""
     f64 = xp.float64
     U = (Xb @ Wb.T).astype(f64) + bb.astype(f64)
     P = xp.maximum(U, 0.0)
     r = xp.ldexp(P @ a.astype(f64), t) - xp.ldexp(yb.astype(f64), ey)
     M = (U >= 0) * r[:, None]
-    return r @ r, xp.ldexp(M.T @ Xb.astype(f64), ex), xp.ldexp(P.T @ r, t), M.sum(axis=0)
+    Xu, ex = _unit(xp, X_raw)
+    return r @ r, xp.ldexp(M.T @ Xu.astype(f64), ex), xp.ldexp(P.T @ r, t), M.sum(axis=0)
 
 
 def network_gradient(dev, X, y, W, b, a, block_size=None, grad_W=True):
@@ -186,9 +202,10 @@ def network_gradient(dev, X, y, W, b, a, block_size=None, grad_W=True):
 
     def step(state, s, e):
         Zbuf, ws, Gbuf, acc, sq, ga, gb = state
-        Xb, Wb, bb, yb, t, ey, ex = scaled.block(dev.block(X, s, e, dt), y[s:e])
+        X_raw = dev.block(X, s, e, dt)
+        Xb, Wb, bb, yb, t, ey = scaled.block(X_raw, y[s:e])
         if Wb is not scaled.W or not a_in_range:
-            sq_b, gW_b, ga_b, gb_b = _network_block64(xp, Xb, Wb, bb, yb, a, t, ey, ex)
+            sq_b, gW_b, ga_b, gb_b = _network_block64(xp, Xb, Wb, bb, yb, a, t, ey, X_raw)
             sq += sq_b
             ga += ga_b
             gb += gb_b
@@ -219,7 +236,7 @@ def relu_features(dev, X, W, b, block_size=None):
     scaled = _Scaled(xp, W, b)
 
     def step(state, s, e):
-        Xb, Wb, bb, _, t, _, _ = scaled.block(dev.block(X, s, e, dt))
+        Xb, Wb, bb, _, t, _ = scaled.block(dev.block(X, s, e, dt))
         dev.matmul(Xb, Wb.T, out[s:e])
         dev.relu_bias(out[s:e], bb)
         if t:
@@ -233,7 +250,7 @@ def _relu_block(dev, X, scaled, s, e, buf, y=None):
     """P' = relu(X[s:e] Wᵀ + b)·2^{-t} in ``buf`` (the block shared by the Gram and the
     predictions), with y'_b, t and e_y of ``_Scaled.block``."""
     dt, m = scaled.W.dtype, scaled.W.shape[0]
-    Xb, Wb, bb, yb, t, ey, _ = scaled.block(dev.block(X, s, e, dt), None if y is None else y[s:e])
+    Xb, Wb, bb, yb, t, ey = scaled.block(dev.block(X, s, e, dt), None if y is None else y[s:e])
     P = buf[: (e - s) * m].reshape(e - s, m)
     dev.matmul(Xb, Wb.T, P)
     dev.relu_bias(P, bb)
@@ -421,29 +438,48 @@ def _unbiased(dev, kernel, Z, *, block):
     return kernel.without_bias(), _with_bias(dev, Z, beta), lambda *a: _with_bias(dev, block(*a), beta)
 
 
-# a cosine kernel's rows are taken as they are while every squared norm of the block is within
-# 2^±COSINE_SAFE_EXPONENT (then the norms, 1/(|x||z|) and |x||z| are far inside float32's range)
+# a cosine kernel's rows are taken as they are while every squared norm is 0 (a zero row) or
+# within 2^±COSINE_SAFE_EXPONENT: then 1/(|x||z|) and |x||z| are far inside float32's range
 COSINE_SAFE_EXPONENT = 60
-# K(2^a x, 2^b z) = 2^{deg (a + b)} K(x, z): ntk and nngp are of degree 1 in each argument
-_COSINE_DEGREE = {"ntk": 1, "nngp": 1, "arccos0": 0}
 
 
 def _cosine_rows(dev, kernel, A):
-    """(A', |a'|², e) for rows A of a cosine kernel: A itself with its squared norms and e = 0,
-    or, when a squared norm of A overflows or leaves 2^±COSINE_SAFE_EXPONENT, the exact power-of-
-    two rescaling A' = A·2^{-e} (max|a| = f·2^e, f ∈ [0.5, 1)), whose kernel values are those of A
-    times 2^{-deg·e} (``_COSINE_DEGREE``): float32 rows of norm 1e-20 gave NaN (1/(|x||z|)
-    overflowed), and rows of norm 1e19 inf, although the kernel values are representable."""
+    """(A', |a'|², f) for rows A of a cosine kernel: A, its squared norms and f = None, or,
+    when a row's squared norm overflows or leaves 2^±COSINE_SAFE_EXPONENT (or underflows to 0),
+    each row rescaled exactly by its own power of two, a'_i = a_i 2^{-e_i} (max_k |a_ik| =
+    m·2^{e_i}, m ∈ [0.5, 1)), and f_i = 2^{deg·e_i} in float64, k(a_i, b_j) = f_i g_j k(a'_i, b'_j)
+    (``pyfeat._kernel_table.Row.degree``). Float32 rows of norm 1e-20 gave NaN (1/(|x||z|) overflowed) and rows of
+    norm 1e19 inf, although their kernel values are representable; per row, so a block mixing
+    such rows with ordinary ones is exact too, whatever the block size."""
+    xp = dev.xp
     sq = dev.sq_norms(A)
-    if kernel.name not in _COSINE_DEGREE or A.shape[0] == 0:
-        return A, sq, 0
-    if 2.0 ** -COSINE_SAFE_EXPONENT <= float(sq.max()) <= 2.0 ** COSINE_SAFE_EXPONENT:
-        return A, sq, 0
-    e = _exponent(A)  # 0 for a zero block (its squared norms are then exact)
-    if e == 0:
-        return A, sq, 0
-    A = dev.xp.ascontiguousarray(dev.xp.ldexp(A, -e))
-    return A, dev.sq_norms(A), _COSINE_DEGREE[kernel.name] * e
+    degree = TABLE[kernel.name].degree
+    if degree is None or A.shape[0] == 0:
+        return A, sq, None
+    lo, hi = 2.0 ** -COSINE_SAFE_EXPONENT, 2.0 ** COSINE_SAFE_EXPONENT
+    small = sq < lo
+    if float(sq.max()) <= hi and not (bool(small.any()) and float(xp.abs(A[small]).max()) > 0):
+        return A, sq, None
+    e = xp.frexp(xp.abs(A).max(axis=1))[1]  # 0 for a zero row
+    A = xp.ascontiguousarray(xp.ldexp(A, -e[:, None].astype(xp.int32)))
+    return A, dev.sq_norms(A), xp.ldexp(xp.ones(e.shape[0]), degree * e)
+
+
+def _scaled_cols(V, f):
+    """V with row j times f_j, in float64 (V itself when f is None)."""
+    return V if f is None else V.astype(f.dtype) * f[:, None]
+
+
+def _scale_tile(T, fx, fz):
+    """The kernel values of rescaled rows back to scale: T_ij f_i g_j (float64), or T as it is."""
+    if fx is None and fz is None:
+        return T
+    T = T.astype(np.float64)
+    if fx is not None:
+        T *= fx[:, None]
+    if fz is not None:
+        T *= fz[None, :]
+    return T
 
 
 def _difference_tiles(dev, X, Z, kernel, block_size, whole_z=False):
@@ -455,10 +491,11 @@ def _difference_tiles(dev, X, Z, kernel, block_size, whole_z=False):
     per pair and dimension instead of a GEMM: for inputs the GEMM's inner products cannot resolve."""
     xp = dev.xp
     h = float(kernel.params["bandwidth"])
-    nx, nz = X.shape[0], Z.shape[0]
-    cells = max(1, dev.budget() // 16)
-    cols = nz if whole_z else min(nz, max(1, int(math.isqrt(cells))))
-    rows = min(nx, block_size or max(1, cells // cols))
+    nx, nz, d = X.shape[0], Z.shape[0], X.shape[1]
+    rows, cols = tiles(nx, nz, row_bytes=8 * d, col_bytes=8 * d, cell_bytes=16, budget=dev.budget(),
+                       max_rows=nx, max_cols=nz if whole_z else 2048, rows=block_size)
+    logger.info("kernel %r from differences (inner products cannot resolve it): %d × %d tiles", kernel.name,
+                rows, cols)
     with np.errstate(over="ignore", invalid="ignore"):
         for s, e in blocks(nx, rows):
             Xb = xp.asarray(X[s:e], dtype=xp.float64)
@@ -502,20 +539,21 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
     nz, k = V.shape
     rows, cols = _kernel_tiles(dev, nx, nz, d, dt, row_bytes=16 * k, col_bytes=V.dtype.itemsize * k,
                                block_size=block_size)
-    Z, sz, ez = _cosine_rows(dev, kernel, Z)
+    Z, sz, fz = _cosine_rows(dev, kernel, Z)
     out = xp.empty((nx, k), V.dtype)
+    Vz = _scaled_cols(V, fz)  # K V = F_x K' (F_z V) for rows rescaled by _cosine_rows
 
     def make_state():
         return dev.kernel_workspace(rows, cols, k, dt), xp.empty((rows, k), xp.float64)
 
     def step(state, s, e):
         ws, acc = state
-        Xb, sx, ex = _cosine_rows(dev, kernel, block(X, s, e, dt))
+        Xb, sx, fx = _cosine_rows(dev, kernel, block(X, s, e, dt))
         A = acc[: e - s]
         A[...] = 0
         for zs, ze in blocks(nz, cols):
-            dev.kernel_reduce(kernel, Xb, sx, Z[zs:ze], sz[zs:ze], V[zs:ze], A, ws)
-        out[s:e] = _unscale(xp, A, ex + ez)
+            dev.kernel_reduce(kernel, Xb, sx, Z[zs:ze], sz[zs:ze], Vz[zs:ze], A, ws)
+        out[s:e] = A if fx is None else A * fx[:, None]
 
     dev.run(nx, rows, make_state, step, tiled=True)
     return out
@@ -537,7 +575,7 @@ def kernel_matrix(dev, X, Z, kernel, block_size=None):
     kernel, Zc, block = _unbiased(dev, kernel, xp.ascontiguousarray(Z, dtype=dt), block=dev.block)
     nx, d = X.shape[0], Zc.shape[1]
     nz = Z.shape[0]
-    Zc, sz, ez = _cosine_rows(dev, kernel, Zc)
+    Zc, sz, fz = _cosine_rows(dev, kernel, Zc)
     out = xp.empty((nx, nz), dt)
     rows, cols = _kernel_tiles(dev, nx, nz, d, dt, row_bytes=0, col_bytes=0, block_size=block_size)
 
@@ -545,7 +583,7 @@ def kernel_matrix(dev, X, Z, kernel, block_size=None):
         return None if cols >= nz else xp.empty(rows * cols, dt)
 
     def step(buf, s, e):
-        Xb, sx, ex = _cosine_rows(dev, kernel, block(X, s, e, dt))
+        Xb, sx, fx = _cosine_rows(dev, kernel, block(X, s, e, dt))
         if buf is None:
             dev.matmul(Xb, Zc.T, out[s:e])
             dev.kernel_apply(kernel, out[s:e], sx, sz)
@@ -554,8 +592,8 @@ def kernel_matrix(dev, X, Z, kernel, block_size=None):
                 G = buf[: (e - s) * (ze - zs)].reshape(e - s, ze - zs)
                 dev.matmul(Xb, Zc[zs:ze].T, G)
                 dev.kernel_store(kernel, G, sx, sz[zs:ze], out[s:e], zs)
-        if ex + ez:  # the rescaled rows' kernel values back to scale (inf when not representable)
-            out[s:e] = _unscale(xp, out[s:e], ex + ez)
+        if fx is not None or fz is not None:  # rescaled rows: back to scale (inf if not representable)
+            out[s:e] = _scale_tile(out[s:e], fx, fz)
 
     dev.run(nx, rows, make_state, step, tiled=cols < nz)
     return out
@@ -582,20 +620,23 @@ def kernel_gram_matvec(dev, X, C, V, kernel, block_size=None):
     # the block of kernel values is the tile: all M columns at once (and a copy in V's dtype)
     rows, _ = _kernel_tiles(dev, nx, M, d, dt, row_bytes=16 * k + (dt.itemsize + V.dtype.itemsize) * M,
                             col_bytes=V.dtype.itemsize * k + 8 * k, block_size=block_size, whole_z=True)
-    C, sc, ec = _cosine_rows(dev, kernel, C)
+    C, sc, fc = _cosine_rows(dev, kernel, C)
 
     def make_state():
         return dev.kernel_workspace(rows, M, k, dt), xp.zeros((M, k), xp.float64)
 
     def step(state, s, e):
         ws, acc = state
-        Xb, sx, ex = _cosine_rows(dev, kernel, block(X, s, e, dt))
-        if ex + ec == 0:
+        Xb, sx, fx = _cosine_rows(dev, kernel, block(X, s, e, dt))
+        if fx is None and fc is None:
             dev.kernel_gram_reduce(kernel, Xb, sx, C, sc, V, acc, ws)
             return
-        part = xp.zeros_like(acc)  # K_bᵀ K_b V scales by 2^{2 (ex + ec)}
-        dev.kernel_gram_reduce(kernel, Xb, sx, C, sc, V, part, ws)
-        acc += _unscale(xp, part, 2 * (ex + ec))
+        # rescaled rows: K_b = F_x K'_b F_c as a float64 block, then K_bᵀ (K_b V)
+        G = xp.empty((e - s, M), dt)
+        dev.matmul(Xb, C.T, G)
+        dev.kernel_apply(kernel, G, sx, sc)
+        K = _scale_tile(G, fx, fc).astype(xp.float64, copy=False)
+        acc += K.T @ (K @ V.astype(xp.float64))
 
     return _sum([st[1] for st in dev.run(nx, rows, make_state, step, tiled=True)])
 

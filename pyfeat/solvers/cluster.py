@@ -30,6 +30,7 @@ import numpy as np
 from pyfeat import ops
 from pyfeat.backend import array_module
 from pyfeat.ops import blocked
+from pyfeat.ops._validate import peak_sq_norm
 
 __all__ = ["ClusterRows", "diagonal"]
 
@@ -80,15 +81,20 @@ class ClusterRows:
     def kernel_diagonal(self, kernel):
         return np.concatenate(self._map(_diagonal, kernel))
 
+    def peak_sq_norm(self):
+        """max_i |x_i|² over these rows, float64 (``pyfeat.ops._validate.peak_sq_norm``)."""
+        return max(self._map(_peak_sq_norm))
+
     def gather(self):
         """These rows as a NumPy array here (small sets: Nyström's centres)."""
         return np.concatenate(self._map(_take))
 
 
 def diagonal(kernel, A):
-    """k(a_i, a_i) for the rows of A, float64 (the kernel's formula at g = |a|²)."""
-    sq = (A.astype(array_module(A).float64) ** 2).sum(axis=1)
-    return kernel.from_inner(sq, sq, sq)
+    """k(a_i, a_i) for the rows of A, float64 (``KernelSpec.diagonal`` of |a|²)."""
+    with np.errstate(over="ignore"):  # an overflowing |a|² gives k = inf, which the caller reports
+        sq = (A.astype(array_module(A).float64) ** 2).sum(axis=1)
+        return kernel.diagonal(sq)
 
 
 # -- on the workers: X is the worker's copy, rows its part ------------------------------------
@@ -113,6 +119,10 @@ def _kernel_matrix(X, part, cols, kernel, backend):
 
 def _diagonal(X, part, kernel):
     return diagonal(kernel, X[part])
+
+
+def _peak_sq_norm(X, part):
+    return peak_sq_norm(np, X[part])
 
 
 def _take(X, part):

@@ -67,13 +67,13 @@ def not_converged(solver, problem, residual, tol, n_iter, why=""):
     K + nλI can be singular in the working precision and the iterates diverge (duplicate rows
     with ridge = 0: cg's residual reached 2.5e11). With a larger ridge a residual above 1 is
     CG's non-monotone residual stopped early, and only warns."""
-    if not np.isfinite(residual) or (residual > 1 and problem.interpolates()):
-        raise ValueError(
-            f"solver={solver!r} diverged: relative residual {residual:.3g} after {n_iter} iterations, "
-            f"worse than the zero solution; K + nλI is singular in {problem.working_dtype} at "
-            f"ridge={problem.ridge:g} (duplicate or nearly duplicate rows of X?): use a larger ridge or "
-            "ridge='auto'"
-        )
+    singular = problem.interpolates()
+    if not np.isfinite(residual) or (residual > 1 and singular):
+        cause = (f"K + nλI is singular in {problem.working_dtype} at ridge={problem.ridge:g} (duplicate or "
+                 "nearly duplicate rows of X?): use a larger ridge or ridge='auto'") if singular else \
+                "its iterates overflowed: rescale X or y, or use a larger ridge"
+        raise ValueError(f"solver={solver!r} diverged: relative residual {residual:.3g} after {n_iter} iterations, "
+                         f"not better than the zero solution; {cause}")
     warnings.warn(
         f"solver={solver!r} stopped after {n_iter} iterations at relative residual "
         f"{residual:.3g} > tol={tol:g}{why}",

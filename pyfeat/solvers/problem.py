@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyfeat import ops
-from pyfeat.ops._validate import for_inputs
+from pyfeat.ops._validate import for_inputs, peak_sq_norm
 from pyfeat.backend import array_module
 from pyfeat.backend import to_numpy as to_host  # small matrices for SciPy
 from pyfeat.ops import blocked
@@ -50,11 +50,12 @@ class Problem:
     def __post_init__(self):
         if self.on_cluster:  # the rows stay on the workers; the vectors here, on the CPU
             self.device = ops.device(self.X.backend)
+            self.kernel = for_inputs(self.kernel, self.working_dtype, self.X.peak_sq_norm)
         else:
             self.device = ops.device(self.device)
             self.X = self._working(self.device.asarray(self.X))
-            self.kernel = for_inputs(self.kernel, self.working_dtype, self.xp, self.X)
-            self._check_kernel_range()
+            self.kernel = for_inputs(self.kernel, self.working_dtype, lambda: peak_sq_norm(self.xp, self.X))
+        self._check_kernel_range()
         if self.Y is not None:
             self.Y = self.device.asarray(self.Y, dtype=np.float64)
 
@@ -127,10 +128,11 @@ class Problem:
         """ValueError when kernel values overflow the working dtype: |k(x, z)| ≤ max_i k(x_i, x_i)
         for these positive semidefinite kernels, so the float64 diagonal bounds every entry."""
         peak = float(np.max(self.kernel_diagonal()))
-        limit = float(np.finfo(self.working_dtype).max)
-        if not peak < limit:
-            raise ValueError(f"KernelRidge: kernel {self.kernel.name!r} values reach {peak:.3g} on X, beyond "
-                             f"{np.dtype(self.working_dtype).name}'s range; rescale X or pass float64 X")
+        dtype = np.dtype(self.working_dtype)
+        if not peak < float(np.finfo(dtype).max):
+            advice = "rescale X" + (" or pass float64 X" if dtype == np.float32 else "")
+            raise ValueError(f"kernel {self.kernel.name!r} values reach {peak:.3g} on X, beyond {dtype.name}'s "
+                             f"range: {advice}")
 
     def interpolates(self):
         """Whether nλ is at or below the rounding level of K's eigenvalues, n·eps·mean k(x, x)
