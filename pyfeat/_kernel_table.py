@@ -183,6 +183,8 @@ class KernelSpec:
         A name of ``TABLE`` (not an alias: :func:`parse` resolves those).
     params : dict, optional
         The kernel's parameters by name (e.g. ``{"bandwidth": 2.0}`` for "rbf").
+    differences : bool, default False
+        For rbf/laplace only: evaluate from the differences x − z (:meth:`from_differences`).
 
     Examples
     --------
@@ -284,7 +286,7 @@ class KernelSpec:
         return row.reference(array_module(g), g, sx, sz, *p)
 
     def diagonal(self, sq: Any) -> Any:
-        """k(x, x) from sq = ``|x|^2`` in a form that cannot overflow where k(x, x) does not.
+        """Kernel values k(x, x) from sq = ``|x|^2``, in a form that cannot overflow where they do not.
 
         Distance kernels: 1. Cosine kernels: s^degree · k(u, u) for a unit vector u, with s =
         ``|x|^2`` + bias² (the table's ``degree``: ntk s, nngp s/2, arccos0 1/2). poly: its formula
@@ -298,7 +300,7 @@ class KernelSpec:
         Returns
         -------
         ndarray
-            k(x_i, x_i), the shape and array type of ``sq``.
+            Values k(x_i, x_i), of the shape and array type of ``sq``.
 
         Examples
         --------
@@ -332,7 +334,7 @@ class KernelSpec:
     def from_differences(self) -> KernelSpec:
         """This distance kernel (rbf, laplace) evaluated from the differences x − z.
 
-        The ops form |x − z|² from inner products (one GEMM), good to about 4·eps·R² for rows of
+        The ops form ``|x − z|²`` from inner products (one GEMM), good to about 4·eps·R² for rows of
         norm up to R; where that error would exceed 1 % of the kernel's exponent (a bandwidth
         small for the norms and dtype, or norms whose squares overflow) they switch to this
         form, ``Σ_k ((x_k − z_k)/h)²`` in float64 (no cancellation, no overflow to NaN), at the

@@ -38,6 +38,10 @@ class Kernel(KernelSpec):
         The kernel's name (an alias is resolved by :func:`get`, not here).
     params : dict, optional
         Its parameters by name; :func:`get` checks them and fills in the defaults.
+    differences : bool, default False
+        For rbf/laplace only: evaluate the kernel from the differences x − z instead of inner
+        products (:meth:`from_differences`; the ops and KernelRidge choose it where inner
+        products cannot resolve the kernel).
 
     See Also
     --------
