@@ -313,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output directory (default: results/<name>)")
     p.add_argument("--dask", type=_dask_address, default=None, metavar="ADDRESS|local:N",
                    help="run grid points on Dask: a scheduler address, or local:N for a LocalCluster of N workers")
-    p.add_argument("--resume", action="store_true", help="skip the grid points already in DIR/results.csv")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the grid points already in DIR/results.csv (the config may grow the grid)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 

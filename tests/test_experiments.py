@@ -283,9 +283,26 @@ def test_existing_results_need_resume(tmp_path):
     ex.run_sweep(TOY, tmp_path, progress=False)
     with pytest.raises(FileExistsError, match="resume"):
         ex.run_sweep(TOY, tmp_path, progress=False)
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(ValueError, match="different config .* are not points of the new one"):
         ex.run_sweep(TOY.replace("seed = 3", "seed = 5"), tmp_path, resume=True, progress=False)
     assert len(ex.run_sweep(TOY, tmp_path, resume=True, progress=False)) == N_TOY_ROWS
+
+
+def test_resume_with_a_grown_grid_runs_only_the_new_points(tmp_path):
+    """A config whose grid contains every row written (here: one more seed) continues them: the
+    old rows stay as they are, only the new seed's points run, and the result equals a fresh
+    run of the grown config; the config copy is the new one."""
+    grown = TOY.replace("seeds = 2", "seeds = 3")
+    assert grown != TOY
+    first = ex.run_sweep(TOY, tmp_path / "run", progress=False)
+    ran = []
+    rows = ex.run_sweep(grown, tmp_path / "run", resume=True, progress=False, on_row=ran.append)
+    fresh = ex.run_sweep(grown, tmp_path / "fresh", progress=False)
+    assert len(ran) == len(fresh) - len(first) > 0 and {r["seed"] for r in ran} == {2}
+    key = lambda r: r["point_id"]  # noqa: E731
+    assert [(r["point_id"], r["test_mse"]) for r in sorted(rows, key=key)] == \
+        [(r["point_id"], r["test_mse"]) for r in sorted(fresh, key=key)]
+    assert (tmp_path / "run" / "config.toml").read_text(encoding="utf-8") == grown
 
 
 class _Killed(Exception):
@@ -520,8 +537,8 @@ def test_failure_after_some_rows_keeps_them_for_resume(tmp_path):
     assert len(ex.load_results(tmp_path)) == 1  # ls at (4, 16, 0) ran first
     with pytest.raises(FileExistsError):
         ex.run_sweep(TOY, tmp_path, progress=False)
-    with pytest.raises(SweepError, match="holds a different config"):
-        ex.run_sweep(TOY, tmp_path, resume=True, progress=False)
+    # the failing model fixed, the run continues after the row it kept (a point of both grids)
+    assert len(ex.run_sweep(TOY, tmp_path, resume=True, progress=False)) == N_TOY_ROWS
 
 
 # -- sample complexity -----------------------------------------------------------------------------

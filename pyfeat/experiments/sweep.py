@@ -570,7 +570,9 @@ def run_sweep(config: str | PathLike | SweepConfig, out: str | PathLike, dask: A
     resume : bool, default False
         Skip the points already in ``out/results.csv``. Without it an existing results file
         with rows is an error (a sweep never silently mixes with an old one); a file without
-        rows (a run that failed at its first point) is no results.
+        rows (a run that failed at its first point) is no results. The config may differ from
+        the one that wrote the rows when its grid contains every one of them (a grown grid:
+        more seeds, n or d); it then replaces ``out/config.toml``.
     progress : bool, default True
         Show a progress bar over the grid points.
     on_row : callable, optional
@@ -591,8 +593,8 @@ def run_sweep(config: str | PathLike | SweepConfig, out: str | PathLike, dask: A
         When ``out/results.csv`` has rows and ``resume`` is False.
     SweepError
         For a bad ``dask`` value, a scheduler not reached within ``PYFEAT_DASK_TIMEOUT``
-        seconds (:func:`pyfeat.experiments.sweep.connect_timeout`), another config's rows in
-        ``out``, or a malformed results file.
+        seconds (:func:`pyfeat.experiments.sweep.connect_timeout`), rows in ``out`` that are
+        not points of this config, or a malformed results file.
     RuntimeError
         When ``dask`` is given but dask.distributed is not installed.
 
@@ -630,8 +632,14 @@ def run_sweep(config: str | PathLike | SweepConfig, out: str | PathLike, dask: A
         if not resume:
             raise FileExistsError(f"{path} exists: pass resume=True (--resume) or use another output directory")
         if copy.exists() and copy.read_text(encoding="utf-8") != config.text:
-            raise SweepError(f"{copy} holds a different config than the rows of {path}; resume with "
-                             "the same config or use another directory")
+            # another config may continue these rows when its grid holds every one of them (more
+            # seeds, n or d): a point's id covers everything that determines its row
+            ids = {p.point_id for p in grid(config)}
+            stray = [r for r in load_results(path) if r.get("point_id") not in ids]
+            if stray:
+                raise SweepError(f"{copy} holds a different config than the rows of {path}, and {len(stray)} of "
+                                 "those rows are not points of the new one; resume with a config whose grid "
+                                 "contains them (e.g. more seeds, n or d) or use another directory")
     out.mkdir(parents=True, exist_ok=True)
     copy.write_text(config.text, encoding="utf-8")
 
