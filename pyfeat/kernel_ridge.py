@@ -60,9 +60,10 @@ class KernelRidge(Regressor):
     ridge : float ≥ 0, "auto" or a 1-D grid of floats > 0, default 1e-4
         The λ in (1/n)Σ(f(x_i) − y_i)² + λ‖f‖²_H (scikit-learn's alpha = nλ). "auto" (or a grid)
         chooses λ over a grid (default t̄·10^k, k = −7 … −1 in quarter decades, t̄ the mean of
-        k(x_i, x_i); ``pyfeat.solvers.ridge_path``): by exact GCV from one eigendecomposition
-        when n ≤ 4096 and the direct solver applies, else by the held-out MSE of a 10 % split,
-        every λ of the grid solved in one preconditioned CG run; then fits at the chosen λ.
+        k(x_i, x_i); ``pyfeat.solvers.ridge_path``): by the exact leave-one-out error (or GCV,
+        ``ridge_criterion``) from one eigendecomposition when n ≤ 4096 and the direct solver
+        applies, else by the held-out MSE of a 10 % split, every λ of the grid solved in one
+        preconditioned CG run; then fits at the chosen λ.
     solver : {"auto", "direct", "cg", "pcg", "richardson", "eigenpro", "nystrom"}, default "auto"
         "auto" picks the fastest solver for the size, the ridge and the memory (measured on
         2-core CPUs, benchmarks/test_bench_kernel_ridge.py): ``richardson`` when
@@ -103,6 +104,9 @@ class KernelRidge(Regressor):
         ``pyfeat.solvers.eigenpro``, ``pyfeat.solvers.pcg``).
     random_state : int >= 0, numpy Generator, SeedSequence, RandomState or None, default None
         The scikit-learn name for the seed; when not None it is used instead of ``seed``.
+    ridge_criterion : {"loo", "gcv"}, default "loo"
+        The exact path's score of a λ (n ≤ 4096): the exact leave-one-out MSE, or GCV, which
+        can pick too small a λ near an interpolation peak (``pyfeat.solvers.ridge_path``).
 
     Attributes
     ----------
@@ -120,10 +124,10 @@ class KernelRidge(Regressor):
     ridge_ : float
         The λ of the fit (the chosen one for "auto" or a grid).
     ridge_grid_, ridge_scores_ : ndarray
-        When λ was selected: the grid and its scores (GCV or held-out MSE per λ; NaN: not
-        scored).
+        When λ was selected: the grid and its scores (LOO, GCV or held-out MSE per λ; NaN:
+        not scored).
     ridge_method_ : str
-        When λ was selected: "gcv" or "held-out".
+        When λ was selected: "loo", "gcv" or "held-out".
     n_matvecs_ : float
         Kernel values evaluated by the fit, in units of one n × n matvec.
     history_ : dict
@@ -182,9 +186,11 @@ class KernelRidge(Regressor):
                  solver: str = "auto", tol: float = 1e-6, max_iter: int | None = None, block: int | None = None,
                  backend: str = "auto", verbose: bool = False, seed: SeedLike = 0, kernel_params: dict | None = None,
                  early_stopping: float | None = None, n_centers: int | None = None, n_components: int | None = None,
-                 subsample: int | None = None, batch_size: int | None = None, random_state: SeedLike = None):
+                 subsample: int | None = None, batch_size: int | None = None, random_state: SeedLike = None,
+                 ridge_criterion: str = "loo"):
         self.kernel = kernel
         self.ridge = ridge
+        self.ridge_criterion = ridge_criterion
         self.solver = solver
         self.tol = tol
         self.max_iter = max_iter
@@ -224,6 +230,8 @@ class KernelRidge(Regressor):
 
     def _check_params(self):
         self._ridge_grid()
+        if self.ridge_criterion not in ("loo", "gcv"):
+            raise ValueError(f"ridge_criterion must be 'loo' or 'gcv', got {self.ridge_criterion!r}")
         _real("tol", self.tol)
         for name in ("max_iter", "block", "n_centers", "n_components", "batch_size"):
             _optional_int(name, getattr(self, name), 1)
@@ -309,9 +317,9 @@ class KernelRidge(Regressor):
         --------
         >>> import pyfeat as pf
         >>> X, y = pf.tasks.MultiIndex(d=6, r=2, degree=2, seed=0).sample(500, seed=1)
-        >>> krr = pf.KernelRidge(ridge="auto").fit(X, y)  # λ by exact GCV over the grid
+        >>> krr = pf.KernelRidge(ridge="auto").fit(X, y)  # λ by exact leave-one-out over the grid
         >>> krr.ridge_method_, krr.ridge_grid_.shape, bool(krr.ridge_ in krr.ridge_grid_)
-        ('gcv', (25,), True)
+        ('loo', (25,), True)
         >>> import numpy as np
         >>> pf.KernelRidge(ridge=1e-3).fit(X, np.c_[y, 2 * y]).predict(X[:4]).shape
         (4, 2)
@@ -370,7 +378,7 @@ class KernelRidge(Regressor):
 
     def _select_ridge(self, problem):
         """Sets ridge_ (and for a selection ridge_grid_, ridge_scores_, ridge_method_); returns
-        the exact path's α(λ) when GCV ran (the fit then needs no solver), else None."""
+        the exact path's α(λ) when LOO/GCV ran (the fit then needs no solver), else None."""
         grid = self._ridge_grid()
         if grid is None:
             self.ridge_ = float(self.ridge)
@@ -378,8 +386,9 @@ class KernelRidge(Regressor):
         grid = _ridge_path.default_grid(problem) if isinstance(grid, str) else grid
         n = problem.n
         if n <= _ridge_path.EXACT_MAX_N and self.solver in ("auto", "direct") and _direct.fits(n):
-            scores, exact = _ridge_path.gcv(problem, grid)
-            self.ridge_method_ = "gcv"
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scores, exact = _ridge_path.exact(problem, grid, self.ridge_criterion)
+            self.ridge_method_ = self.ridge_criterion
         else:
             budget = _ridge_path.SELECT_MAX_ITER if self.max_iter is None else self.max_iter
             scores, _ = _ridge_path.held_out(problem, grid, budget)
