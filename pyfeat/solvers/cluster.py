@@ -19,7 +19,7 @@ eigenpro         per mini-batch of m rows: α (n·k) to each worker and m·k bac
                  g (m·k) out and s·k back
 nystrom          per iteration: M·k to each worker, one M·k partial per worker thread back; once:
                  the M centres (M·d) and k(C, X)Y (Y to each worker)
-direct, GCV      K (n × n, float64) evaluated on the workers and gathered here (small n)
+direct, LOO/GCV  K (n × n, float64) evaluated on the workers and gathered here (small n)
 ===============  ==================================================================================
 """
 
