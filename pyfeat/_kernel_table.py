@@ -131,6 +131,7 @@ TABLE = {
                 lambda xp, g, sx, sz, gamma, coef0, degree: (gamma * g + coef0) ** degree),
 }
 ALIASES = {"arccos1": "nngp"}
+DISTANCE_KERNELS = ("rbf", "laplace")  # functions of |x − z|: evaluated from differences where needed
 MAX_PARAMS = 3  # p0, p1, p2 in the compiled code
 
 
@@ -311,7 +312,7 @@ class KernelSpec:
         """
         xp = array_module(sq)
         row = TABLE[self.name]
-        if self.name in ("rbf", "laplace"):
+        if self.name in DISTANCE_KERNELS:
             return xp.ones_like(sq)
         if row.degree is None:
             return self.from_inner(sq, sq, sq)
@@ -356,8 +357,8 @@ class KernelSpec:
         >>> pf.kernels.get("rbf").from_differences().differences
         True
         """
-        if self.name not in ("rbf", "laplace"):
-            raise ValueError(f"kernel {self.name!r} is not a distance kernel (rbf, laplace)")
+        if self.name not in DISTANCE_KERNELS:
+            raise ValueError(f"kernel {self.name!r} is not a distance kernel {DISTANCE_KERNELS}")
         return type(self)(self.name, self.params, differences=True)
 
     def without_bias(self) -> KernelSpec:

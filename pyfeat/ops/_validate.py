@@ -5,18 +5,22 @@ checked in its own dtype (every real dtype casts to the working dtype without ov
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from pyfeat import backend as _backend
+from pyfeat._kernel_table import DISTANCE_KERNELS
 from pyfeat._kernel_table import parse as parse_kernel
 from pyfeat.ops._device import device
 from pyfeat.ops._plan import blocks, working_dtype
+
+logger = logging.getLogger("pyfeat.ops")
 
 # rows per block when a finiteness check has to look at the entries (no n-sized temporary)
 _CHECK_ROWS = 1 << 14
 
 
-DISTANCE_KERNELS = ("rbf", "laplace")
 RESOLUTION = 0.01  # the largest error allowed in the exponent of a distance kernel
 
 
@@ -27,15 +31,13 @@ def peak_sq_norm(xp, *arrays):
 
 
 def resolved(kernel, dtype, peak_sq_norm):
-    """Whether inner products resolve the distance kernel rbf/laplace with bandwidth h on inputs
-    of squared norm up to R² in ``dtype``: |x − z|² = |x|² + |z|² − 2<x, z> (from the GEMM)
+    """Whether inner products resolve the distance kernel (rbf/laplace) with bandwidth h on
+    inputs of squared norm up to R² in ``dtype``: |x − z|² = |x|² + |z|² − 2<x, z> (from the GEMM)
     carries an error of about 4·eps·R², i.e. 4·eps·R²/(2h²) in rbf's exponent and √(4·eps·R²)/h
     in laplace's (at |x − z| → 0); both must stay ≤ RESOLUTION (1 %), and R² must be finite
     (float64). Otherwise the kernel is evaluated from differences (``KernelSpec.from_differences``:
     with float32 rows of norm ~400 and bandwidth 1e-3 the inner products gave an rbf diagonal of
     0 instead of 1; rows of norm 1e200 gave NaN)."""
-    if kernel.name not in DISTANCE_KERNELS or kernel.differences:
-        return True
     if not np.isfinite(peak_sq_norm):
         return False
     h = float(kernel.params["bandwidth"])
@@ -48,9 +50,10 @@ def for_inputs(kernel, dtype, peak):
     """The kernel as the ops evaluate it on inputs of squared norm up to ``peak()`` (called only
     for a distance kernel): from differences when inner products do not resolve it
     (``resolved``), else itself."""
-    if kernel.name not in DISTANCE_KERNELS or kernel.differences:
+    if kernel.name not in DISTANCE_KERNELS or kernel.differences or resolved(kernel, dtype, peak()):
         return kernel
-    return kernel if resolved(kernel, dtype, peak()) else kernel.from_differences()
+    logger.info("kernel %r from the differences x − z: inner products cannot resolve it", kernel.name)
+    return kernel.from_differences()
 
 
 def block_size(value):

@@ -22,15 +22,11 @@ rounding). On the "numpy" device the call goes to the float64 reference instead.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from pyfeat._kernel_table import TABLE
 from pyfeat.ops import _reference
 from pyfeat.ops._plan import blocks, rows_per_block, tiles, working_dtype
-
-logger = logging.getLogger("pyfeat.ops")
 
 __all__ = ["first_step_gradient", "residual_gradient", "network_gradient", "relu_features", "relu_gram",
            "relu_predict", "relu_transpose", "taylor_gradient", "taylor_predict", "kernel_matvec", "kernel_matrix",
@@ -448,9 +444,9 @@ def _cosine_rows(dev, kernel, A):
     when a row's squared norm overflows or leaves 2^±COSINE_SAFE_EXPONENT (or underflows to 0),
     each row rescaled exactly by its own power of two, a'_i = a_i 2^{-e_i} (max_k |a_ik| =
     m·2^{e_i}, m ∈ [0.5, 1)), and f_i = 2^{deg·e_i} in float64, k(a_i, b_j) = f_i g_j k(a'_i, b'_j)
-    (``pyfeat._kernel_table.Row.degree``). Float32 rows of norm 1e-20 gave NaN (1/(|x||z|) overflowed) and rows of
-    norm 1e19 inf, although their kernel values are representable; per row, so a block mixing
-    such rows with ordinary ones is exact too, whatever the block size."""
+    (``pyfeat._kernel_table.Row.degree``). Float32 rows of norm 1e-20 gave NaN (1/(|x||z|)
+    overflowed) and rows of norm 1e19 inf, although their kernel values are representable; per
+    row, so a block mixing such rows with ordinary ones is exact too, whatever the block size."""
     xp = dev.xp
     sq = dev.sq_norms(A)
     degree = TABLE[kernel.name].degree
@@ -494,8 +490,6 @@ def _difference_tiles(dev, X, Z, kernel, block_size, whole_z=False):
     nx, nz, d = X.shape[0], Z.shape[0], X.shape[1]
     rows, cols = tiles(nx, nz, row_bytes=8 * d, col_bytes=8 * d, cell_bytes=16, budget=dev.budget(),
                        max_rows=nx, max_cols=nz if whole_z else 2048, rows=block_size)
-    logger.info("kernel %r from differences (inner products cannot resolve it): %d × %d tiles", kernel.name,
-                rows, cols)
     with np.errstate(over="ignore", invalid="ignore"):
         for s, e in blocks(nx, rows):
             Xb = xp.asarray(X[s:e], dtype=xp.float64)
@@ -635,7 +629,7 @@ def kernel_gram_matvec(dev, X, C, V, kernel, block_size=None):
         G = xp.empty((e - s, M), dt)
         dev.matmul(Xb, C.T, G)
         dev.kernel_apply(kernel, G, sx, sc)
-        K = _scale_tile(G, fx, fc).astype(xp.float64, copy=False)
+        K = _scale_tile(G, fx, fc)
         acc += K.T @ (K @ V.astype(xp.float64))
 
     return _sum([st[1] for st in dev.run(nx, rows, make_state, step, tiled=True)])

@@ -46,6 +46,7 @@ class Problem:
     block_size: int | None = None
     working_products: bool = False
     kernel_evaluations: int = field(default=0, init=False)
+    _diagonal: object = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         if self.on_cluster:  # the rows stay on the workers; the vectors here, on the CPU
@@ -141,10 +142,12 @@ class Problem:
         return self.ridge <= eps * float(np.mean(self.kernel_diagonal()))
 
     def kernel_diagonal(self):
-        """k(x_i, x_i) for every training row, float64 (from the kernel's formula at g = |x|²)."""
-        if self.on_cluster:
-            return self.X.kernel_diagonal(self.kernel)
-        return to_host(diagonal(self.kernel, self.X))
+        """k(x_i, x_i) for every training row, float64 (``KernelSpec.diagonal``), computed once
+        (the range check, the ridge grid and the divergence test all read it)."""
+        if self._diagonal is None:
+            self._diagonal = self.X.kernel_diagonal(self.kernel) if self.on_cluster else \
+                to_host(diagonal(self.kernel, self.X))
+        return self._diagonal
 
     def host_kernel_matrix(self, A):
         """K(A, A) as a float64 NumPy matrix (A cast to float64; small sizes: the factorizations
