@@ -834,6 +834,26 @@ def test_network_ops_far_from_unit_scale(rng, backend):
     np.testing.assert_allclose(gW, want[1], rtol=1e-4, atol=1e-4 * np.abs(want[1]).max())
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rescaled_bias_keeps_its_sign(backend):
+    """A neuron with zero weights and a tiny negative bias is inactive even when another neuron's
+    weights (8e29) rescale the block so far that the bias underflows (hypothesis found it: in
+    float32, b 2^-101 = 0 counted the neuron as active and first_step_gradient got 0.316 for 0)."""
+    X = np.array([[1.2573022]], np.float32)
+    y = np.array([0.12573022], np.float32)
+    W = np.array([[0.0], [8.216182e29]], np.float32)
+    a = np.array([-1.0, 1.0], np.float32)
+    for sign in (-1, 1):
+        b = sign * np.array([6.5179116e-16, 1.7471729e-16], np.float32)
+        X64, W64, b64 = (v.astype(np.float64) for v in (X, W, b))
+        active = (X64 @ W64.T + b64 >= 0)[0]
+        grad = ops.first_step_gradient(X, y, W, a, b, backend=backend)
+        want = -2.0 * a * active * y[0] * X64[0, 0]
+        np.testing.assert_allclose(grad[:, 0], want, rtol=1e-6)
+        P = ops.relu_features(X, W, b, backend=backend)
+        assert (P[0] > 0).tolist() == [bool(sign > 0), True]
+
+
 def test_network_ops_on_dask_arrays(rng):
     """Dask X (row chunks): the sums of network_gradient, residual_gradient and relu_transpose are
     added on the cluster and equal the NumPy results."""

@@ -208,7 +208,7 @@ def _ov_kval(code, g, sx, sz, p0, p1, p2):
 @njit(**_JIT)
 def _mask_times_y(Z, b, y):
     """Z[i, j] <- y[i] if Z[i, j] + b[j] >= 0 else 0   (in place)."""
-    zero = b[0] * 0  # zero of the working dtype (b is finite)
+    zero = _typed(b, 0)
     for i in range(Z.shape[0]):
         yi = y[i]
         for j in range(Z.shape[1]):
@@ -219,7 +219,7 @@ def _mask_times_y(Z, b, y):
 def _relu_residual(Z, b, a, y, sq, ga, gb):
     """Per row i: r = Σ_j a_j relu(Z[i, j] + b[j]) − y[i] (float64); sq[0] += r², ga[j] += r relu(·),
     gb[j] += r 1[Z[i, j] + b[j] ≥ 0], Z[i, j] <- r 1[Z[i, j] + b[j] ≥ 0]   (in place)."""
-    zero = b[0] * 0
+    zero = _typed(b, 0)
     s = 0.0
     for i in range(Z.shape[0]):
         f = 0.0
@@ -241,7 +241,7 @@ def _relu_residual(Z, b, a, y, sq, ga, gb):
 @njit(**_JIT)
 def _relu_bias(Z, b):
     """Z <- relu(Z + b)   (in place)."""
-    zero = b[0] * 0
+    zero = _typed(b, 0)
     for i in range(Z.shape[0]):
         for j in range(Z.shape[1]):
             Z[i, j] = max(Z[i, j] + b[j], zero)

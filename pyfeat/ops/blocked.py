@@ -88,8 +88,19 @@ class _Scaled:
         xp, t = self.xp, max(ex + self.ew, self.eb)
         if self.W1 is None:
             self.W1 = xp.ascontiguousarray(xp.ldexp(self.W, -self.ew))
-        return (xp.ldexp(Xb, self.ew - t), self.W1, xp.ldexp(self.b, -t),
+        return (xp.ldexp(Xb, self.ew - t), self.W1, _scaled_bias(xp, self.b, t),
                 None if yb is None else xp.ldexp(yb, -ey), t, ey)
+
+
+def _scaled_bias(xp, b, t):
+    """b' = b 2^{-t}, where it underflows to 0 (b ≠ 0) the smallest subnormal of b's sign: a
+    neuron whose X_b Wᵀ is 0 keeps the sign of its bias in the ReLU mask (b = -6.5e-16 with
+    t = 101 in float32 gave b' = 0 and the neuron counted as active)."""
+    scaled = xp.ldexp(b, -t)
+    lost = (scaled == 0) & (b != 0)
+    if bool(lost.any()):
+        scaled = xp.where(lost, xp.copysign(xp.asarray(xp.finfo(b.dtype).smallest_subnormal, b.dtype), b), scaled)
+    return scaled
 
 
 def _unit(xp, Xb):
