@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "pyfeat/cpu_ops.hpp"
 #include "pyfeat/kernel_math.hpp"
 #include "pyfeat/taylor_math.hpp"
 #ifdef PYFEAT_WITH_CUDA
@@ -108,7 +109,7 @@ py::dict build_info() {
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "pyfeat compiled core: shared scalar math and CUDA kernels";
+  m.doc() = "pyfeat compiled core: shared scalar math, the AVX-512 cosine-kernel reduction and CUDA kernels";
   m.def("build_info", &build_info, "Build facts: version, CUDA compiled in, architectures.");
   m.def("kernel_values", &kernel_values<float>, py::arg("code"), py::arg("g"), py::arg("sx"),
         py::arg("sz"), py::arg("p0"), py::arg("p1"), py::arg("p2"),
@@ -126,6 +127,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("a1"), py::arg("a2"), "Host evaluation of taylor_math.hpp taylor_neuron: (term, slope) (float32).");
   m.def("taylor_neurons", &taylor_neurons<double>, py::arg("code"), py::arg("u0"), py::arg("u"),
         py::arg("a1"), py::arg("a2"), "Host evaluation of taylor_math.hpp taylor_neuron: (term, slope) (float64).");
+  pyfeat::cpu::register_bindings(m);
 #ifdef PYFEAT_WITH_CUDA
   pyfeat::cuda::register_bindings(m);
 #endif

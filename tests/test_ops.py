@@ -443,6 +443,48 @@ def test_kernel_ops(rng, backend, dtype, kernel, shape):
                  scale=(S @ np.abs(V)).max())
 
 
+@pytest.mark.parametrize("path", ["avx512", "blas+numba"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel", [k for k in KERNELS if k[0] in ("ntk", "nngp", "arccos0")],
+                         ids=lambda k: k[0] + ("-bias" if "bias" in k[1] else ""))
+def test_cosine_matvec_on_both_cpu_paths(rng, monkeypatch, path, dtype, kernel):
+    """The cosine kernels' kernel_matvec tiles on both CPU paths: the AVX-512 reduction of
+    pyfeat._core (csrc/cpu_cosine.cpp, where the CPU has it: the call is counted) and the BLAS
+    GEMM + Numba pass, against the float64 reference. Rows and columns that are not multiples of
+    the register block (8 rows x 2 vectors), d = 1 ... 40, zero rows, a duplicate pair, 1-5
+    columns of V in the working dtype and in float64 (the solvers' V; 5 columns take the GEMM)."""
+    from pyfeat.ops import _numba, blocked
+
+    calls = []
+    if path == "avx512":
+        if _numba.AVX512_REDUCE is None:
+            pytest.skip("the AVX-512 reduction does not run here (CPU without AVX-512 or no pyfeat._core)")
+        reduce = _numba.AVX512_REDUCE
+        monkeypatch.setattr(_numba, "AVX512_REDUCE", lambda *a: calls.append(1) or reduce(*a))
+    else:
+        monkeypatch.setattr(_numba, "AVX512_REDUCE", None)
+    name, params = kernel
+    dev = ops.device("numba")
+    kern = pf.kernels.get(name, **params)
+    for nx, d, nz in [(13, 1, 45), (130, 7, 301), (257, 33, 70), (9, 40, 1000)]:
+        X = rng.standard_normal((nx, d)).astype(dtype)
+        Z = rng.standard_normal((nz, d)).astype(dtype)
+        X[0], Z[1], Z[2] = 0, 0, X[3]
+        K = ref_kernel(X, Z, name, params)
+        S = kernel_scale(X, Z, name, params)
+        degenerate = S * (RTOL_ANGLE_DEGENERATE[dtype] / RTOL[dtype])  # cos t = ±1: test_kernel_self_pairs
+        S[3, 2] = degenerate[3, 2]  # the duplicate pair
+        if d == 1:  # every pair
+            S = degenerate
+        for k, vdtype in [(1, dtype), (3, dtype), (2, np.float64), (4, np.float64), (5, np.float64)]:
+            V = rng.standard_normal((nz, k)).astype(vdtype)
+            out = blocked.kernel_matvec(dev, X, Z, V, kern, block_size=64)
+            assert out.shape == (nx, k) and out.dtype == vdtype
+            assert_close(out, K @ V.astype(np.float64), dtype, f"{path} {name} {nx}x{nz} d={d} k={k}",
+                         scale=(S @ np.abs(V)).max())
+    assert (len(calls) > 0) == (path == "avx512")
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", ["ntk", "arccos0", "laplace"])
 def test_kernel_self_pairs(rng, backend, name):
@@ -455,6 +497,37 @@ def test_kernel_self_pairs(rng, backend, name):
     for dtype, tol in RTOL_ANGLE_DEGENERATE.items():
         M = to_numpy(ops.kernel_matrix(X.astype(dtype), None, kern, backend=backend))
         assert np.abs(M - K).max() / np.abs(K).max() <= tol
+
+
+@pytest.mark.parametrize("path", ["avx512", "blas+numba"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cosine_diagonal_exact_and_ops_consistent(rng, monkeypatch, path, dtype):
+    """Cosines within rounding of ±1 are ±1 (``_numba.cosine_limit``): the diagonal of the cosine
+    kernels is exact to (d + 4) eps (it was off by up to sqrt(eps), 2e-4 in float32, as the GEMM
+    happened to round), x = -z gives 0, and kernel_matvec equals kernel_matrix @ V to rounding on
+    both CPU paths (the direct solver's residual is computed with the matvec)."""
+    from pyfeat.ops import _numba, blocked
+
+    if path == "avx512" and _numba.AVX512_REDUCE is None:
+        pytest.skip("the AVX-512 reduction does not run here")
+    if path != "avx512":
+        monkeypatch.setattr(_numba, "AVX512_REDUCE", None)
+    dev = ops.device("numba")
+    eps = np.finfo(dtype).eps
+    for d in (3, 32, 100):
+        X = (rng.standard_normal((300, d)) * rng.uniform(0.1, 10, (300, 1))).astype(dtype)
+        X[1] = -X[0]
+        X64 = X.astype(np.float64)
+        sq = (X64 * X64).sum(axis=1)
+        for name, diagonal in [("ntk", sq), ("nngp", sq / 2), ("arccos0", np.full(len(X), 0.5))]:
+            kern = pf.kernels.get(name)
+            K = blocked.kernel_matrix(dev, X, X, kern).astype(np.float64)
+            np.testing.assert_allclose(np.diag(K), diagonal, rtol=4 * (d + 4) * eps)
+            assert K[0, 1] == 0 and K[1, 0] == 0  # angle pi: 0 for all three
+            V = rng.standard_normal((len(X), 2)).astype(dtype)
+            KV = blocked.kernel_matvec(dev, X, X, V, kern)
+            ref = K @ V.astype(np.float64)
+            assert np.abs(KV - ref).max() <= 30 * eps * (np.abs(K) @ np.abs(V.astype(np.float64))).max()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -28,13 +28,17 @@ in ``pyfeat.ops.blocked``, so a backend adds only primitives:
                                    taylor_workspace(rows, m)`` its scratch
 ``taylor_forward(Z, bb, a1, a2,``  out_i = Σ_j term_ij (the Taylor model's predictions)
 ``code, out)``
-``kernel_apply(k, G, sx, sz)``     G ← k(G, sx, sz) in place (kernel epilogue of a GEMM tile)
-``kernel_store(k, G, sx, sz, R, c)`` R[:, c:c + G.shape[1]] ← k(G, sx, sz) (the epilogue of a
-                                   tile of a wider output; default: kernel_apply, then a copy)
+``kernel_apply(k, G, sx, sz, d)``  G ← k(G, sx, sz) in place (kernel epilogue of a GEMM tile of
+                                   inner products of length d)
+``kernel_store(k, G, sx, sz, R, c,`` R[:, c:c + G.shape[1]] ← k(G, sx, sz) (the epilogue of a
+``d)``                             tile of a wider output; default: kernel_apply, then a copy)
 ``kernel_gram_reduce(k, ..., acc)`` acc += K_bᵀ(K_b V) for one row block, K_b evaluated once
                                    (Falkon's fused Nyström product)
 ``kernel_reduce(k, ..., acc, ws)`` acc += K(X_b, Z_c) V_c for one tile, fused (the kernel tile
-                                   reduction; CPU: GEMM + fused pass, GPU: one fused kernel)
+                                   reduction; CPU: GEMM + fused pass, or one AVX-512 loop for
+                                   the cosine kernels; GPU: one fused kernel)
+``kernel_tile``, ``reduce_tile(k,`` the largest tile (rows, columns of 4-byte values) of the
+``n_cols, d)``                     kernel ops, and of kernel_reduce for kernel k, V's columns, d
 ``gram_update(P, G, ws)``          G += PᵀP (float64 G; the CPU fills only its upper triangle)
 ``gram_result(G)``                 the full symmetric Gram from the accumulated G
 ``sq_norms(A)``                    |a_i|² per row
@@ -74,8 +78,11 @@ class Device:
             step(state, s, e)
         return [state]
 
-    def kernel_store(self, kernel, G, sx, sz, R, col):
-        self.kernel_apply(kernel, G, sx, sz)
+    def reduce_tile(self, kernel, n_cols, d):
+        return self.kernel_tile
+
+    def kernel_store(self, kernel, G, sx, sz, R, col, d):
+        self.kernel_apply(kernel, G, sx, sz, d)
         R[:, col : col + G.shape[1]] = G
 
     def kernel_gram_reduce(self, kernel, Xb, sx, C, sc, V, acc, ws):
@@ -83,7 +90,7 @@ class Device:
         epilogue, then two products in V's dtype (the float32 block cast once for a float64 V)."""
         G = self.xp.empty((Xb.shape[0], C.shape[0]), Xb.dtype) if ws is None else ws.get("tile", (Xb.shape[0], C.shape[0]), Xb.dtype)
         self.matmul(Xb, C.T, G)
-        self.kernel_apply(kernel, G, sx, sc)
+        self.kernel_apply(kernel, G, sx, sc, Xb.shape[1])
         K = G if G.dtype == V.dtype else G.astype(V.dtype)
         acc += K.T @ (K @ V)
 

@@ -543,7 +543,7 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
     nx, d = X.shape[0], Z.shape[1]
     nz, k = V.shape
     rows, cols = _kernel_tiles(dev, nx, nz, d, dt, row_bytes=16 * k, col_bytes=V.dtype.itemsize * k,
-                               block_size=block_size)
+                               block_size=block_size, tile=dev.reduce_tile(kernel, k, d))
     Z, sz, fz = _cosine_rows(dev, kernel, Z)
     out = xp.empty((nx, k), V.dtype)
     Vz = _scaled_cols(V, fz)  # K V = F_x K' (F_z V) for rows rescaled by _cosine_rows
@@ -591,12 +591,12 @@ def kernel_matrix(dev, X, Z, kernel, block_size=None):
         Xb, sx, fx = _cosine_rows(dev, kernel, block(X, s, e, dt))
         if buf is None:
             dev.matmul(Xb, Zc.T, out[s:e])
-            dev.kernel_apply(kernel, out[s:e], sx, sz)
+            dev.kernel_apply(kernel, out[s:e], sx, sz, d)
         else:
             for zs, ze in blocks(nz, cols):
                 G = buf[: (e - s) * (ze - zs)].reshape(e - s, ze - zs)
                 dev.matmul(Xb, Zc[zs:ze].T, G)
-                dev.kernel_store(kernel, G, sx, sz[zs:ze], out[s:e], zs)
+                dev.kernel_store(kernel, G, sx, sz[zs:ze], out[s:e], zs, d)
         if fx is not None or fz is not None:  # rescaled rows: back to scale (inf if not representable)
             out[s:e] = _scale_tile(out[s:e], fx, fz)
 
@@ -639,19 +639,19 @@ def kernel_gram_matvec(dev, X, C, V, kernel, block_size=None):
         # rescaled rows: K_b = F_x K'_b F_c as a float64 block, then K_bᵀ (K_b V)
         G = xp.empty((e - s, M), dt)
         dev.matmul(Xb, C.T, G)
-        dev.kernel_apply(kernel, G, sx, sc)
+        dev.kernel_apply(kernel, G, sx, sc, d)
         K = _scale_tile(G, fx, fc)
         acc += K.T @ (K @ V.astype(xp.float64))
 
     return _sum([st[1] for st in dev.run(nx, rows, make_state, step, tiled=True)])
 
 
-def _kernel_tiles(dev, nx, nz, d, dt, *, row_bytes, col_bytes, block_size, whole_z=False):
-    """(rows, cols) of the kernel ops' tiles: ``dev.kernel_tile`` at most (its columns count
-    4-byte values: float64 tiles get half), within each worker's share of the budget with the X
-    block, its scaled copy and norms (per row), a Z tile row's norms (per column) and the tile
-    itself; ``whole_z``: one tile spans all of Z."""
-    max_rows, max_cols = dev.kernel_tile
+def _kernel_tiles(dev, nx, nz, d, dt, *, row_bytes, col_bytes, block_size, whole_z=False, tile=None):
+    """(rows, cols) of the kernel ops' tiles: ``tile`` (default ``dev.kernel_tile``) at most
+    (its columns count 4-byte values: float64 tiles get half), within each worker's share of the
+    budget with the X block, its scaled copy and norms (per row), a Z tile row's norms (per
+    column) and the tile itself; ``whole_z``: one tile spans all of Z."""
+    max_rows, max_cols = dev.kernel_tile if tile is None else tile
     size = dt.itemsize
     max_cols = max(1, max_cols * 4 // size)
     # as many row blocks of equal size as a multiple of the workers (EigenPro's batch of 1392
