@@ -12,8 +12,8 @@
 //
 // The formula is the one of pyfeat.ops._numba (_ov_cosine_unit, _acos), written in one form
 // with the coefficients and constants passed from there (pyfeat.ops._numba._COSINE_FORMS):
-//   c = <x, z>/(|x||z|), taken as ±1 where |c| >= lim (pyfeat.ops._numba.cosine_limit),
-//   a = |c|, r = sqrt(max(1 - a, 0)) P(mu a + nu),
+//   c = <x, z>/(|x||z|), where |c| >= near from the rows' difference (exact_cosine, as
+//   pyfeat.ops._numba._exact_cosine), a = |c|, r = sqrt(max(1 - a, 0)) P(mu a + nu),
 //   h = c >= 0 ? slope c + offset + sign r : r,        K = u_x v_z h,
 // with u_x = |x|/(2 pi) and v_z = |z| for ntk and nngp (radial), 1/(2 pi) and 1 for arccos0.
 // tests/test_ops.py compares this path with the Numba one and with the float64 reference.
@@ -52,7 +52,7 @@ namespace {
 
 // The kernel's form (see the file's comment); coef: P's coefficients, highest degree first.
 struct Form {
-  double slope, offset, sign, mu, nu, lim;
+  double slope, offset, sign, mu, nu, near;
   bool radial;
   std::vector<double> coef;
 };
@@ -81,6 +81,7 @@ struct Simd<float> {
   using M = __mmask16;
   static constexpr int L = 16;
   static PF_SIMD V load(const float* p) { return _mm512_loadu_ps(p); }
+  static PF_SIMD void store(float* p, V a) { _mm512_storeu_ps(p, a); }
   static PF_SIMD V set1(float x) { return _mm512_set1_ps(x); }
   static PF_SIMD V zero() { return _mm512_setzero_ps(); }
   static PF_SIMD V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
@@ -92,11 +93,7 @@ struct Simd<float> {
   static PF_SIMD M nonnegative(V a) { return _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GE_OQ); }
   static PF_SIMD M at_least(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
   static PF_SIMD V select(M m, V yes, V no) { return _mm512_mask_blend_ps(m, no, yes); }
-  static PF_SIMD V sign_of(V a) {  // ±1 with a's sign
-    return _mm512_castsi512_ps(_mm512_or_si512(
-        _mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(int(0x80000000u))),
-        _mm512_castps_si512(_mm512_set1_ps(1.f))));
-  }
+
   // acc + sum over the 16 lanes of h_l w_l in float64 (w: 16 doubles), as 8 float64 lanes
   static PF_SIMD __m512d dot(V h, const double* w, __m512d acc) {
     const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(h), 1));
@@ -111,6 +108,7 @@ struct Simd<double> {
   using M = __mmask8;
   static constexpr int L = 8;
   static PF_SIMD V load(const double* p) { return _mm512_loadu_pd(p); }
+  static PF_SIMD void store(double* p, V a) { _mm512_storeu_pd(p, a); }
   static PF_SIMD V set1(double x) { return _mm512_set1_pd(x); }
   static PF_SIMD V zero() { return _mm512_setzero_pd(); }
   static PF_SIMD V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
@@ -122,11 +120,7 @@ struct Simd<double> {
   static PF_SIMD M nonnegative(V a) { return _mm512_cmp_pd_mask(a, _mm512_setzero_pd(), _CMP_GE_OQ); }
   static PF_SIMD M at_least(V a, V b) { return _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ); }
   static PF_SIMD V select(M m, V yes, V no) { return _mm512_mask_blend_pd(m, no, yes); }
-  static PF_SIMD V sign_of(V a) {
-    return _mm512_castsi512_pd(_mm512_or_si512(
-        _mm512_and_si512(_mm512_castpd_si512(a), _mm512_set1_epi64(int64_t(0x8000000000000000ull))),
-        _mm512_castpd_si512(_mm512_set1_pd(1.0))));
-  }
+
   static PF_SIMD __m512d dot(V h, const double* w, __m512d acc) {
     return _mm512_fmadd_pd(h, _mm512_loadu_pd(w), acc);
   }
@@ -135,18 +129,17 @@ struct Simd<double> {
 // The form in the working dtype: its constants rounded once, as the Numba loops round them.
 template <class T>
 struct TypedForm {
-  T slope, offset, sign, mu, nu, lim;
+  T slope, offset, sign, mu, nu, near;
   std::vector<T> coef;
   explicit TypedForm(const Form& f)
       : slope(T(f.slope)), offset(T(f.offset)), sign(T(f.sign)), mu(T(f.mu)), nu(T(f.nu)),
-        lim(T(f.lim)), coef(f.coef.begin(), f.coef.end()) {}
+        near(T(f.near)), coef(f.coef.begin(), f.coef.end()) {}
 };
 
 // h(c) of the file's comment on one vector of cosines; N = P's number of coefficients.
 template <class T, int N>
 PF_SIMD typename Simd<T>::V unit(typename Simd<T>::V c, const TypedForm<T>& f) {
   using S = Simd<T>;
-  c = S::select(S::at_least(S::abs(c), S::set1(f.lim)), S::sign_of(c), c);
   const auto a = S::abs(c);
   const auto t = S::fma(a, S::set1(f.mu), S::set1(f.nu));
   auto p = S::set1(f.coef[0]);
@@ -159,16 +152,38 @@ PF_SIMD typename Simd<T>::V unit(typename Simd<T>::V c, const TypedForm<T>& f) {
 
 // The register block: MR rows x NV vectors of columns (NR = NV L), MR NV accumulators. 8 x 2,
 // 4 x 4, 6 x 4, 12 x 2 and 14 x 2 measured within 10 % of each other at d = 32.
+// ±(1 - |x rx ∓ z rz|²/2) in float64 with the sign of c: the cosine of the unit rows from their
+// difference (or sum), for |c| >= near (pyfeat.ops._numba._exact_cosine).
+template <class T>
+double exact_cosine(const T* x, T rx, const T* z, T rz, int64_t d, T c) {
+  const double s = c >= T(0) ? 1.0 : -1.0;
+  double t = 0.0;
+  for (int64_t k = 0; k < d; ++k) {
+    const double e = double(x[k]) * double(rx) - s * double(z[k]) * double(rz);
+    t += e * e;
+  }
+  return s * (1.0 - 0.5 * t);
+}
+
 constexpr int MR = 8;
 constexpr int NV = 2;
 
-// acc[i, :K] += u_i sum_j h(c_ij) W[:, j], c_ij = <x'_i, z'_j>, over the packed panels of unit
-// rows: X' (rows x d), Z'P[p][k][0..NR) and W (K rows of stride ws, float64, W = v_z V^T),
-// zero-padded to panels * NR columns.
+// The rows of a tile: the original ones (for exact_cosine) with their inverse norms, at unit norm
+// (X' rows x d; Z' packed into panels Z'P[p][k][0..NR), zero-padded to panels * NR columns), and
+// W = v_z V^T (K rows of stride ws, float64, zero-padded).
+template <class T>
+struct Tile {
+  const T *X, *rx, *ux, *Z, *rz, *Xu, *ZP;
+  const double* W;
+  int64_t rows, cols, d, panels, ws;
+};
+
+// acc[i, :K] += u_i sum_j h(c_ij) W[:, j], c_ij = <x'_i, z'_j> (or exact_cosine), over the panels.
 template <class T, int K, int N>
-PF_SIMD_ENTRY void reduce_panels(const T* X, int64_t rows, int64_t d, const T* ux, const T* ZP,
-                                 int64_t panels, const double* W, int64_t ws,
-                                 const TypedForm<T>& f, double* acc) {
+PF_SIMD_ENTRY void reduce_panels(const Tile<T>& tile, const TypedForm<T>& f, double* acc) {
+  const T *X = tile.Xu, *ux = tile.ux, *ZP = tile.ZP;
+  const double* W = tile.W;
+  const int64_t rows = tile.rows, d = tile.d, panels = tile.panels, ws = tile.ws;
   using S = Simd<T>;
   using V = typename S::V;
   constexpr int NR = NV * S::L;
@@ -193,8 +208,20 @@ PF_SIMD_ENTRY void reduce_panels(const T* X, int64_t rows, int64_t d, const T* u
           for (int v = 0; v < NV; ++v) g[r][v] = S::fma(x, z[v], g[r][v]);
         }
       }
+      const V near = S::set1(f.near);
       for (int r = 0; r < MR; ++r)
         for (int v = 0; v < NV; ++v) {
+          if (S::at_least(S::abs(g[r][v]), near) && r < mr) {  // rare: x and z (anti)parallel
+            T c[S::L];
+            S::store(c, g[r][v]);
+            const int64_t i = i0 + r;
+            for (int l = 0; l < S::L; ++l) {
+              const int64_t j = p * NR + v * S::L + l;
+              if (j < tile.cols && std::abs(c[l]) >= f.near)
+                c[l] = T(exact_cosine(tile.X + i * d, tile.rx[i], tile.Z + j * d, tile.rz[j], d, c[l]));
+            }
+            g[r][v] = S::load(c);
+          }
           const V h = unit<T, N>(g[r][v], f);
           for (int c = 0; c < K; ++c) sums[r][c] = S::dot(h, W + c * ws + p * NR + v * S::L, sums[r][c]);
         }
@@ -206,13 +233,11 @@ PF_SIMD_ENTRY void reduce_panels(const T* X, int64_t rows, int64_t d, const T* u
 }
 
 template <class T, int K>
-void reduce_panels_k(const T* X, int64_t rows, int64_t d, const T* ux, const T* ZP,
-                     int64_t panels, const double* W, int64_t ws, const TypedForm<T>& f,
-                     double* acc) {
+void reduce_panels_k(const Tile<T>& tile, const TypedForm<T>& f, double* acc) {
   switch (f.coef.size()) {  // the forms' polynomials (pyfeat.ops._numba._COSINE_FORMS)
-    case 8: return reduce_panels<T, K, 8>(X, rows, d, ux, ZP, panels, W, ws, f, acc);
-    case 19: return reduce_panels<T, K, 19>(X, rows, d, ux, ZP, panels, W, ws, f, acc);
-    case 27: return reduce_panels<T, K, 27>(X, rows, d, ux, ZP, panels, W, ws, f, acc);
+    case 8: return reduce_panels<T, K, 8>(tile, f, acc);
+    case 19: return reduce_panels<T, K, 19>(tile, f, acc);
+    case 27: return reduce_panels<T, K, 27>(tile, f, acc);
   }
   throw std::invalid_argument("cosine_reduce: coef must have 8, 19 or 27 coefficients");
 }
@@ -243,12 +268,13 @@ void reduce_tile(const T* X, const T* sx, int64_t rows, const T* Z, const T* sz,
     for (int c = 0; c < k; ++c) w[size_t(c * padded + j)] = double(vz[j]) * double(Vm[j * k + c]);
   }
   const TypedForm<T> f(form);
-  const T* x = xs.data();
+  const Tile<T> tile{X, rx.data(), ux.data(), Z, rz.data(), xs.data(), zp.data(), w.data(),
+                     rows, cols, d, panels, padded};
   switch (k) {
-    case 1: return reduce_panels_k<T, 1>(x, rows, d, ux.data(), zp.data(), panels, w.data(), padded, f, acc);
-    case 2: return reduce_panels_k<T, 2>(x, rows, d, ux.data(), zp.data(), panels, w.data(), padded, f, acc);
-    case 3: return reduce_panels_k<T, 3>(x, rows, d, ux.data(), zp.data(), panels, w.data(), padded, f, acc);
-    case 4: return reduce_panels_k<T, 4>(x, rows, d, ux.data(), zp.data(), panels, w.data(), padded, f, acc);
+    case 1: return reduce_panels_k<T, 1>(tile, f, acc);
+    case 2: return reduce_panels_k<T, 2>(tile, f, acc);
+    case 3: return reduce_panels_k<T, 3>(tile, f, acc);
+    case 4: return reduce_panels_k<T, 4>(tile, f, acc);
   }
 }
 #endif  // PYFEAT_AVX512
@@ -261,7 +287,7 @@ constexpr int kMaxColumns = 4;
 template <class T>
 void cosine_reduce(carray<T> X, carray<T> sx, carray<T> Z, carray<T> sz, py::array V,
                    py::array_t<double> acc, double slope, double offset, double sign, double mu,
-                   double nu, bool radial, carray<double> coef, double lim) {
+                   double nu, bool radial, carray<double> coef, double near) {
   if (!cosine_reduce_available())
     throw std::runtime_error("cosine_reduce: needs a CPU with AVX-512 (cosine_reduce_available())");
   if (X.ndim() != 2 || Z.ndim() != 2 || X.shape(1) != Z.shape(1) || sx.ndim() != 1 ||
@@ -273,7 +299,7 @@ void cosine_reduce(carray<T> X, carray<T> sx, carray<T> Z, carray<T> sz, py::arr
   if (!(acc.flags() & py::array::c_style) || !acc.writeable())
     throw std::invalid_argument("cosine_reduce: acc must be a writeable C-contiguous float64 array");
 #ifdef PYFEAT_AVX512
-  const Form form{slope, offset, sign, mu, nu, lim, radial,
+  const Form form{slope, offset, sign, mu, nu, near, radial,
                   std::vector<double>(coef.data(), coef.data() + coef.shape(0))};
   const int64_t rows = X.shape(0), cols = Z.shape(0), d = X.shape(1);
   const int k = int(V.shape(1));
@@ -290,7 +316,7 @@ void cosine_reduce(carray<T> X, carray<T> sx, carray<T> Z, carray<T> sz, py::arr
     reduce_tile<T, T>(X.data(), sx.data(), rows, Z.data(), sz.data(), cols, d, Vt.data(), k, form, out);
   }
 #else
-  (void)slope, (void)offset, (void)sign, (void)mu, (void)nu, (void)radial, (void)lim;
+  (void)slope, (void)offset, (void)sign, (void)mu, (void)nu, (void)radial, (void)near;
 #endif
 }
 
@@ -301,14 +327,18 @@ void register_bindings(py::module_& m) {
         "True when the AVX-512 cosine-kernel tile reduction is compiled in and this CPU runs it.");
   const char* doc =
       "acc[i, c] += sum_j K(x_i, z_j) V[j, c] for a cosine kernel of the form (slope, offset, sign, "
-      "mu, nu, radial, coef), cosines within lim of ±1 taken as ±1 (csrc/cpu_cosine.cpp): inner "
+      "mu, nu, radial, coef), cosines within near of ±1 from the rows' differences (csrc/cpu_cosine.cpp): inner "
       "products, kernel and float64 sums fused.";
-  m.def("cosine_reduce", &cosine_reduce<float>, py::arg("X"), py::arg("sx"), py::arg("Z"),
-        py::arg("sz"), py::arg("V"), py::arg("acc"), py::arg("slope"), py::arg("offset"),
-        py::arg("sign"), py::arg("mu"), py::arg("nu"), py::arg("radial"), py::arg("coef"), py::arg("lim"), doc);
-  m.def("cosine_reduce", &cosine_reduce<double>, py::arg("X"), py::arg("sx"), py::arg("Z"),
-        py::arg("sz"), py::arg("V"), py::arg("acc"), py::arg("slope"), py::arg("offset"),
-        py::arg("sign"), py::arg("mu"), py::arg("nu"), py::arg("radial"), py::arg("coef"), py::arg("lim"), doc);
+  // noconvert: X, sx, Z, sz and acc are used as given (C-contiguous, X's dtype; acc float64),
+  // never as silent copies (a copy of acc would drop the sums)
+  m.def("cosine_reduce", &cosine_reduce<float>, py::arg("X").noconvert(), py::arg("sx").noconvert(),
+        py::arg("Z").noconvert(), py::arg("sz").noconvert(), py::arg("V"), py::arg("acc").noconvert(),
+        py::arg("slope"), py::arg("offset"), py::arg("sign"), py::arg("mu"), py::arg("nu"),
+        py::arg("radial"), py::arg("coef"), py::arg("near"), doc);
+  m.def("cosine_reduce", &cosine_reduce<double>, py::arg("X").noconvert(), py::arg("sx").noconvert(),
+        py::arg("Z").noconvert(), py::arg("sz").noconvert(), py::arg("V"), py::arg("acc").noconvert(),
+        py::arg("slope"), py::arg("offset"), py::arg("sign"), py::arg("mu"), py::arg("nu"),
+        py::arg("radial"), py::arg("coef"), py::arg("near"), doc);
 }
 
 }  // namespace cpu

@@ -144,7 +144,7 @@ class SerialWholeZ(Device):
         Z[...] = np.where(Z + b >= 0, y[:, None], 0)
 
     @staticmethod
-    def kernel_apply(kernel, G, sx, sz, d):
+    def kernel_apply(kernel, G, X, sx, Z, sz):
         G[...] = kernel.from_inner(G, sx[:, None], sz[None, :])
 
     @staticmethod

@@ -126,7 +126,7 @@ class CudaDevice(Device):
                                              a2.data.ptr, code, out.data.ptr, _stream())
 
     @staticmethod
-    def kernel_apply(kernel, G, sx, sz, d):
+    def kernel_apply(kernel, G, X, sx, Z, sz):
         _launcher("kernel_matrix", G.dtype)(kernel.code, *kernel.p, G.data.ptr, _ld(G), G.shape[0],
                                             G.shape[1], sx.data.ptr, sz.data.ptr, _stream())
 

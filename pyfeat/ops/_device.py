@@ -28,10 +28,10 @@ in ``pyfeat.ops.blocked``, so a backend adds only primitives:
                                    taylor_workspace(rows, m)`` its scratch
 ``taylor_forward(Z, bb, a1, a2,``  out_i = Σ_j term_ij (the Taylor model's predictions)
 ``code, out)``
-``kernel_apply(k, G, sx, sz, d)``  G ← k(G, sx, sz) in place (kernel epilogue of a GEMM tile of
-                                   inner products of length d)
-``kernel_store(k, G, sx, sz, R, c,`` R[:, c:c + G.shape[1]] ← k(G, sx, sz) (the epilogue of a
-``d)``                             tile of a wider output; default: kernel_apply, then a copy)
+``kernel_apply(k, G, X, sx, Z, sz)`` G ← k(G, sx, sz) in place (kernel epilogue of a GEMM tile
+                                   G = X Zᵀ; X, Z for the pairs a kernel evaluates from the rows)
+``kernel_store(k, G, X, sx, Z, sz,`` R[:, c:c + G.shape[1]] ← k(G, sx, sz) (the epilogue of a
+``R, c)``                          tile of a wider output; default: kernel_apply, then a copy)
 ``kernel_gram_reduce(k, ..., acc)`` acc += K_bᵀ(K_b V) for one row block, K_b evaluated once
                                    (Falkon's fused Nyström product)
 ``kernel_reduce(k, ..., acc, ws)`` acc += K(X_b, Z_c) V_c for one tile, fused (the kernel tile
@@ -81,8 +81,8 @@ class Device:
     def reduce_tile(self, kernel, n_cols, d):
         return self.kernel_tile
 
-    def kernel_store(self, kernel, G, sx, sz, R, col, d):
-        self.kernel_apply(kernel, G, sx, sz, d)
+    def kernel_store(self, kernel, G, X, sx, Z, sz, R, col):
+        self.kernel_apply(kernel, G, X, sx, Z, sz)
         R[:, col : col + G.shape[1]] = G
 
     def kernel_gram_reduce(self, kernel, Xb, sx, C, sc, V, acc, ws):
@@ -90,7 +90,7 @@ class Device:
         epilogue, then two products in V's dtype (the float32 block cast once for a float64 V)."""
         G = self.xp.empty((Xb.shape[0], C.shape[0]), Xb.dtype) if ws is None else ws.get("tile", (Xb.shape[0], C.shape[0]), Xb.dtype)
         self.matmul(Xb, C.T, G)
-        self.kernel_apply(kernel, G, sx, sc, Xb.shape[1])
+        self.kernel_apply(kernel, G, Xb, sx, C, sc)
         K = G if G.dtype == V.dtype else G.astype(V.dtype)
         acc += K.T @ (K @ V)
 

@@ -24,8 +24,9 @@ On CPUs with AVX-512, kernel_matvec's tiles of the cosine kernels (up to AVX512_
 d <= AVX512_MAX_D) skip the GEMM + pass: one loop of pyfeat._core (csrc/cpu_cosine.cpp) keeps an
 8 x 32 (float32) block of inner products in registers, evaluates the kernel on it in the form of
 _COSINE_FORMS (the coefficients above, passed from here) and adds it into the float64 sums, so
-the tile never goes through the cache (NTK, n = 20,000, d = 32: 0.21 s against 0.27 s; the KRR
+the tile never goes through the cache (NTK, n = 20,000, d = 32: 0.22 s against 0.29 s; the KRR
 solvers spend their time there). Elsewhere (no AVX-512, no compiled core) the Numba passes run.
+Both recompute the cosines of (anti)parallel pairs from the rows' differences (NEAR_PARALLEL).
 """
 
 from __future__ import annotations
@@ -194,9 +195,10 @@ def _avx512_reduction():
     then the cosine tiles take the BLAS GEMM and the fused Numba pass."""
     try:
         from pyfeat import _core
-    except ImportError:
+
+        return _core.cosine_reduce if _core.cosine_reduce_available() else None
+    except (ImportError, AttributeError):  # no extension, or one built before this loop existed
         return None
-    return _core.cosine_reduce if _core.cosine_reduce_available() else None
 
 
 # the AVX-512 tile reduction of the cosine kernels (NumbaDevice.kernel_reduce), for up to
@@ -324,38 +326,47 @@ def _reduce_row(row, W, scale, out):
 APPLY, STORE, ROWS = 0, 1, 2
 
 
-def _snapped(c, lim):
-    raise NotImplementedError  # compiled only, through the overload below
+# Cosines with |c| >= NEAR_PARALLEL are recomputed from the rows' differences (_exact_cosine):
+# the kernels have a square-root singularity sqrt(1 - |c|) at c = ±1, where the cosine of rounded
+# inner products (error ~eps) gave kernel values off by ~sqrt(eps) (2e-4 relative in float32)
+# that also depended on how each GEMM rounded: a pair x = z came out differently in
+# kernel_matrix and kernel_matvec. Below the limit that error is <= 11 eps times the cosine's.
+NEAR_PARALLEL = 1 - 2.0**-9
 
 
-@overload(_snapped, inline="always", jit_options={"fastmath": FASTMATH})
-def _ov_snapped(c, lim):
-    """±1 where |c| >= lim (see cosine_limit), else c."""
-    one = (np.float32 if c == types.float32 else np.float64)(1)
-    return lambda c, lim: math.copysign(one, c) if abs(c) >= lim else c
-
-
-def cosine_limit(d, dtype):
-    """lim = 1 - (d + 4) eps: a cosine from rounded inner products of length d (and the norms'
-    square roots and reciprocals) is within (d + 4) eps/2 of the exact one, so |c| >= lim is ±1
-    within rounding, and is taken as ±1. The angle near cos t = ±1 is only good to sqrt(eps)
-    (arccos has slope 1/sin t), so a pair x = z got a kernel value off by ~sqrt((d + 4) eps)
-    (2e-4 relative in float32 at d = 32) that depended on how the GEMM rounded: the kernel's
-    diagonal is now exact, and the same in every op and CPU path (K(X, X) and its products agree).
-    Pairs with 1 - |c| below the limit move by at most that much, their rounding error already."""
-    dtype = np.dtype(dtype)
-    return dtype.type(1 - (d + 4) * np.finfo(dtype).eps)
+@njit(inline="always", **_JIT)
+def _exact_cosine(x, rx, z, rz, c):
+    """±(1 - |x rx ∓ z rz|²/2) in float64, the sign of c: the cosine of the unit rows from their
+    difference (or sum), accurate to eps relative in 1 - |c| (exactly ±1 for x = ±z)."""
+    s = 1.0 if c >= 0 else -1.0
+    t = 0.0
+    for k in range(x.shape[0]):
+        e = np.float64(x[k]) * rx - s * np.float64(z[k]) * rz
+        t += e * e
+    return s * (1.0 - 0.5 * t)
 
 
 @njit(**_JIT)
-def _cosine_pass_code(code, mode, G, rx, rz, u, v, W, acc, R, col, lim):
+def _cosine_pass_code(code, mode, G, rx, rz, u, v, W, acc, R, col, X, Z):
     numba.literally(code)
     n = G.shape[1]
+    near, zero, one = _typed(G, NEAR_PARALLEL), _typed(G, 0), _typed(G, 1)
+    flags = np.empty(n, G.dtype)
     for i in range(G.shape[0]):
         ri, ui = rx[i], u[i]
         row = G[i]  # one array read and written: with a second name the loop would not vectorize
+        count = zero  # flags and their count in the working dtype: the loop keeps its vector width
         for j in range(n):
-            row[j] = _cosine_unit(code, _snapped(row[j] * (ri * rz[j]), lim))
+            c = row[j] * (ri * rz[j])
+            flag = one if abs(c) >= near else zero
+            count += flag
+            flags[j] = flag
+            row[j] = _cosine_unit(code, c)
+        if count > 0:  # rare (x = ±z: once per row of K(X, X)); the sign of c is that of G
+            for j in range(n):
+                if flags[j] > 0:
+                    c = _exact_cosine(X[i], np.float64(ri), Z[j], np.float64(rz[j]), np.dot(X[i], Z[j]))
+                    row[j] = _cosine_unit(code, _typed(G, c))
         if mode == ROWS:
             _reduce_row(row, W, ui, acc[i])
         elif mode == APPLY:
@@ -368,28 +379,29 @@ def _cosine_pass_code(code, mode, G, rx, rz, u, v, W, acc, R, col, lim):
 
 
 @njit(**_JIT)
-def _ntk_pass(mode, G, rx, rz, u, v, W, acc, R, col, lim):
-    _cosine_pass_code(NTK, mode, G, rx, rz, u, v, W, acc, R, col, lim)
+def _ntk_pass(mode, G, rx, rz, u, v, W, acc, R, col, X, Z):
+    _cosine_pass_code(NTK, mode, G, rx, rz, u, v, W, acc, R, col, X, Z)
 
 
 @njit(**_JIT)
-def _nngp_pass(mode, G, rx, rz, u, v, W, acc, R, col, lim):
-    _cosine_pass_code(NNGP, mode, G, rx, rz, u, v, W, acc, R, col, lim)
+def _nngp_pass(mode, G, rx, rz, u, v, W, acc, R, col, X, Z):
+    _cosine_pass_code(NNGP, mode, G, rx, rz, u, v, W, acc, R, col, X, Z)
 
 
 @njit(**_JIT)
-def _arccos0_pass(mode, G, rx, rz, u, v, W, acc, R, col, lim):
-    _cosine_pass_code(ARCCOS0, mode, G, rx, rz, u, v, W, acc, R, col, lim)
+def _arccos0_pass(mode, G, rx, rz, u, v, W, acc, R, col, X, Z):
+    _cosine_pass_code(ARCCOS0, mode, G, rx, rz, u, v, W, acc, R, col, X, Z)
 
 
 # one entry point per kernel, so that a process compiles only the kernels it uses
 _COSINE_PASS = {NTK: _ntk_pass, NNGP: _nngp_pass, ARCCOS0: _arccos0_pass}
 
 
-def _cosine_pass(code, mode, G, rx, rz, u, v, W, acc, R, col, lim):
-    """One pass over a tile of inner products G[i, j] = <x_i, z_j> of length d of a cosine
+def _cosine_pass(code, mode, G, rx, rz, u, v, W, acc, R, col, X, Z):
+    """One pass over a tile of inner products G[i, j] = <x_i, z_j> of the rows X, Z of a cosine
     kernel, K_ij = u_i v_j h(c_ij) with c_ij = G[i, j] rx[i] rz[j] (rx, rz the inverse norms),
-    c_ij taken as ±1 where |c_ij| >= lim = cosine_limit(d, dtype):
+    or, where |c_ij| >= NEAR_PARALLEL, c_ij from the rows' difference (_exact_cosine; the
+    vectorized loop flags those pairs, a second loop over a flagged row redoes them):
 
     APPLY  G[i, j] = K_ij (in place)
     STORE  R[i, col + j] = K_ij (R another array: a tile stored into a wider output; G is
@@ -404,7 +416,7 @@ def _cosine_pass(code, mode, G, rx, rz, u, v, W, acc, R, col, lim):
     dtype it uses (cold cache: ~5 s on a loaded 2-core machine, ~25 s for all three kernels
     and two W dtypes before).
     """
-    _COSINE_PASS[code](mode, G, rx, rz, u, v, W, acc, R, col, lim)
+    _COSINE_PASS[code](mode, G, rx, rz, u, v, W, acc, R, col, X, Z)
 
 
 @njit(**_JIT)
@@ -653,20 +665,20 @@ class NumbaDevice(Device):
     def _params(kernel, dt):
         return tuple(dt.type(p) for p in kernel.p)
 
-    def kernel_apply(self, kernel, G, sx, sz, d):
+    def kernel_apply(self, kernel, G, X, sx, Z, sz):
         if kernel.code in COSINE:
             rx, u, rz, v = self._cosine_scales(kernel.code, sx, sz, Workspace(np))
-            _cosine_pass(kernel.code, APPLY, G, rx, rz, u, v, _NO_COLUMNS, _NO_ACC, G, 0, cosine_limit(d, G.dtype))
+            _cosine_pass(kernel.code, APPLY, G, rx, rz, u, v, _NO_COLUMNS, _NO_ACC, G, 0, X, Z)
         else:
             _kernel_inplace(kernel.code, G, sx, sz, *self._params(kernel, G.dtype))
 
-    def kernel_store(self, kernel, G, sx, sz, R, col, d):
+    def kernel_store(self, kernel, G, X, sx, Z, sz, R, col):
         """R[:, col:col + G.shape[1]] <- k(G): one pass from the tile (in cache) to the
         output's rows (C-contiguous, so the loop vectorizes; a view of the columns would not)."""
         if kernel.code not in COSINE:
-            return super().kernel_store(kernel, G, sx, sz, R, col, d)
+            return super().kernel_store(kernel, G, X, sx, Z, sz, R, col)
         rx, u, rz, v = self._cosine_scales(kernel.code, sx, sz, Workspace(np))
-        _cosine_pass(kernel.code, STORE, G, rx, rz, u, v, _NO_COLUMNS, _NO_ACC, R, col, cosine_limit(d, G.dtype))
+        _cosine_pass(kernel.code, STORE, G, rx, rz, u, v, _NO_COLUMNS, _NO_ACC, R, col, X, Z)
 
     @staticmethod
     def tile_cell_bytes(dt):
@@ -701,19 +713,19 @@ class NumbaDevice(Device):
         rows, cols, k = Xb.shape[0], Zc.shape[0], Vc.shape[1]
         dt, code = Xb.dtype, kernel.code
         if self._avx512(kernel, k, Xb.shape[1]):
-            AVX512_REDUCE(Xb, sx, Zc, szc, Vc, acc, *_COSINE_FORMS[code, dt.type], cosine_limit(Xb.shape[1], dt))
+            AVX512_REDUCE(Xb, sx, Zc, szc, Vc, acc, *_COSINE_FORMS[code, dt.type], NEAR_PARALLEL)
             return
         G = ws.get("tile", (rows, cols), dt)
         np.matmul(Xb, Zc.T, out=G)
         if k > (1 if Vc.dtype == dt else _FUSED_COLUMNS):
-            self.kernel_apply(kernel, G, sx, szc, Xb.shape[1])
+            self.kernel_apply(kernel, G, Xb, sx, Zc, szc)
             acc += self._tile_times(G, Vc, ws)
             return
         W = ws.get("w", (k, cols), np.float64)
         if code in COSINE:
             rx, u, rz, v = self._cosine_scales(code, sx, szc, ws)
             _scaled_transpose(Vc, v, W)
-            _cosine_pass(code, ROWS, G, rx, rz, u, v, W, acc, G, 0, cosine_limit(Xb.shape[1], dt))
+            _cosine_pass(code, ROWS, G, rx, rz, u, v, W, acc, G, 0, Xb, Zc)
         else:
             W[...] = Vc.T
             _kernel_rows(code, G, sx, szc, *self._params(kernel, dt), W, acc)
@@ -728,7 +740,7 @@ class NumbaDevice(Device):
         G = ws.get("tile", (rows, M), dt)
         np.matmul(Xb, C.T, out=G)
         if k > _FUSED_COLUMNS:
-            self.kernel_apply(kernel, G, sx, sc, Xb.shape[1])
+            self.kernel_apply(kernel, G, Xb, sx, C, sc)
             K = self._as_dtype(G, V.dtype, ws)
             acc += K.T @ self._tile_times(K, V, ws)
             return
@@ -738,7 +750,7 @@ class NumbaDevice(Device):
         if code in COSINE:
             rx, u, rc, v = self._cosine_scales(code, sx, sc, ws)
             _scaled_transpose(V, v, W)
-            _cosine_pass(code, ROWS, G, rx, rc, u, v, W, Kv, G, 0, cosine_limit(Xb.shape[1], dt))  # G <- h, Kv = K_b V
+            _cosine_pass(code, ROWS, G, rx, rc, u, v, W, Kv, G, 0, Xb, C)  # G <- h, Kv = K_b V
             Kv *= u[:, None]  # K_bᵀ w = v ⊙ Hᵀ (u ⊙ w)
         else:
             v = ws.get("v", (M,), dt)

@@ -591,12 +591,12 @@ def kernel_matrix(dev, X, Z, kernel, block_size=None):
         Xb, sx, fx = _cosine_rows(dev, kernel, block(X, s, e, dt))
         if buf is None:
             dev.matmul(Xb, Zc.T, out[s:e])
-            dev.kernel_apply(kernel, out[s:e], sx, sz, d)
+            dev.kernel_apply(kernel, out[s:e], Xb, sx, Zc, sz)
         else:
             for zs, ze in blocks(nz, cols):
                 G = buf[: (e - s) * (ze - zs)].reshape(e - s, ze - zs)
                 dev.matmul(Xb, Zc[zs:ze].T, G)
-                dev.kernel_store(kernel, G, sx, sz[zs:ze], out[s:e], zs, d)
+                dev.kernel_store(kernel, G, Xb, sx, Zc[zs:ze], sz[zs:ze], out[s:e], zs)
         if fx is not None or fz is not None:  # rescaled rows: back to scale (inf if not representable)
             out[s:e] = _scale_tile(out[s:e], fx, fz)
 
@@ -639,7 +639,7 @@ def kernel_gram_matvec(dev, X, C, V, kernel, block_size=None):
         # rescaled rows: K_b = F_x K'_b F_c as a float64 block, then K_bᵀ (K_b V)
         G = xp.empty((e - s, M), dt)
         dev.matmul(Xb, C.T, G)
-        dev.kernel_apply(kernel, G, sx, sc, d)
+        dev.kernel_apply(kernel, G, Xb, sx, C, sc)
         K = _scale_tile(G, fx, fc)
         acc += K.T @ (K @ V.astype(xp.float64))
 
