@@ -24,7 +24,6 @@
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
-#include <string>
 #include <vector>
 
 #include "pyfeat/cpu_ops.hpp"
@@ -50,11 +49,13 @@ bool cosine_reduce_available() {
 
 namespace {
 
-// The kernel's form (see the file's comment); coef: P's coefficients, highest degree first.
+// The kernel's form (see the file's comment) in the working dtype, its constants rounded once as
+// the Numba loops round them; coef: P's coefficients, highest degree first.
+template <class T>
 struct Form {
-  double slope, offset, sign, mu, nu, near;
+  T slope, offset, sign, mu, nu, near;
   bool radial;
-  std::vector<double> coef;
+  std::vector<T> coef;
 };
 
 // rx = 1/|a| (0 for a zero row), scale = factor |a| (radial) or factor, from sq = |a|^2 (the
@@ -126,19 +127,9 @@ struct Simd<double> {
   }
 };
 
-// The form in the working dtype: its constants rounded once, as the Numba loops round them.
-template <class T>
-struct TypedForm {
-  T slope, offset, sign, mu, nu, near;
-  std::vector<T> coef;
-  explicit TypedForm(const Form& f)
-      : slope(T(f.slope)), offset(T(f.offset)), sign(T(f.sign)), mu(T(f.mu)), nu(T(f.nu)),
-        near(T(f.near)), coef(f.coef.begin(), f.coef.end()) {}
-};
-
 // h(c) of the file's comment on one vector of cosines; N = P's number of coefficients.
 template <class T, int N>
-PF_SIMD typename Simd<T>::V unit(typename Simd<T>::V c, const TypedForm<T>& f) {
+PF_SIMD typename Simd<T>::V unit(typename Simd<T>::V c, const Form<T>& f) {
   using S = Simd<T>;
   const auto a = S::abs(c);
   const auto t = S::fma(a, S::set1(f.mu), S::set1(f.nu));
@@ -150,8 +141,6 @@ PF_SIMD typename Simd<T>::V unit(typename Simd<T>::V c, const TypedForm<T>& f) {
   return S::select(S::nonnegative(c), pos, r);
 }
 
-// The register block: MR rows x NV vectors of columns (NR = NV L), MR NV accumulators. 8 x 2,
-// 4 x 4, 6 x 4, 12 x 2 and 14 x 2 measured within 10 % of each other at d = 32.
 // ±(1 - |x rx ∓ z rz|²/2) in float64 with the sign of c: the cosine of the unit rows from their
 // difference (or sum), for |c| >= near (pyfeat.ops._numba._exact_cosine).
 template <class T>
@@ -165,6 +154,8 @@ double exact_cosine(const T* x, T rx, const T* z, T rz, int64_t d, T c) {
   return s * (1.0 - 0.5 * t);
 }
 
+// The register block: MR rows x NV vectors of columns (NR = NV L), MR NV accumulators. 8 x 2,
+// 4 x 4, 6 x 4, 12 x 2 and 14 x 2 measured within 10 % of each other at d = 32.
 constexpr int MR = 8;
 constexpr int NV = 2;
 
@@ -180,7 +171,7 @@ struct Tile {
 
 // acc[i, :K] += u_i sum_j h(c_ij) W[:, j], c_ij = <x'_i, z'_j> (or exact_cosine), over the panels.
 template <class T, int K, int N>
-PF_SIMD_ENTRY void reduce_panels(const Tile<T>& tile, const TypedForm<T>& f, double* acc) {
+PF_SIMD_ENTRY void reduce_panels(const Tile<T>& tile, const Form<T>& f, double* acc) {
   const T *X = tile.Xu, *ux = tile.ux, *ZP = tile.ZP;
   const double* W = tile.W;
   const int64_t rows = tile.rows, d = tile.d, panels = tile.panels, ws = tile.ws;
@@ -233,7 +224,7 @@ PF_SIMD_ENTRY void reduce_panels(const Tile<T>& tile, const TypedForm<T>& f, dou
 }
 
 template <class T, int K>
-void reduce_panels_k(const Tile<T>& tile, const TypedForm<T>& f, double* acc) {
+void reduce_panels_k(const Tile<T>& tile, const Form<T>& f, double* acc) {
   switch (f.coef.size()) {  // the forms' polynomials (pyfeat.ops._numba._COSINE_FORMS)
     case 8: return reduce_panels<T, K, 8>(tile, f, acc);
     case 19: return reduce_panels<T, K, 19>(tile, f, acc);
@@ -246,7 +237,7 @@ void reduce_panels_k(const Tile<T>& tile, const TypedForm<T>& f, double* acc) {
 // per-thread buffers, then reduce_panels. V's dtype TV: the working dtype or float64.
 template <class T, class TV>
 void reduce_tile(const T* X, const T* sx, int64_t rows, const T* Z, const T* sz, int64_t cols,
-                 int64_t d, const TV* Vm, int k, const Form& form, double* acc) {
+                 int64_t d, const TV* Vm, int k, const Form<T>& f, double* acc) {
   constexpr int NR = NV * Simd<T>::L;
   const int64_t panels = (cols + NR - 1) / NR, padded = panels * NR;
   thread_local std::vector<T> xs, zp, rx, ux, rz, vz;
@@ -258,8 +249,8 @@ void reduce_tile(const T* X, const T* sx, int64_t rows, const T* Z, const T* sz,
   ux.resize(size_t(rows));
   rz.resize(size_t(cols));
   vz.resize(size_t(cols));
-  inverse_norms<T>(sx, rows, form.radial, T(0.5 / M_PI), rx.data(), ux.data());
-  inverse_norms<T>(sz, cols, form.radial, T(1), rz.data(), vz.data());
+  inverse_norms<T>(sx, rows, f.radial, T(0.5 / M_PI), rx.data(), ux.data());
+  inverse_norms<T>(sz, cols, f.radial, T(1), rz.data(), vz.data());
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t t = 0; t < d; ++t) xs[size_t(i * d + t)] = X[i * d + t] * rx[i];
   for (int64_t j = 0; j < cols; ++j) {
@@ -267,7 +258,6 @@ void reduce_tile(const T* X, const T* sx, int64_t rows, const T* Z, const T* sz,
     for (int64_t t = 0; t < d; ++t) dst[t * NR] = Z[j * d + t] * rz[j];
     for (int c = 0; c < k; ++c) w[size_t(c * padded + j)] = double(vz[j]) * double(Vm[j * k + c]);
   }
-  const TypedForm<T> f(form);
   const Tile<T> tile{X, rx.data(), ux.data(), Z, rz.data(), xs.data(), zp.data(), w.data(),
                      rows, cols, d, panels, padded};
   switch (k) {
@@ -299,8 +289,8 @@ void cosine_reduce(carray<T> X, carray<T> sx, carray<T> Z, carray<T> sz, py::arr
   if (!(acc.flags() & py::array::c_style) || !acc.writeable())
     throw std::invalid_argument("cosine_reduce: acc must be a writeable C-contiguous float64 array");
 #ifdef PYFEAT_AVX512
-  const Form form{slope, offset, sign, mu, nu, near, radial,
-                  std::vector<double>(coef.data(), coef.data() + coef.shape(0))};
+  const Form<T> form{T(slope), T(offset), T(sign), T(mu), T(nu), T(near), radial,
+                     std::vector<T>(coef.data(), coef.data() + coef.shape(0))};
   const int64_t rows = X.shape(0), cols = Z.shape(0), d = X.shape(1);
   const int k = int(V.shape(1));
   double* out = acc.mutable_data();
@@ -327,7 +317,7 @@ void register_bindings(py::module_& m) {
         "True when the AVX-512 cosine-kernel tile reduction is compiled in and this CPU runs it.");
   const char* doc =
       "acc[i, c] += sum_j K(x_i, z_j) V[j, c] for a cosine kernel of the form (slope, offset, sign, "
-      "mu, nu, radial, coef), cosines within near of ±1 from the rows' differences (csrc/cpu_cosine.cpp): inner "
+      "mu, nu, radial, coef), cosines with |c| >= near from the rows' differences (csrc/cpu_cosine.cpp): inner "
       "products, kernel and float64 sums fused.";
   // noconvert: X, sx, Z, sz and acc are used as given (C-contiguous, X's dtype; acc float64),
   // never as silent copies (a copy of acc would drop the sums)
