@@ -95,11 +95,11 @@ struct Simd<float> {
   static PF_SIMD M at_least(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
   static PF_SIMD V select(M m, V yes, V no) { return _mm512_mask_blend_ps(m, no, yes); }
 
-  // acc + sum over the 16 lanes of h_l w_l in float64 (w: 16 doubles), as 8 float64 lanes
-  static PF_SIMD __m512d dot(V h, const double* w, __m512d acc) {
-    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(h), 1));
-    acc = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(h)), _mm512_loadu_pd(w), acc);
-    return _mm512_fmadd_pd(_mm512_cvtps_pd(hi), _mm512_loadu_pd(w + 8), acc);
+  // the float64 sums take h in H halves of 8 lanes: half q of h, in float64
+  static constexpr int H = 2;
+  static PF_SIMD __m512d half(V h, int q) {
+    return q == 0 ? _mm512_cvtps_pd(_mm512_castps512_ps256(h))
+                  : _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(h), 1)));
   }
 };
 
@@ -122,9 +122,8 @@ struct Simd<double> {
   static PF_SIMD M at_least(V a, V b) { return _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ); }
   static PF_SIMD V select(M m, V yes, V no) { return _mm512_mask_blend_pd(m, no, yes); }
 
-  static PF_SIMD __m512d dot(V h, const double* w, __m512d acc) {
-    return _mm512_fmadd_pd(h, _mm512_loadu_pd(w), acc);
-  }
+  static constexpr int H = 1;
+  static PF_SIMD __m512d half(V h, int) { return h; }
 };
 
 // h(c) of the file's comment on one vector of cosines; N = P's number of coefficients.
@@ -161,26 +160,31 @@ constexpr int NV = 2;
 
 // The rows of a tile: the original ones (for exact_cosine) with their inverse norms, at unit norm
 // (X' rows x d; Z' packed into panels Z'P[p][k][0..NR), zero-padded to panels * NR columns), and
-// W = v_z V^T (K rows of stride ws, float64, zero-padded).
+// W = v_z V^T (K rows of stride ws, float64, zero-padded). Both sides (VX given): WX = u_x VX^T
+// (K rows of stride wxs, zero-padded to whole register blocks) and the column sums
+// CS[c][j] = sum_i h_ij WX[c][i] (K rows of stride ws).
 template <class T>
 struct Tile {
   const T *X, *rx, *ux, *Z, *rz, *Xu, *ZP;
-  const double* W;
-  int64_t rows, cols, d, panels, ws;
+  const double *W, *WX;
+  double* CS;
+  int64_t rows, cols, d, panels, ws, wxs;
 };
 
-// acc[i, :K] += u_i sum_j h(c_ij) W[:, j], c_ij = <x'_i, z'_j> (or exact_cosine), over the panels.
-template <class T, int K, int N>
+// acc[i, :K] += u_i sum_j h(c_ij) W[:, j], c_ij = <x'_i, z'_j> (or exact_cosine), over the panels;
+// BOTH: also CS[:, j] += sum_i h(c_ij) WX[:, i] from the same h (the two sides of a symmetric
+// product, each pair evaluated once).
+template <class T, int K, int N, bool BOTH>
 PF_SIMD_ENTRY void reduce_panels(const Tile<T>& tile, const Form<T>& f, double* acc) {
   const T *X = tile.Xu, *ux = tile.ux, *ZP = tile.ZP;
-  const double* W = tile.W;
-  const int64_t rows = tile.rows, d = tile.d, panels = tile.panels, ws = tile.ws;
+  const double *W = tile.W, *WX = tile.WX;
+  const int64_t rows = tile.rows, d = tile.d, panels = tile.panels, ws = tile.ws, wxs = tile.wxs;
   using S = Simd<T>;
   using V = typename S::V;
-  constexpr int NR = NV * S::L;
+  constexpr int NR = NV * S::L, H = S::H;
   for (int64_t i0 = 0; i0 < rows; i0 += MR) {
     const int mr = int(std::min<int64_t>(MR, rows - i0));
-    const T* xr[MR];  // a partial block repeats its last row (its sums are dropped)
+    const T* xr[MR];  // a partial block repeats its last row (its sums are dropped, its WX is 0)
     for (int r = 0; r < MR; ++r) xr[r] = X + (i0 + std::min(r, mr - 1)) * d;
     __m512d sums[MR][K];
     for (int r = 0; r < MR; ++r)
@@ -199,6 +203,10 @@ PF_SIMD_ENTRY void reduce_panels(const Tile<T>& tile, const Form<T>& f, double* 
           for (int v = 0; v < NV; ++v) g[r][v] = S::fma(x, z[v], g[r][v]);
         }
       }
+      __m512d cols[BOTH ? K : 1][NV * H];
+      if (BOTH)
+        for (int c = 0; c < K; ++c)
+          for (int q = 0; q < NV * H; ++q) cols[c][q] = _mm512_setzero_pd();
       const V near = S::set1(f.near);
       for (int r = 0; r < MR; ++r)
         for (int v = 0; v < NV; ++v) {
@@ -214,8 +222,22 @@ PF_SIMD_ENTRY void reduce_panels(const Tile<T>& tile, const Form<T>& f, double* 
             g[r][v] = S::load(c);
           }
           const V h = unit<T, N>(g[r][v], f);
-          for (int c = 0; c < K; ++c) sums[r][c] = S::dot(h, W + c * ws + p * NR + v * S::L, sums[r][c]);
+          for (int q = 0; q < H; ++q) {
+            const __m512d hq = S::half(h, q);
+            const int64_t j = p * NR + v * S::L + q * 8;
+            for (int c = 0; c < K; ++c) {
+              sums[r][c] = _mm512_fmadd_pd(hq, _mm512_loadu_pd(W + c * ws + j), sums[r][c]);
+              if (BOTH)
+                cols[c][v * H + q] = _mm512_fmadd_pd(hq, _mm512_set1_pd(WX[c * wxs + i0 + r]), cols[c][v * H + q]);
+            }
+          }
         }
+      if (BOTH)
+        for (int c = 0; c < K; ++c)
+          for (int q = 0; q < NV * H; ++q) {
+            double* cs = tile.CS + c * ws + p * NR + q * 8;
+            _mm512_storeu_pd(cs, _mm512_add_pd(_mm512_loadu_pd(cs), cols[c][q]));
+          }
     }
     for (int r = 0; r < mr; ++r)
       for (int c = 0; c < K; ++c)
@@ -223,25 +245,38 @@ PF_SIMD_ENTRY void reduce_panels(const Tile<T>& tile, const Form<T>& f, double* 
   }
 }
 
-template <class T, int K>
+template <class T, int K, bool BOTH>
 void reduce_panels_k(const Tile<T>& tile, const Form<T>& f, double* acc) {
   switch (f.coef.size()) {  // the forms' polynomials (pyfeat.ops._numba._COSINE_FORMS)
-    case 8: return reduce_panels<T, K, 8>(tile, f, acc);
-    case 19: return reduce_panels<T, K, 19>(tile, f, acc);
-    case 27: return reduce_panels<T, K, 27>(tile, f, acc);
+    case 8: return reduce_panels<T, K, 8, BOTH>(tile, f, acc);
+    case 19: return reduce_panels<T, K, 19, BOTH>(tile, f, acc);
+    case 27: return reduce_panels<T, K, 27, BOTH>(tile, f, acc);
   }
   throw std::invalid_argument("cosine_reduce: coef must have 8, 19 or 27 coefficients");
 }
 
+template <class T, bool BOTH>
+void reduce_panels_both(const Tile<T>& tile, const Form<T>& f, int k, double* acc) {
+  switch (k) {
+    case 1: return reduce_panels_k<T, 1, BOTH>(tile, f, acc);
+    case 2: return reduce_panels_k<T, 2, BOTH>(tile, f, acc);
+    case 3: return reduce_panels_k<T, 3, BOTH>(tile, f, acc);
+    case 4: return reduce_panels_k<T, 4, BOTH>(tile, f, acc);
+  }
+}
+
 // One tile: the rows of X and Z at unit norm (Z's packed into panels) and W = v_z V^T, in
-// per-thread buffers, then reduce_panels. V's dtype TV: the working dtype or float64.
+// per-thread buffers, then reduce_panels; with VX (not null) both sides, acc_z += K^T VX.
+// V's dtype TV: the working dtype or float64.
 template <class T, class TV>
 void reduce_tile(const T* X, const T* sx, int64_t rows, const T* Z, const T* sz, int64_t cols,
-                 int64_t d, const TV* Vm, int k, const Form<T>& f, double* acc) {
+                 int64_t d, const TV* Vm, const TV* VX, int k, const Form<T>& f, double* acc,
+                 double* acc_z) {
   constexpr int NR = NV * Simd<T>::L;
   const int64_t panels = (cols + NR - 1) / NR, padded = panels * NR;
+  const int64_t wxs = (rows + MR - 1) / MR * MR;
   thread_local std::vector<T> xs, zp, rx, ux, rz, vz;
-  thread_local std::vector<double> w;
+  thread_local std::vector<double> w, wx, cs;
   xs.resize(size_t(rows * d));
   zp.assign(size_t(panels * d * NR), T(0));
   w.assign(size_t(k * padded), 0.0);
@@ -258,14 +293,18 @@ void reduce_tile(const T* X, const T* sx, int64_t rows, const T* Z, const T* sz,
     for (int64_t t = 0; t < d; ++t) dst[t * NR] = Z[j * d + t] * rz[j];
     for (int c = 0; c < k; ++c) w[size_t(c * padded + j)] = double(vz[j]) * double(Vm[j * k + c]);
   }
-  const Tile<T> tile{X, rx.data(), ux.data(), Z, rz.data(), xs.data(), zp.data(), w.data(),
-                     rows, cols, d, panels, padded};
-  switch (k) {
-    case 1: return reduce_panels_k<T, 1>(tile, f, acc);
-    case 2: return reduce_panels_k<T, 2>(tile, f, acc);
-    case 3: return reduce_panels_k<T, 3>(tile, f, acc);
-    case 4: return reduce_panels_k<T, 4>(tile, f, acc);
+  if (VX) {
+    wx.assign(size_t(k * wxs), 0.0);
+    cs.assign(size_t(k * padded), 0.0);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int c = 0; c < k; ++c) wx[size_t(c * wxs + i)] = double(ux[i]) * double(VX[i * k + c]);
   }
+  const Tile<T> tile{X, rx.data(), ux.data(), Z, rz.data(), xs.data(), zp.data(), w.data(),
+                     VX ? wx.data() : nullptr, VX ? cs.data() : nullptr, rows, cols, d, panels, padded, wxs};
+  if (!VX) return reduce_panels_both<T, false>(tile, f, k, acc);
+  reduce_panels_both<T, true>(tile, f, k, acc);
+  for (int64_t j = 0; j < cols; ++j)
+    for (int c = 0; c < k; ++c) acc_z[j * k + c] += double(vz[j]) * cs[size_t(c * padded + j)];
 }
 #endif  // PYFEAT_AVX512
 
@@ -277,7 +316,8 @@ constexpr int kMaxColumns = 4;
 template <class T>
 void cosine_reduce(carray<T> X, carray<T> sx, carray<T> Z, carray<T> sz, py::array V,
                    py::array_t<double> acc, double slope, double offset, double sign, double mu,
-                   double nu, bool radial, carray<double> coef, double near) {
+                   double nu, bool radial, carray<double> coef, double near, py::object VX,
+                   py::object acc_z) {
   if (!cosine_reduce_available())
     throw std::runtime_error("cosine_reduce: needs a CPU with AVX-512 (cosine_reduce_available())");
   if (X.ndim() != 2 || Z.ndim() != 2 || X.shape(1) != Z.shape(1) || sx.ndim() != 1 ||
@@ -288,22 +328,40 @@ void cosine_reduce(carray<T> X, carray<T> sx, carray<T> Z, carray<T> sz, py::arr
                                 "V (cols, k <= 4), acc (rows, k), coef (degree + 1,) expected");
   if (!(acc.flags() & py::array::c_style) || !acc.writeable())
     throw std::invalid_argument("cosine_reduce: acc must be a writeable C-contiguous float64 array");
+  if (VX.is_none() != acc_z.is_none())
+    throw std::invalid_argument("cosine_reduce: VX and acc_z go together");
+  const bool both = !VX.is_none();
+  py::array vx, az;
+  if (both) {
+    vx = py::reinterpret_borrow<py::array>(VX);
+    az = py::reinterpret_borrow<py::array>(acc_z);
+    // acc_z is added into in place and VX read as V is: the same checks, no silent copies
+    if (!py::isinstance<py::array_t<double>>(az) || az.ndim() != 2 || az.shape(0) != Z.shape(0) ||
+        az.shape(1) != V.shape(1) || !(az.flags() & py::array::c_style) || !az.writeable())
+      throw std::invalid_argument("cosine_reduce: acc_z must be a writeable C-contiguous float64 (cols, k) array");
+    if (vx.ndim() != 2 || vx.shape(0) != X.shape(0) || vx.shape(1) != V.shape(1) ||
+        vx.dtype().not_equal(V.dtype()) || !(vx.flags() & py::array::c_style))
+      throw std::invalid_argument("cosine_reduce: VX must be a C-contiguous (rows, k) array of V's dtype");
+  }
 #ifdef PYFEAT_AVX512
   const Form<T> form{T(slope), T(offset), T(sign), T(mu), T(nu), T(near), radial,
                      std::vector<T>(coef.data(), coef.data() + coef.shape(0))};
   const int64_t rows = X.shape(0), cols = Z.shape(0), d = X.shape(1);
   const int k = int(V.shape(1));
   double* out = acc.mutable_data();
+  double* out_z = both ? static_cast<double*>(az.mutable_data()) : nullptr;
   if (rows == 0 || cols == 0) return;
   if (py::isinstance<py::array_t<double>>(V) && !py::isinstance<py::array_t<T>>(V)) {
     const carray<double> Vd = carray<double>::ensure(V);
+    const double* vxd = both ? static_cast<const double*>(vx.data()) : nullptr;
     py::gil_scoped_release release;
-    reduce_tile<T, double>(X.data(), sx.data(), rows, Z.data(), sz.data(), cols, d, Vd.data(), k, form, out);
+    reduce_tile<T, double>(X.data(), sx.data(), rows, Z.data(), sz.data(), cols, d, Vd.data(), vxd, k, form, out, out_z);
   } else {
     const carray<T> Vt = carray<T>::ensure(V);
     if (!Vt) throw std::invalid_argument("cosine_reduce: V must be a float32 or float64 array");
+    const T* vxt = both ? static_cast<const T*>(vx.data()) : nullptr;
     py::gil_scoped_release release;
-    reduce_tile<T, T>(X.data(), sx.data(), rows, Z.data(), sz.data(), cols, d, Vt.data(), k, form, out);
+    reduce_tile<T, T>(X.data(), sx.data(), rows, Z.data(), sz.data(), cols, d, Vt.data(), vxt, k, form, out, out_z);
   }
 #else
   (void)slope, (void)offset, (void)sign, (void)mu, (void)nu, (void)radial, (void)near;
@@ -318,17 +376,20 @@ void register_bindings(py::module_& m) {
   const char* doc =
       "acc[i, c] += sum_j K(x_i, z_j) V[j, c] for a cosine kernel of the form (slope, offset, sign, "
       "mu, nu, radial, coef), cosines with |c| >= near from the rows' differences (csrc/cpu_cosine.cpp): inner "
-      "products, kernel and float64 sums fused.";
+      "products, kernel and float64 sums fused; with VX and acc_z also acc_z[j, c] += sum_i K(x_i, z_j) VX[i, c] "
+      "from the same kernel values.";
   // noconvert: X, sx, Z, sz and acc are used as given (C-contiguous, X's dtype; acc float64),
   // never as silent copies (a copy of acc would drop the sums)
   m.def("cosine_reduce", &cosine_reduce<float>, py::arg("X").noconvert(), py::arg("sx").noconvert(),
         py::arg("Z").noconvert(), py::arg("sz").noconvert(), py::arg("V"), py::arg("acc").noconvert(),
         py::arg("slope"), py::arg("offset"), py::arg("sign"), py::arg("mu"), py::arg("nu"),
-        py::arg("radial"), py::arg("coef"), py::arg("near"), doc);
+        py::arg("radial"), py::arg("coef"), py::arg("near"), py::arg("VX") = py::none(),
+        py::arg("acc_z") = py::none(), doc);
   m.def("cosine_reduce", &cosine_reduce<double>, py::arg("X").noconvert(), py::arg("sx").noconvert(),
         py::arg("Z").noconvert(), py::arg("sz").noconvert(), py::arg("V"), py::arg("acc").noconvert(),
         py::arg("slope"), py::arg("offset"), py::arg("sign"), py::arg("mu"), py::arg("nu"),
-        py::arg("radial"), py::arg("coef"), py::arg("near"), doc);
+        py::arg("radial"), py::arg("coef"), py::arg("near"), py::arg("VX") = py::none(),
+        py::arg("acc_z") = py::none(), doc);
 }
 
 }  // namespace cpu

@@ -37,6 +37,10 @@ in ``pyfeat.ops.blocked``, so a backend adds only primitives:
 ``kernel_reduce(k, ..., acc, ws)`` acc += K(X_b, Z_c) V_c for one tile, fused (the kernel tile
                                    reduction; CPU: GEMM + fused pass, or one AVX-512 loop for
                                    the cosine kernels; GPU: one fused kernel)
+``symmetric_reduce(k, n_cols, d)``  whether kernel_matvec(X, X, V) takes each pair once, with
+``kernel_reduce_pair(k, X_b, sx,`` acc += K(X_b, Z_c) V_c and acc_z += K(X_b, Z_c)ᵀ V_b from one
+``Z_c, sz, V_c, V_b, acc, acc_z,`` evaluation of the tile (default: no; CPU: the cosine kernels'
+``ws)``                            AVX-512 loop)
 ``kernel_tile``, ``reduce_tile(k,`` the largest tile (rows, columns of 4-byte values) of the
 ``n_cols, d)``                     kernel ops, and of kernel_reduce for kernel k, V's columns, d
 ``gram_update(P, G, ws)``          G += PᵀP (float64 G; the CPU fills only its upper triangle)
@@ -80,6 +84,9 @@ class Device:
 
     def reduce_tile(self, kernel, n_cols, d):
         return self.kernel_tile
+
+    def symmetric_reduce(self, kernel, n_cols, d):
+        return False
 
     def kernel_store(self, kernel, G, X, sx, Z, sz, R, col):
         self.kernel_apply(kernel, G, X, sx, Z, sz)

@@ -527,13 +527,15 @@ def _kernel_matvec_from_differences(dev, X, Z, V, kernel, block_size):
     return out.astype(V.dtype, copy=False)
 
 
-def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
+def kernel_matvec(dev, X, Z, V, kernel, block_size=None, symmetric=False):
     """K(X, Z) V for V (n_z, k), never forming K: row blocks of X against column tiles of Z,
     each tile reduced against V by ``dev.kernel_reduce`` into a float64 accumulator (a kernel
     ``from_differences``: ``_difference_tiles``).
 
     V is in the working dtype, or float64 with float32 X: then the float32 kernel values
-    multiply V in float64 (one product, V at full precision); the result has V's dtype."""
+    multiply V in float64 (one product, V at full precision); the result has V's dtype.
+    ``symmetric``: X holds Z's rows (the solvers' K V; Z is used for both), and where
+    ``dev.symmetric_reduce`` each pair is evaluated once (``_symmetric_kernel_matvec``)."""
     if kernel.differences:
         return _kernel_matvec_from_differences(dev, X, Z, V, kernel, block_size)
     if dev.reference:
@@ -545,8 +547,11 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
     rows, cols = _kernel_tiles(dev, nx, nz, d, dt, row_bytes=16 * k, col_bytes=V.dtype.itemsize * k,
                                block_size=block_size, tile=dev.reduce_tile(kernel, k, d))
     Z, sz, fz = _cosine_rows(dev, kernel, Z)
-    out = xp.empty((nx, k), V.dtype)
     Vz = _scaled_cols(V, fz)  # K V = F_x K' (F_z V) for rows rescaled by _cosine_rows
+    # one float64 (n, k) sum per worker: within a quarter of the budget
+    if symmetric and dev.symmetric_reduce(kernel, k, d) and dev.workers * nz * k * 8 <= dev.budget() // 4:
+        return _symmetric_kernel_matvec(dev, kernel, Z, sz, fz, Vz, rows, cols, V.dtype)
+    out = xp.empty((nx, k), V.dtype)
 
     def make_state():
         return dev.kernel_workspace(rows, cols, k, dt), xp.empty((rows, k), xp.float64)
@@ -562,6 +567,40 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None):
 
     dev.run(nx, rows, make_state, step, tiled=True)
     return out
+
+
+def _symmetric_kernel_matvec(dev, kernel, Z, sz, fz, Vz, rows, cols, dtype):
+    """K(Z, Z) V with each pair of row blocks (I ≤ J) evaluated once: block I against itself by
+    ``dev.kernel_reduce``, against each later block J by ``dev.kernel_reduce_pair`` (one kernel
+    evaluation of the tile adds K_IJ V_J to rows I and K_IJᵀ V_I to rows J): n(n + rows)/2 kernel
+    values instead of n². The pairs are spread over the workers in turn, each adding into its own
+    float64 (n, k) sum, and the workers' sums are added (as the gradient ops' are: the result
+    depends on the worker count at float64 rounding only)."""
+    xp = dev.xp
+    n, k = Vz.shape
+    Vz = xp.ascontiguousarray(Vz)  # its rows are both sides' V
+    spans = list(blocks(n, rows))
+    pairs = [(i, j) for i in range(len(spans)) for j in range(i, len(spans))]
+
+    def make_state():
+        return dev.kernel_workspace(rows, cols, k, Z.dtype), xp.zeros((n, k), xp.float64)
+
+    def step(state, u, _):
+        ws, acc = state
+        (s, e), (zs0, ze0) = spans[pairs[u][0]], spans[pairs[u][1]]
+        Zb, sb = Z[s:e], sz[s:e]
+        for zs, ze in blocks(ze0 - zs0, cols):
+            zs, ze = zs + zs0, ze + zs0
+            if zs0 == s:
+                dev.kernel_reduce(kernel, Zb, sb, Z[zs:ze], sz[zs:ze], Vz[zs:ze], acc[s:e], ws)
+            else:
+                dev.kernel_reduce_pair(kernel, Zb, sb, Z[zs:ze], sz[zs:ze], Vz[zs:ze], Vz[s:e],
+                                       acc[s:e], acc[zs:ze], ws)
+
+    acc = _sum([st[1] for st in dev.run(len(pairs), 1, make_state, step, tiled=True)])
+    if fz is not None:
+        acc *= fz[:, None]
+    return acc.astype(dtype, copy=False)
 
 
 def kernel_matrix(dev, X, Z, kernel, block_size=None):

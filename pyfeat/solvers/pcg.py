@@ -87,7 +87,7 @@ def solve(problem, *, tol, max_iter, monitor, subsample_size=None, shifts=None, 
     mu_d = xp.asarray(mu)
 
     def apply(V, cols):
-        return problem.kmv(problem.X, problem.X, V) + mu_d[cols][None, :] * V
+        return problem.kxx(V) + mu_d[cols][None, :] * V
 
     alpha, it, restarts, residuals = restarted(apply, Y, tol, max_iter, monitor,
                                                precondition=lambda R, cols: P(R, mu_d[cols]))

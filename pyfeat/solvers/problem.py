@@ -82,10 +82,11 @@ class Problem:
     def working_dtype(self):
         return working_dtype(self.X)  # the ops' rule (float16 X works in float32)
 
-    def kmv(self, A, B, V):
+    def kmv(self, A, B, V, symmetric=False):
         """k(A, B) @ V in float64 for V (n_b,) or (n_b, k) (cast to float64); A, B on the device
         in the working dtype's family. With float32 X the float32 kernel values multiply the
-        float64 V in float64 (one product; see ``pyfeat.solvers``)."""
+        float64 V in float64 (one product; see ``pyfeat.solvers``). ``symmetric``: A is B (the
+        solvers' K(X, X) V, ``kxx``), each pair evaluated once where the device can."""
         xp = self.xp
         self.kernel_evaluations += A.shape[0] * B.shape[0]
         V = xp.asarray(V, dtype=self.working_dtype if self.working_products else xp.float64)
@@ -93,8 +94,14 @@ class Problem:
         if self.on_cluster:
             out = A.kernel_matvec(B, V2, self.kernel, self.block_size)
         else:
-            out = blocked.kernel_matvec(self.device, A, self._working(B), V2, self.kernel, self.block_size)
+            out = blocked.kernel_matvec(self.device, A, self._working(B), V2, self.kernel, self.block_size,
+                                        symmetric=symmetric)
         return out.astype(xp.float64, copy=False).reshape((A.shape[0],) + V.shape[1:])
+
+    def kxx(self, V):
+        """k(X, X) @ V in float64, each pair of rows evaluated once where the device can
+        (``pyfeat.ops.blocked.kernel_matvec``'s ``symmetric``)."""
+        return self.kmv(self.X, self.X, V, symmetric=True)
 
     def kernel_features(self, B, W):
         """k(X, B) @ W in the working dtype (W cast to it): the features F of a preconditioner."""
@@ -119,7 +126,7 @@ class Problem:
 
     def matvec(self, V):
         """(K + nλI) V."""
-        return self.kmv(self.X, self.X, V) + self.shift * V
+        return self.kxx(V) + self.shift * V
 
     def relative_residual(self, alpha):
         """max over columns of ‖(K + nλI)α − y‖ / ‖y‖ (one matvec)."""

@@ -30,7 +30,7 @@ DEFAULT_MAX_ITER = 10_000
 
 def step_size(problem):
     """η = 1/(θ + ρ + nλ) (see the module docstring) and θ."""
-    theta, rho = top_eigenvalue(lambda V: problem.kmv(problem.X, problem.X, V), problem.n,
+    theta, rho = top_eigenvalue(problem.kxx, problem.n,
                                 min(4, problem.n), problem.rng, problem.xp)
     return 1.0 / (theta + rho + problem.shift), theta
 
