@@ -159,7 +159,8 @@ def test_kernel_matvec_ntk(benchmark, impl, gemm_gflops, machine):
 
 KERNEL_N = int(os.environ.get("PYFEAT_BENCH_KERNEL_N", 20_000))
 KERNEL_D = int(os.environ.get("PYFEAT_BENCH_KERNEL_D", 32))
-KERNEL_CASES = ["matvec-k1", "matvec-k3", "matvec-k1-v64", "matrix"]
+KERNEL_CASES = ["matvec-k1", "matvec-k3", "matvec-k1-v64", "symmetric-k1", "symmetric-k3", "symmetric-k1-v64",
+                "matrix"]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -167,20 +168,23 @@ KERNEL_CASES = ["matvec-k1", "matvec-k3", "matvec-k1-v64", "matrix"]
 def test_kernel_floor(benchmark, case, dtype, gemm_gflops, machine):
     """kernel_matvec (1 and 3 columns; float64 V with float32 X) and kernel_matrix, NTK, X = Z,
     against the GEMM floor 2n²d/R (module docstring). float64 V runs through
-    ``pyfeat.ops.blocked`` (the solvers' path; the public op casts V to the working dtype)."""
-    if case == "matvec-k1-v64" and dtype == "float64":
+    ``pyfeat.ops.blocked`` (the solvers' path; the public op casts V to the working dtype);
+    "symmetric": the solvers' K(X, X) V (``symmetric=True``), which evaluates n(n + rows)/2 of
+    the n² pairs (the floor stays the full product's)."""
+    if case.endswith("v64") and dtype == "float64":
         pytest.skip("float64 V is the plain float64 case")
     n, d = KERNEL_N, KERNEL_D
     rng = np.random.default_rng(3)
     X = rng.standard_normal((n, d)).astype(dtype)
     kern = pf.kernels.get("ntk")
     dev = pf.ops.device("numba")
-    k = 3 if case == "matvec-k3" else 1
+    k = 3 if case.endswith("k3") else 1
     V = rng.standard_normal((n, k)).astype("float64" if case.endswith("v64") else dtype)
     from pyfeat.ops import blocked
 
+    symmetric = case.startswith("symmetric")
     fn = (lambda: blocked.kernel_matrix(dev, X, X, kern)) if case == "matrix" \
-        else (lambda: blocked.kernel_matvec(dev, X, X, V, kern))
+        else (lambda: blocked.kernel_matvec(dev, X, X, V, kern, symmetric=symmetric))
     fn()
     benchmark.pedantic(fn, rounds=3, iterations=1)
     flops = 2 * n * n * d

@@ -330,18 +330,24 @@ void cosine_reduce(carray<T> X, carray<T> sx, carray<T> Z, carray<T> sz, py::arr
     throw std::invalid_argument("cosine_reduce: acc must be a writeable C-contiguous float64 array");
   if (VX.is_none() != acc_z.is_none())
     throw std::invalid_argument("cosine_reduce: VX and acc_z go together");
+  // V in float64 is taken as it is with float32 X; any other V is read in the working dtype
+  const bool v64 = py::isinstance<py::array_t<double>>(V) && !py::isinstance<py::array_t<T>>(V);
   const bool both = !VX.is_none();
   py::array vx, az;
   if (both) {
+    // acc_z is added into in place and VX read as it is, in the dtype V is read in: no copies
+    if (!py::isinstance<py::array>(VX) || !py::isinstance<py::array>(acc_z))
+      throw std::invalid_argument("cosine_reduce: VX and acc_z must be arrays");
     vx = py::reinterpret_borrow<py::array>(VX);
     az = py::reinterpret_borrow<py::array>(acc_z);
-    // acc_z is added into in place and VX read as V is: the same checks, no silent copies
     if (!py::isinstance<py::array_t<double>>(az) || az.ndim() != 2 || az.shape(0) != Z.shape(0) ||
         az.shape(1) != V.shape(1) || !(az.flags() & py::array::c_style) || !az.writeable())
       throw std::invalid_argument("cosine_reduce: acc_z must be a writeable C-contiguous float64 (cols, k) array");
-    if (vx.ndim() != 2 || vx.shape(0) != X.shape(0) || vx.shape(1) != V.shape(1) ||
-        vx.dtype().not_equal(V.dtype()) || !(vx.flags() & py::array::c_style))
-      throw std::invalid_argument("cosine_reduce: VX must be a C-contiguous (rows, k) array of V's dtype");
+    const bool vx_dtype = v64 ? py::isinstance<py::array_t<double>>(vx) : py::isinstance<py::array_t<T>>(vx);
+    if (vx.ndim() != 2 || vx.shape(0) != X.shape(0) || vx.shape(1) != V.shape(1) || !vx_dtype ||
+        !(vx.flags() & py::array::c_style))
+      throw std::invalid_argument("cosine_reduce: VX must be a C-contiguous (rows, k) array in the dtype V is "
+                                  "read in (float64 for a float64 V, else X's)");
   }
 #ifdef PYFEAT_AVX512
   const Form<T> form{T(slope), T(offset), T(sign), T(mu), T(nu), T(near), radial,
@@ -351,7 +357,7 @@ void cosine_reduce(carray<T> X, carray<T> sx, carray<T> Z, carray<T> sz, py::arr
   double* out = acc.mutable_data();
   double* out_z = both ? static_cast<double*>(az.mutable_data()) : nullptr;
   if (rows == 0 || cols == 0) return;
-  if (py::isinstance<py::array_t<double>>(V) && !py::isinstance<py::array_t<T>>(V)) {
+  if (v64) {
     const carray<double> Vd = carray<double>::ensure(V);
     const double* vxd = both ? static_cast<const double*>(vx.data()) : nullptr;
     py::gil_scoped_release release;

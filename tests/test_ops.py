@@ -525,41 +525,58 @@ def test_avx512_reduction_takes_arrays_as_given():
                          ids=lambda k: k[0] + ("-bias" if "bias" in k[1] else ""))
 def test_symmetric_kernel_matvec_takes_each_pair_once(rng, monkeypatch, dtype, kernel):
     """kernel_matvec(X, X, V, symmetric=True) (the solvers' product) on the AVX-512 loop
-    evaluates each pair of row blocks once, adding both sides of the tile: against the float64
-    reference, and equal to the one-sided product to float64 rounding of the sums, for 1 … 5 row blocks
-    (block_size), sizes off the register block, zero and duplicate rows, rows rescaled by
-    _cosine_rows, 1-4 columns of V in the working dtype and in float64; the pair primitive is
-    counted, and for one block there is none."""
+    evaluates each pair of row blocks once, adding both sides of the tile: the kernel values
+    evaluated are n² - (the diagonal blocks' off-diagonal half), each off-diagonal pair once
+    (2 · pair values + diagonal-block values = n²); the result is within the dtype's tolerance of
+    the float64 reference and equal to the one-sided product to the working dtype's rounding, for
+    1 … 5 row blocks (block_size), sizes off the register block, zero rows, duplicate,
+    antiparallel and near-parallel rows in different blocks (the pair path's recomputed
+    cosines), rows rescaled by _cosine_rows, 1-4 columns of V in the working dtype and in
+    float64."""
     from pyfeat.ops import _numba, blocked
 
     if _numba.AVX512_REDUCE is None:
         pytest.skip("the symmetric product runs on the AVX-512 loop, which does not run here")
     dev = ops.device("numba")
-    calls = []
-    pair = dev.kernel_reduce_pair
-    monkeypatch.setattr(dev, "kernel_reduce_pair", lambda *a: calls.append(1) or pair(*a))
+    values = {"diagonal": 0, "pair": 0}
+    single, pair = dev.kernel_reduce, dev.kernel_reduce_pair
+
+    def counted(kind, fn):
+        def call(kernel, Xb, sx, Zc, *rest):
+            values[kind] += Xb.shape[0] * Zc.shape[0]
+            return fn(kernel, Xb, sx, Zc, *rest)
+        return call
+
+    monkeypatch.setattr(dev, "kernel_reduce", counted("diagonal", single))
+    monkeypatch.setattr(dev, "kernel_reduce_pair", counted("pair", pair))
     name, params = kernel
     kern = pf.kernels.get(name, **params)
+    with pytest.raises(ValueError, match="symmetric=True needs"):
+        blocked.kernel_matvec(dev, np.ones((3, 2), dtype), np.ones((4, 2), dtype), np.ones((4, 1), dtype), kern,
+                              symmetric=True)
     for n, d, block, blocks in [(1, 3, None, 1), (37, 5, 8, 5), (300, 17, 64, 5), (1000, 33, 300, 4)]:
         X = rng.standard_normal((n, d)).astype(dtype)
+        close = []  # (i, j) pairs at cos t = ±1 or within 1e-4 of it, in different blocks
         if n > 3:
-            X[1], X[2] = 0, X[3]
+            X[1] = 0
+            X[n - 1], X[n - 2], X[n - 3] = X[2], -3 * X[3], X[4] + 1e-4 * np.linalg.norm(X[4]) * rng.standard_normal(d) / np.sqrt(d)
+            close = [(2, n - 1), (3, n - 2), (4, n - 3)]
         if n == 300:  # rows far outside 2^±60 in norm: _cosine_rows rescales every row
-            X[:5] *= 1e15
-            X[5:10] *= 1e-25
+            X[5:10] *= 1e15
+            X[10:15] *= 1e-25
         K = ref_kernel(X, X, name, params)
         S = kernel_scale(X, X, name, params)
-        S = np.maximum(S, S * (RTOL_ANGLE_DEGENERATE[dtype] / RTOL[dtype]) * np.eye(n))  # self-pairs
-        if n > 3:
-            S[2, 3] = S[3, 2] = S[2, 2]
+        degenerate = S * (RTOL_ANGLE_DEGENERATE[dtype] / RTOL[dtype])
+        S[np.diag_indices(n)] = degenerate[np.diag_indices(n)]
+        for i, j in close:
+            S[i, j], S[j, i] = degenerate[i, j], degenerate[j, i]
         for k, vdtype in [(1, dtype), (3, dtype), (2, np.float64), (4, np.float64)]:
             V = rng.standard_normal((n, k)).astype(vdtype)
-            calls.clear()
+            values.update(diagonal=0, pair=0)
             out = blocked.kernel_matvec(dev, X, X, V, kern, block_size=block, symmetric=True)
-            pairs = len(calls)
-            assert (pairs > 0) == (blocks > 1)
+            assert 2 * values["pair"] + values["diagonal"] == n * n, (n, values)
+            assert (values["pair"] > 0) == (blocks > 1)
             one = blocked.kernel_matvec(dev, X, X, V, kern, block_size=block)
-            assert len(calls) == pairs  # the one-sided product takes no pairs
             assert out.shape == (n, k) and out.dtype == vdtype
             assert_close(out, K @ V.astype(np.float64), dtype, f"symmetric {name} n={n} k={k}",
                          scale=(S @ np.abs(V)).max())
@@ -567,29 +584,35 @@ def test_symmetric_kernel_matvec_takes_each_pair_once(rng, monkeypatch, dtype, k
             assert np.abs(out - one).max() <= 64 * np.finfo(dtype).eps * scale, (name, n, k)
 
 
-def test_avx512_reduction_adds_both_sides():
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_avx512_reduction_adds_both_sides(dtype):
     """pyfeat._core.cosine_reduce with VX and acc_z: acc as without them, and acc_z = K(X, Z)ᵀ VX,
-    the same as the call with X and Z swapped; VX without acc_z, an acc_z of another dtype or
-    shape, or a VX of another dtype than V are errors, not conversions."""
+    the same as the call with X and Z swapped (a duplicate and an antiparallel pair included);
+    VX without acc_z, a VX that is not an array or not in the dtype V is read in (X's, or
+    float64 for a float64 V), an acc_z of another dtype or shape are errors, not conversions."""
     from pyfeat.ops import _numba
 
     if _numba.AVX512_REDUCE is None:
         pytest.skip("the AVX-512 reduction does not run here")
     rng = np.random.default_rng(5)
-    X, Z = rng.standard_normal((21, 7)).astype(np.float32), rng.standard_normal((45, 7)).astype(np.float32)
+    X, Z = rng.standard_normal((21, 7)).astype(dtype), rng.standard_normal((45, 7)).astype(dtype)
+    Z[3], Z[4] = X[2], -2 * X[5]
     sx, sz = (X * X).sum(axis=1), (Z * Z).sum(axis=1)
-    V, VX = rng.standard_normal((45, 2)).astype(np.float32), rng.standard_normal((21, 2)).astype(np.float32)
-    args = (*_numba._COSINE_FORMS[_numba.NTK, np.float32], _numba.NEAR_PARALLEL)
+    V, VX = rng.standard_normal((45, 2)).astype(dtype), rng.standard_normal((21, 2)).astype(dtype)
+    args = (*_numba._COSINE_FORMS[_numba.NTK, np.dtype(dtype).type], _numba.NEAR_PARALLEL)
     acc, acc_z, ref, ref_z = np.zeros((21, 2)), np.zeros((45, 2)), np.zeros((21, 2)), np.zeros((45, 2))
     _numba.AVX512_REDUCE(X, sx, Z, sz, V, acc, *args, VX, acc_z)
     _numba.AVX512_REDUCE(X, sx, Z, sz, V, ref, *args)
     _numba.AVX512_REDUCE(Z, sz, X, sx, VX, ref_z, *args)
     np.testing.assert_array_equal(acc, ref)
-    np.testing.assert_allclose(acc_z, ref_z, rtol=1e-6, atol=1e-6 * np.abs(ref_z).max())
-    for bad in [(VX, None), (VX, np.zeros((45, 2), np.float32)), (VX, np.zeros((21, 2))),
-                (VX.astype(np.float64), np.zeros((45, 2)))]:
+    tol = 10 * np.finfo(dtype).eps
+    np.testing.assert_allclose(acc_z, ref_z, rtol=tol, atol=tol * np.abs(ref_z).max())
+    other = np.float32 if dtype == np.float64 else np.float64
+    for v, vx, az in [(V, VX, None), (V, VX, np.zeros((45, 2), np.float32)), (V, VX, np.zeros((21, 2))),
+                      (V, VX.astype(other), np.zeros((45, 2))), (V, VX.tolist(), np.zeros((45, 2))),
+                      (V.astype(np.float16), VX.astype(np.float16), np.zeros((45, 2)))]:
         with pytest.raises((ValueError, TypeError)):
-            _numba.AVX512_REDUCE(X, sx, Z, sz, V, np.zeros((21, 2)), *args, *bad)
+            _numba.AVX512_REDUCE(X, sx, Z, sz, v, np.zeros((21, 2)), *args, vx, az)
 
 
 def _angle_kernels(X, Z):

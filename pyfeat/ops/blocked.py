@@ -548,8 +548,12 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None, symmetric=False):
                                block_size=block_size, tile=dev.reduce_tile(kernel, k, d))
     Z, sz, fz = _cosine_rows(dev, kernel, Z)
     Vz = _scaled_cols(V, fz)  # K V = F_x K' (F_z V) for rows rescaled by _cosine_rows
+    if symmetric and X.shape[0] != nz:
+        raise ValueError(f"kernel_matvec: symmetric=True needs X's rows as Z, got {nx} and {nz} rows")
     # one float64 (n, k) sum per worker: within a quarter of the budget
     if symmetric and dev.symmetric_reduce(kernel, k, d) and dev.workers * nz * k * 8 <= dev.budget() // 4:
+        if block_size is None:  # >= 4 blocks per worker (2 blocks on 2 workers would gain nothing)
+            rows = min(rows, max(SYMMETRIC_MIN_ROWS, -(-nz // (4 * dev.workers))))
         return _symmetric_kernel_matvec(dev, kernel, Z, sz, fz, Vz, rows, cols, V.dtype)
     out = xp.empty((nx, k), V.dtype)
 
@@ -567,6 +571,10 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None, symmetric=False):
 
     dev.run(nx, rows, make_state, step, tiled=True)
     return out
+
+
+# the symmetric product's smallest row blocks (each block pair packs its column tiles once)
+SYMMETRIC_MIN_ROWS = 512
 
 
 def _symmetric_kernel_matvec(dev, kernel, Z, sz, fz, Vz, rows, cols, dtype):

@@ -71,7 +71,8 @@ class Problem:
 
     @property
     def matvecs(self):
-        """Kernel values evaluated so far, in units of one n × n matvec (n² values)."""
+        """Kernel products so far, in units of one n × n matvec (n² values; ``kxx`` counts n²,
+        though it evaluates about half of them)."""
         return self.kernel_evaluations / self.n**2
 
     @property
