@@ -24,8 +24,10 @@ ceiling there is ≈ (32 + 22)/32 ≈ 1.7× the floor); kernel_matrix also write
 n = 20,000 in float32; at 4–10 GB/s here that alone is 0.2–0.4 s): its record also has the time
 of allocating and writing that output alone (``store_s``, measured in the same run) and the
 ratio to floor + store. X, Z and V are read once
-per tile (O((n_x + n_z)d) bytes). The target is ratio ≤ 2 (time / floor) at d ≥ 32; the
-measured ratios are in the README's Performance table.
+per tile (O((n_x + n_z)d) bytes). The "symmetric" cases are the solvers' K(X, X) V, which on
+that loop evaluates each pair of row blocks once (n(n + rows)/2 pairs; the floor is still the
+full product's). The target is ratio ≤ 2 (time / floor) at d ≥ 32; the measured ratios are in
+the README's Performance table.
 """
 
 import math
