@@ -246,7 +246,7 @@ PF_SIMD_ENTRY void reduce_panels(const Tile<T>& tile, const Form<T>& f, double* 
 }
 
 template <class T, int K, bool BOTH>
-void reduce_panels_k(const Tile<T>& tile, const Form<T>& f, double* acc) {
+void reduce_panels_n(const Tile<T>& tile, const Form<T>& f, double* acc) {
   switch (f.coef.size()) {  // the forms' polynomials (pyfeat.ops._numba._COSINE_FORMS)
     case 8: return reduce_panels<T, K, 8, BOTH>(tile, f, acc);
     case 19: return reduce_panels<T, K, 19, BOTH>(tile, f, acc);
@@ -256,12 +256,12 @@ void reduce_panels_k(const Tile<T>& tile, const Form<T>& f, double* acc) {
 }
 
 template <class T, bool BOTH>
-void reduce_panels_both(const Tile<T>& tile, const Form<T>& f, int k, double* acc) {
+void reduce_panels_k(const Tile<T>& tile, const Form<T>& f, int k, double* acc) {
   switch (k) {
-    case 1: return reduce_panels_k<T, 1, BOTH>(tile, f, acc);
-    case 2: return reduce_panels_k<T, 2, BOTH>(tile, f, acc);
-    case 3: return reduce_panels_k<T, 3, BOTH>(tile, f, acc);
-    case 4: return reduce_panels_k<T, 4, BOTH>(tile, f, acc);
+    case 1: return reduce_panels_n<T, 1, BOTH>(tile, f, acc);
+    case 2: return reduce_panels_n<T, 2, BOTH>(tile, f, acc);
+    case 3: return reduce_panels_n<T, 3, BOTH>(tile, f, acc);
+    case 4: return reduce_panels_n<T, 4, BOTH>(tile, f, acc);
   }
 }
 
@@ -301,8 +301,8 @@ void reduce_tile(const T* X, const T* sx, int64_t rows, const T* Z, const T* sz,
   }
   const Tile<T> tile{X, rx.data(), ux.data(), Z, rz.data(), xs.data(), zp.data(), w.data(),
                      VX ? wx.data() : nullptr, VX ? cs.data() : nullptr, rows, cols, d, panels, padded, wxs};
-  if (!VX) return reduce_panels_both<T, false>(tile, f, k, acc);
-  reduce_panels_both<T, true>(tile, f, k, acc);
+  if (!VX) return reduce_panels_k<T, false>(tile, f, k, acc);
+  reduce_panels_k<T, true>(tile, f, k, acc);
   for (int64_t j = 0; j < cols; ++j)
     for (int c = 0; c < k; ++c) acc_z[j * k + c] += double(vz[j]) * cs[size_t(c * padded + j)];
 }

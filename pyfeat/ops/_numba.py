@@ -704,11 +704,15 @@ class NumbaDevice(Device):
         tile from one evaluation: 1.06-1.26 times the cost of one side at d = 17-33, float32)."""
         return self._avx512(kernel, n_cols, d)
 
+    @staticmethod
+    def _avx512_reduce(kernel, Xb, sx, Zc, szc, Vc, acc, *both):
+        """``AVX512_REDUCE`` with the kernel's form; ``both``: (Vx, acc_z) for the two sides."""
+        AVX512_REDUCE(Xb, sx, Zc, szc, Vc, acc, *_COSINE_FORMS[kernel.code, Xb.dtype.type], NEAR_PARALLEL, *both)
+
     def kernel_reduce_pair(self, kernel, Xb, sx, Zc, szc, Vc, Vx, acc, acc_z, ws):
         """acc += K(Xb, Zc) Vc and acc_z += K(Xb, Zc)ᵀ Vx, one evaluation of the tile (the
         AVX-512 loop; only where ``symmetric_reduce``)."""
-        AVX512_REDUCE(Xb, sx, Zc, szc, Vc, acc, *_COSINE_FORMS[kernel.code, Xb.dtype.type], NEAR_PARALLEL,
-                      Vx, acc_z)
+        self._avx512_reduce(kernel, Xb, sx, Zc, szc, Vc, acc, Vx, acc_z)
 
     def kernel_reduce(self, kernel, Xb, sx, Zc, szc, Vc, acc, ws):
         """acc += K(Xb, Zc) Vc for one tile. The cosine kernels with up to AVX512_COLUMNS
@@ -724,7 +728,7 @@ class NumbaDevice(Device):
         rows, cols, k = Xb.shape[0], Zc.shape[0], Vc.shape[1]
         dt, code = Xb.dtype, kernel.code
         if self._avx512(kernel, k, Xb.shape[1]):
-            AVX512_REDUCE(Xb, sx, Zc, szc, Vc, acc, *_COSINE_FORMS[code, dt.type], NEAR_PARALLEL)
+            self._avx512_reduce(kernel, Xb, sx, Zc, szc, Vc, acc)
             return
         G = ws.get("tile", (rows, cols), dt)
         np.matmul(Xb, Zc.T, out=G)

@@ -544,12 +544,12 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None, symmetric=False):
     xp, dt = dev.xp, Z.dtype
     nx, d = X.shape[0], Z.shape[1]
     nz, k = V.shape
+    if symmetric and X.shape[0] != nz:
+        raise ValueError(f"kernel_matvec: symmetric=True needs X's rows as Z, got {nx} and {nz} rows")
     rows, cols = _kernel_tiles(dev, nx, nz, d, dt, row_bytes=16 * k, col_bytes=V.dtype.itemsize * k,
                                block_size=block_size, tile=dev.reduce_tile(kernel, k, d))
     Z, sz, fz = _cosine_rows(dev, kernel, Z)
     Vz = _scaled_cols(V, fz)  # K V = F_x K' (F_z V) for rows rescaled by _cosine_rows
-    if symmetric and X.shape[0] != nz:
-        raise ValueError(f"kernel_matvec: symmetric=True needs X's rows as Z, got {nx} and {nz} rows")
     # one float64 (n, k) sum per worker: within a quarter of the budget
     if symmetric and dev.symmetric_reduce(kernel, k, d) and dev.workers * nz * k * 8 <= dev.budget() // 4:
         if block_size is None:  # >= 4 blocks per worker (2 blocks on 2 workers would gain nothing)
