@@ -122,14 +122,17 @@ def _cmd_demo(args):
 
 
 def _cmd_run(args):
-    from pyfeat.experiments import load_config, run_sweep
+    from pyfeat.experiments import grid, load_config, run_sweep
 
     if args.dask and importlib.util.find_spec("distributed") is None:
         raise UserError('--dask needs dask.distributed, an optional extra: pip install "pyfeat[dist]"')
     config = load_config(args.config)
     out = Path(args.out) if args.out else Path("results") / config.name
     rows = run_sweep(config, out, dask=args.dask, resume=args.resume, progress=not args.no_progress)
-    print(f"{len(rows)} rows in {out / 'results.csv'}; plot them with: pyfeat plot {out}")
+    ran = {r["point_id"] for r in rows}
+    skipped = sum(p.point_id not in ran for p in grid(config))
+    note = f" ({skipped} grid points skipped by stop_below)" if skipped > 0 else ""
+    print(f"{len(rows)} rows in {out / 'results.csv'}{note}; plot them with: pyfeat plot {out}")
     return 0
 
 

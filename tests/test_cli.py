@@ -8,7 +8,7 @@ import pytest
 
 from pyfeat import cli
 from pyfeat import experiments as ex
-from test_experiments import N_TOY_ROWS, TOY  # registers the "toy" task and "toy_ls" model
+from test_experiments import N_TOY_ROWS, TOY, TOY_STOP  # registers the "toy" task and "toy_ls" model
 
 
 @pytest.fixture
@@ -16,6 +16,15 @@ def toy_config(tmp_path):
     path = tmp_path / "toy.toml"
     path.write_text(TOY)
     return path
+
+
+def test_run_says_how_many_points_stop_below_skipped(tmp_path, capsys):
+    path = tmp_path / "stop.toml"
+    path.write_text(TOY_STOP)
+    assert cli.main(["run", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    rows = len(ex.load_results(tmp_path / "out"))
+    assert rows < N_TOY_ROWS
+    assert f"({N_TOY_ROWS - rows} grid points skipped by stop_below)" in capsys.readouterr().out
 
 
 def test_run_resume_and_plot(toy_config, tmp_path, capsys):

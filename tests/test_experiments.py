@@ -39,6 +39,9 @@ class ToyTask:
         return X.astype(dtype), y.astype(dtype)
 
 
+FITS = []  # the shape of X at every ToyLS fit
+
+
 class ToyLS:
     """Ridge regression; ``alignment`` = cos² between the weights and U."""
 
@@ -50,6 +53,7 @@ class ToyLS:
             raise ValueError(f"ridge must be a number >= 0, got {self.ridge!r}")
 
     def fit(self, X, y):
+        FITS.append(X.shape)
         X = np.asarray(X, np.float64)
         self.w_ = np.linalg.solve(X.T @ X + self.ridge * np.eye(X.shape[1]), X.T @ y)
         return self
@@ -254,6 +258,12 @@ def test_missing_sections_and_transfer_settings():
 def test_unknown_config_name_lists_shipped(tmp_path):
     with pytest.raises(ex.ConfigError, match="separation"):
         ex.load_config(str(tmp_path / "nope.toml"))
+
+
+def test_a_directory_named_like_a_shipped_config_does_not_shadow_it(tmp_path, monkeypatch):
+    (tmp_path / "separation").mkdir()  # e.g. an old output directory in the working directory
+    monkeypatch.chdir(tmp_path)
+    assert ex.load_config("separation").source.endswith("separation.toml")
 
 
 # -- sweeps --------------------------------------------------------------------------------------
@@ -695,3 +705,90 @@ def test_shipped_configs_are_valid_and_documented():
         config = ex.load_config(name)
         assert config.text.startswith("#") and "2-core" in config.text
         assert len(ex.grid(config)) > 0
+
+
+# -- stop_below: the n grid's early stop --------------------------------------------------------
+
+# stop_below below the threshold, where the toy's two seeds fall on both sides of it at some (d, n)
+TOY_STOP = TOY.replace("threshold = 0.05", "threshold = 0.1").replace(
+    '[models.ls]\ntype = "toy_ls"\n', '[models.ls]\ntype = "toy_ls"\nstop_below = 0.08\n', 1)
+
+
+def _first_stop(rows, level):
+    """{(model, d): the first n at which every seed is ≤ level} from the rows of a whole grid."""
+    cells = {}
+    for r in rows:
+        cells.setdefault((r["model"], r["d"]), {}).setdefault(r["n"], []).append(r["test_mse"])
+    return {key: min((n for n, v in by_n.items() if max(v) <= level), default=None)
+            for key, by_n in cells.items()}
+
+
+def _n_stars(rows, threshold):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 2 seeds: the interval is flagged as unreliable
+        out = {m: (*sc.n_star, sc.exponent, sc.ci_low, sc.ci_high, *sc.censored, *sc.bound, *sc.seeds,
+                   sc.boot_censored)
+               for m, sc in ex.sample_complexity(rows, threshold, interpolate=True, n_boot=200).items()}
+    return {m: [None if v != v else v for v in values] for m, values in out.items()}  # NaN as None
+
+
+def test_stop_below_skips_only_points_that_change_no_n_star(tmp_path):
+    """With stop_below = 0.08 the ls model's points above the first n at which both seeds are
+    ≤ 0.08 are skipped (at every d), every other row is the whole grid's, and n*, the exponent
+    and its bootstrap interval are the whole grid's at the threshold 0.08 and above it."""
+    assert TOY_STOP != TOY
+    full = ex.run_sweep(TOY, tmp_path / "full", progress=False)
+    rows = ex.run_sweep(TOY_STOP, tmp_path / "stop", progress=False)
+    stops = _first_stop(full, 0.08)
+    assert stops[("ls", 4)] is not None and stops[("ls", 4)] < 256  # the toy stops early at d = 4
+    expect = [r for r in full if r["model"] != "ls" or stops[("ls", r["d"])] is None
+              or r["n"] <= stops[("ls", r["d"])]]
+    assert len(rows) == len(expect) < len(full)
+    assert _sorted(rows) == _sorted(expect)
+    for threshold in (0.08, 0.1, 0.5):
+        assert _n_stars(rows, threshold) == _n_stars(full, threshold)
+    # at a stricter threshold a d that stopped before reaching it is a lower bound: n* > the last n run
+    sc = ex.sample_complexity(rows, 0.001, n_boot=0)["ls"]
+    assert list(sc.censored) == ["lower", "lower"]
+    assert sc.bound[0] == stops[("ls", 4)]
+
+
+def test_stop_below_resume_and_dask_skip_the_same_points(tmp_path):
+    """A run killed after its d = 4 rows, resumed (the skips decided from the rows read back),
+    and a Dask run (the stopping model n by n, the skipped points never fitted) give the rows
+    of an uninterrupted local run."""
+    local = ex.run_sweep(TOY_STOP, tmp_path / "local", progress=False)
+    at_d4 = sum(r["d"] == 4 for r in local)
+    seen = []
+
+    def kill_after_d4(row):
+        seen.append(row)
+        if len(seen) == at_d4:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        ex.run_sweep(TOY_STOP, tmp_path / "run", progress=False, on_row=kill_after_d4)
+    ran = []
+    resumed = ex.run_sweep(TOY_STOP, tmp_path / "run", resume=True, progress=False, on_row=ran.append)
+    assert _sorted(resumed) == _sorted(local) and len(ran) == len(local) - at_d4
+    distributed = pytest.importorskip("distributed")
+    FITS.clear()
+    with distributed.Client(processes=False, n_workers=2, threads_per_worker=1,
+                            dashboard_address=None) as client:
+        remote = ex.run_sweep(TOY_STOP, tmp_path / "dask", dask=client, progress=False)
+    assert _sorted(remote) == _sorted(local) and len(FITS) == len(local) < N_TOY_ROWS
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0.5", "must be ≤ threshold"), ('"low"', "must be a number"), ("nan", "must be a finite number"),
+    ("0", "must be > 0"),
+])
+def test_stop_below_errors_name_the_key(value, message):
+    text = TOY_STOP.replace("stop_below = 0.08", f"stop_below = {value}")
+    with pytest.raises(ex.ConfigError, match=f"line 18: models.ls.stop_below: {message}"):
+        ex.load_config(text)
+
+
+def test_stop_below_needs_a_threshold():
+    with pytest.raises(ex.ConfigError, match="models.ls.stop_below: must be ≤ threshold .* threshold unset"):
+        ex.load_config(TOY_STOP.replace("threshold = 0.1\n", ""))

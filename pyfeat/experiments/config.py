@@ -33,10 +33,21 @@ task parameters) and the models with their constructor parameters::
     [models.nn]                 # the table name ("nn") is the model's name in results and plots
     type = "TwoLayerReLU"       # a registered name (see MODELS) or "module:attr"
     width = 1024                # any other key is passed to the constructor ...
-    max_n = 65536               # ... except max_n (skip larger n for this model) and transfer
-                                # (false: fit on the target only in a transfer experiment)
+    max_n = 65536               # ... except max_n (skip larger n for this model), stop_below
+    stop_below = 0.3            # (see below) and transfer (false: fit on the target only in a
+                                # transfer experiment)
 
 The runner sets each model's ``seed`` itself (from the grid point), so a model table must not.
+
+**stop_below** (a model's early stop of the n grid): at each (d, task parameters) the model's
+points at larger n are skipped once, at one n, every seed's ``metric`` is ≤ stop_below (less a
+few float64 roundings). It must be ≤ ``threshold``: n* at any threshold ≥ stop_below (the first
+n whose seed-mean is at or below it) is then the same as on the whole grid, and so is every
+bootstrap resample's (a mean of seeds that are all ≤ stop_below is ≤ it), so the skipped fits
+change no n* and no interval of that metric. At a lower threshold, or in the other metric, a
+d may show as a lower bound (n* > the last n run) where the whole grid would reach it. The
+points of such a model run n by n at each d (on Dask too: its next n is submitted once the
+seeds of the last one end).
 
 Values are checked before anything runs: every model is built from its table (with a dummy
 seed) and runs its parameter check (``_check_params()``, when the model has one: pyfeat's models
@@ -52,6 +63,7 @@ import contextlib
 import importlib
 import inspect
 import itertools
+import math
 import re
 import tomllib
 from collections.abc import Callable
@@ -144,7 +156,7 @@ def register_model(name: str, factory: Callable[..., Any]) -> None:
     ... alpha = 0.1
     ... ''')
     >>> config.models[0]
-    ModelSpec(name='ridge', type='Ridge', params={'alpha': 0.1}, max_n=None, transfer=True)
+    ModelSpec(name='ridge', type='Ridge', params={'alpha': 0.1}, max_n=None, transfer=True, stop_below=None)
     """
     MODELS[name] = factory
 
@@ -272,12 +284,14 @@ class ModelSpec:
     transfer : bool, default True
         In a transfer experiment: fit on the source and transfer (False: fit on the target
         only).
+    stop_below : float, optional
+        Skip the larger n at a d once every seed's metric is ≤ it at one n (module docstring).
 
     Examples
     --------
     >>> from pyfeat.experiments import ModelSpec
     >>> ModelSpec("ntk", "KernelRidge", {"kernel": "ntk"}, max_n=8192)
-    ModelSpec(name='ntk', type='KernelRidge', params={'kernel': 'ntk'}, max_n=8192, transfer=True)
+    ModelSpec(name='ntk', type='KernelRidge', params={'kernel': 'ntk'}, max_n=8192, transfer=True, stop_below=None)
     """
 
     name: str
@@ -285,6 +299,7 @@ class ModelSpec:
     params: dict
     max_n: int | None = None
     transfer: bool = True
+    stop_below: float | None = None
 
 
 @dataclass(frozen=True)
@@ -457,7 +472,7 @@ def load_config(source: str | PathLike | SweepConfig) -> SweepConfig:
         text, where = source, "<string>"
     else:
         path = Path(source)
-        if not path.exists() and (CONFIG_DIR / f"{source}.toml").exists():
+        if not path.is_file() and (CONFIG_DIR / f"{source}.toml").exists():  # a directory does not shadow it
             path = CONFIG_DIR / f"{source}.toml"
         if not path.is_file():
             raise ConfigError(f"no config file {str(source)!r} and no shipped config of that name "
@@ -558,6 +573,8 @@ class _Validator:
     def number(self, value, path, low=None, strict=False):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(path, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise self.error(path, f"must be a finite number, got {value!r}")
         if low is not None and (value <= low if strict else value < low):
             raise self.error(path, f"must be {'>' if strict else '>='} {low}, got {value}")
         return float(value)
@@ -676,6 +693,9 @@ class _Validator:
             max_n = table.pop("max_n", None)
             if max_n is not None:
                 max_n = self.integer(max_n, path + ("max_n",), 1)
+            stop_below = table.pop("stop_below", None)
+            if stop_below is not None:
+                stop_below = self.number(stop_below, path + ("stop_below",), 0.0, strict=True)
             use_transfer = table.pop("transfer", True)
             if not isinstance(use_transfer, bool):
                 raise self.error(path + ("transfer",), f"must be true or false, got {use_transfer!r}")
@@ -684,7 +704,7 @@ class _Validator:
             factory = self.factory(MODELS, mtype, path + ("type",))
             self.keywords(factory, table, path)
             self.built(factory, {**table, "seed": 0}, {k: path + (k,) for k in table}, path)
-            models.append(ModelSpec(name, mtype, table, max_n, use_transfer))
+            models.append(ModelSpec(name, mtype, table, max_n, use_transfer, stop_below))
         if not models:
             raise self.error(("models",), "needs at least one [models.<name>] table")
 
@@ -694,6 +714,11 @@ class _Validator:
         threshold = top.get("threshold")
         if threshold is not None:
             threshold = self.number(threshold, ("threshold",), 0.0, strict=True)
+        for m in models:
+            if m.stop_below is not None and (threshold is None or m.stop_below > threshold):
+                raise self.error(("models", m.name, "stop_below"), f"must be ≤ threshold (so that no n* at the "
+                                 f"threshold depends on the skipped points), got {m.stop_below:g} with threshold "
+                                 f"{'unset' if threshold is None else f'{threshold:g}'}")
         return SweepConfig(
             name=self.string(top.get("name", Path(self.where).stem), ("name",)),
             task=family, task_params=task, sweep=sweep,

@@ -21,6 +21,10 @@ names (empty when it has none); ``params`` = the model's ``get_params()``, a dic
 parameters and the seed it was built with), one JSON column in results.csv; ``timestamp`` =
 when the point finished (UTC, ISO 8601).
 
+**Early stop.** A model with ``stop_below`` (``pyfeat.experiments.config``) skips its points at
+larger n at a (d, task parameters) once every seed's metric is ≤ stop_below at one n; the
+skipped points get no row. They are decided from the rows, so a resumed run skips the same ones.
+
 **Failures.** A grid point that raises stops the sweep with a ``GridPointError`` naming the
 point (its cause is the original exception); the rows already written stay, and a rerun with
 ``resume=True`` continues from them. A results file without rows (a run that failed at its
@@ -227,7 +231,8 @@ def columns(config: SweepConfig) -> tuple[str, ...]:
 
 
 def grid(config: str | PathLike | SweepConfig) -> list[GridPoint]:
-    """All grid points of a config, in the order d, task parameter values, n, seed, model.
+    """All grid points of a config, in the order d, task parameter values, n (ascending), seed,
+    model.
 
     Points with n above a model's ``max_n`` are left out.
 
@@ -272,7 +277,7 @@ def grid(config: str | PathLike | SweepConfig) -> list[GridPoint]:
     for name in names:
         combos = [c + ((name, v),) for c in combos for v in config.sweep[name]]
     return [GridPoint(config, m, d, n, rep, values)
-            for d in config.d for values in combos for n in config.n
+            for d in config.d for values in combos for n in sorted(config.n)
             for rep in range(config.seeds) for m in config.models
             if m.max_n is None or n <= m.max_n]
 
@@ -645,41 +650,143 @@ def run_sweep(config: str | PathLike | SweepConfig, out: str | PathLike, dask: A
 
     from tqdm.auto import tqdm
 
+    points = grid(config)
+    stops = _EarlyStop(config, load_results(path) if has_rows(path) else [], points)
+    skipped = 0
     with ResultsWriter(path, columns(config)) as writer:
-        todo = [p for p in grid(config) if p.point_id not in writer.done]
+        todo = [p for p in points if p.point_id not in writer.done]
         with tqdm(total=len(todo), disable=not progress, desc=config.name, unit="point") as bar:
-            for row in _execute(todo, dask):
-                writer.append(row)
+            for point, row in _execute(todo, dask, stops):
                 bar.update()
+                if row is None:
+                    skipped += 1
+                    continue
+                writer.append(row)
                 if on_row is not None:
                     on_row(row)
+    if skipped:
+        logger.info("%s: %d grid points skipped by stop_below", config.name, skipped)
     return load_results(path)
 
 
-def _execute(points, dask):
-    """Yield the rows of ``points`` as they finish (here, or on Dask)."""
+class _EarlyStop:
+    """Which grid points a model's ``stop_below`` skips (``pyfeat.experiments.config``).
+
+    A point is skipped when, at a smaller n of its (model, d, task parameters), every seed
+    0 … seeds − 1 has a row whose ``metric`` is ≤ the model's stop_below.
+
+    Parameters
+    ----------
+    config : SweepConfig
+        The sweep.
+    rows : list of dict
+        Rows already known (a resumed run's results).
+    points : list of GridPoint
+        The config's grid (to place the rows by their point_id).
+    """
+
+    def __init__(self, config: SweepConfig, rows: list[dict], points: list[GridPoint]):
+        self.metric, self.seeds = config.metric, config.seeds
+        self.cells: dict[tuple, dict[int, dict[int, Any]]] = {}  # group -> n -> rep -> metric
+        by_id = {p.point_id: p for p in points}
+        for row in rows:
+            point = by_id.get(row.get("point_id"))
+            if point is not None:
+                self.add(point, row)
+
+    @staticmethod
+    def group(point: GridPoint) -> tuple:
+        """(model, d, task parameter values): the points whose n grid stops together."""
+        return point.model.name, point.d, point.values
+
+    def add(self, point: GridPoint, row: dict) -> None:
+        """Record the row of a finished point."""
+        if point.model.stop_below is not None:
+            self.cells.setdefault(self.group(point), {}).setdefault(point.n, {})[point.rep] = row[self.metric]
+
+    def skips(self, point: GridPoint) -> bool:
+        """Whether every seed reached stop_below at an n below ``point.n``. "Reached" leaves a
+        margin of a few float64 roundings, so that the mean of any resample of those seeds is
+        ≤ stop_below as computed, too."""
+        if point.model.stop_below is None:
+            return False
+        level = point.model.stop_below * (1.0 - 4 * self.seeds * np.finfo(np.float64).eps)
+        for n, reps in self.cells.get(self.group(point), {}).items():
+            values = [reps.get(rep) for rep in range(self.seeds)]
+            if n < point.n and all(v is not None and v <= level for v in values):
+                return True
+        return False
+
+
+def _execute(points, dask, stops):
+    """Yield (point, row) as the points finish, here or on Dask; row is None for a point that
+    ``stops`` skips. The points of a model with stop_below run n by n at each d."""
     if dask is None:
         for point in points:
+            if stops.skips(point):
+                yield point, None
+                continue
             try:
                 row = run_point(point)
             except Exception as exc:
                 raise GridPointError(point, exc) from exc
-            yield row
+            stops.add(point, row)
+            yield point, row
         return
     if not points:
         return
+    levels: dict[tuple, list[list[GridPoint]]] = {}  # group -> its points n by n, ascending
+    ready = []
+    for point in points:
+        if point.model.stop_below is None:
+            ready.append(point)
+        else:
+            levels.setdefault(_EarlyStop.group(point), []).append(point)
+    for group, staged in levels.items():
+        ns = sorted({p.n for p in staged})
+        levels[group] = [[p for p in staged if p.n == n] for n in ns]
     client, cluster, threads = _dask_client(dask)
     from distributed import as_completed
 
-    futures = [client.submit(run_point, p, threads, pure=False) for p in points]
-    point_of = dict(zip((f.key for f in futures), points))
+    futures, point_of, waiting = [], {}, {}  # waiting: group -> futures left of its current n
+    queue = as_completed()
+
+    def submit(batch):
+        for p in batch:
+            future = client.submit(run_point, p, threads, pure=False)
+            futures.append(future)
+            point_of[future.key] = p
+            queue.add(future)
+
+    def advance(group):
+        """Submit the group's next n, or skip all its remaining points; returns the skipped."""
+        staged = levels[group]
+        if staged and not stops.skips(staged[0][0]):
+            batch = staged.pop(0)
+            waiting[group] = len(batch)
+            submit(batch)
+            return []
+        levels[group] = []
+        return [p for batch in staged for p in batch]
+
     try:
-        for future in as_completed(futures):
+        submit(ready)
+        skipped = [p for group in levels for p in advance(group)]
+        yield from ((p, None) for p in skipped)
+        for future in queue:
+            point = point_of[future.key]
             try:
                 row = future.result()
             except Exception as exc:
-                raise GridPointError(point_of[future.key], exc) from exc
-            yield row
+                raise GridPointError(point, exc) from exc
+            stops.add(point, row)
+            yield point, row
+            group = _EarlyStop.group(point)
+            if group in waiting:
+                waiting[group] -= 1
+                if waiting[group] == 0:
+                    del waiting[group]
+                    yield from ((p, None) for p in advance(group))
     finally:
         client.cancel(futures)
         if client is not dask:
