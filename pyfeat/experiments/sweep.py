@@ -231,10 +231,9 @@ def columns(config: SweepConfig) -> tuple[str, ...]:
 
 
 def grid(config: str | PathLike | SweepConfig) -> list[GridPoint]:
-    """All grid points of a config, in the order d, task parameter values, n (ascending), seed,
-    model.
+    """All grid points of a config, in the order d, task parameter values, n, seed, model.
 
-    Points with n above a model's ``max_n`` are left out.
+    The n run ascending; points with n above a model's ``max_n`` are left out.
 
     Parameters
     ----------
