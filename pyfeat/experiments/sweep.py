@@ -632,14 +632,16 @@ def run_sweep(config: str | PathLike | SweepConfig, out: str | PathLike, dask: A
         dask_workers(dask)
     out = Path(out)
     path, copy = out / "results.csv", out / "config.toml"
+    points, known = grid(config), []
     if has_rows(path):
         if not resume:
             raise FileExistsError(f"{path} exists: pass resume=True (--resume) or use another output directory")
+        known = load_results(path)
         if copy.exists() and copy.read_text(encoding="utf-8") != config.text:
             # another config may continue these rows when its grid holds every one of them (more
             # seeds, n or d): a point's id covers everything that determines its row
-            ids = {p.point_id for p in grid(config)}
-            stray = [r for r in load_results(path) if r.get("point_id") not in ids]
+            ids = {p.point_id for p in points}
+            stray = [r for r in known if r.get("point_id") not in ids]
             if stray:
                 raise SweepError(f"{copy} holds a different config than the rows of {path}, and {len(stray)} of "
                                  "those rows are not points of the new one; resume with a config whose grid "
@@ -649,8 +651,7 @@ def run_sweep(config: str | PathLike | SweepConfig, out: str | PathLike, dask: A
 
     from tqdm.auto import tqdm
 
-    points = grid(config)
-    stops = _EarlyStop(config, load_results(path) if has_rows(path) else [], points)
+    stops = _EarlyStop(config, known, points)
     skipped = 0
     with ResultsWriter(path, columns(config)) as writer:
         todo = [p for p in points if p.point_id not in writer.done]
