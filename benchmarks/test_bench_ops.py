@@ -16,11 +16,12 @@ Counted per pair (i, j): the inner product, 2d FLOPs (64 at d = 32: the GEMM) an
 NTK in pyfeat's form (``pyfeat.ops._numba``: one square root, a degree-7 polynomial in float32 /
 degree-18 in float64, ~16 vector operations) and 2 FLOPs per column of V for the reduction.
 Bytes per pair: the 4 (8) bytes of the tile, written by the GEMM and read back from the L2 cache
-(1 MiB tiles) — except on AVX-512 CPUs, where kernel_matvec's cosine tiles (d ≤ 256, ≤ 4
-columns) run in one loop of ``csrc/cpu_cosine.cpp`` that keeps the inner products and the
-kernel in registers (no tile in memory; per 16 float32 pairs, one vector, ~22 vector operations
+(1 MiB tiles) — except where kernel_matvec's cosine tiles (d ≤ 256, ≤ 4 columns) run in one
+loop of ``csrc/cpu_cosine.cpp`` that keeps the inner products and the kernel in registers (no
+tile in memory; per vector of pairs, 16 float32 on AVX-512 and 8 on AVX2, ~22 vector operations
 of epilogue and reduction after the 32 FMAs of their inner products at d = 32, so its own
-ceiling there is ≈ (32 + 22)/32 ≈ 1.7× the floor); kernel_matrix also writes n_x·n_z·itemsize bytes of output to memory (1.6 GB at
+ceiling there is ≈ (32 + 22)/32 ≈ 1.7× the floor): every product on AVX-512 CPUs, the symmetric
+one on AVX2 CPUs (``pyfeat info``: "cosine loop"); kernel_matrix also writes n_x·n_z·itemsize bytes of output to memory (1.6 GB at
 n = 20,000 in float32; at 4–10 GB/s here that alone is 0.2–0.4 s): its record also has the time
 of allocating and writing that output alone (``store_s``, measured in the same run) and the
 ratio to floor + store. X, Z and V are read once

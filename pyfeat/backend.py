@@ -418,7 +418,8 @@ def info() -> dict:
         run time: "cuda_available", "cuda_reason", "devices" (a list of dicts with "index",
         "name", "compute_capability", "memory_gib"); the backends: "backends_available",
         "backend" (the one ``backend=None`` picks, or None on an error) and "backend_reason";
-        the CPU: "cpu", "cpu_avx512"; Numba: "numba_version", "numba_threads",
+        the CPU: "cpu", "cpu_avx512", "cosine_loop" (the instruction set of the compiled cosine
+        kernels' loop, "avx512" or "avx2", or None: ``pyfeat.ops._numba``); Numba: "numba_version", "numba_threads",
         "numba_threading_layer"; BLAS: "blas" (:func:`pyfeat.backend.blas_info`),
         "openblas_coretype"; and "warnings" (:func:`pyfeat.backend.blas_warnings`).
 
@@ -478,6 +479,7 @@ def info() -> dict:
         "backend_reason": reason,
         "cpu": _cpu_name(),
         "cpu_avx512": "avx512f" in _cpu_flags(),
+        "cosine_loop": _cosine_loop_isa(),
         "numba_version": numba.__version__,
         "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": _numba_threading_layer(),
@@ -487,6 +489,14 @@ def info() -> dict:
     }
 
 
+def _cosine_loop_isa() -> str | None:
+    """The best instruction set of the compiled cosine kernels' loop that this CPU runs ("avx512",
+    "avx2"), or None (no such CPU, or no compiled core): ``pyfeat.ops._numba``."""
+    core = _core()
+    isas = getattr(core, "cosine_reduce_isas", list)()  # a core built before the loop had ISAs: none
+    return isas[-1] if isas else None
+
+
 def _numba_threading_layer():
     import numba
 
@@ -494,6 +504,10 @@ def _numba_threading_layer():
         return numba.threading_layer()
     except ValueError:  # not initialised before the first parallel call
         return numba.config.THREADING_LAYER
+
+
+_COSINE_LOOP_USE = {"avx512": "avx512 (every ntk/nngp/arccos0 product)",
+                    "avx2": "avx2 (the solvers' symmetric K(X, X) V; BLAS + Numba elsewhere)"}
 
 
 def format_info(d: dict) -> str:
@@ -532,6 +546,7 @@ def format_info(d: dict) -> str:
         f"  backends:       {', '.join(d['backends_available'])} available",
         f"  backend:        {d['backend']} ({d['backend_reason']})",
         f"  CPU:            {d['cpu']}{' (AVX-512)' if d['cpu_avx512'] else ''}",
+        f"  cosine loop:    {_COSINE_LOOP_USE.get(d['cosine_loop'], 'none (BLAS + Numba)')}",
         f"  Numba:          {d['numba_version']}, {d['numba_threads']} threads, layer {d['numba_threading_layer']}",
     ]
     for lib in d["blas"]:

@@ -5,6 +5,7 @@ float64 1e-10; float32 1e-4 (one float32 GEMM of length d plus float64 accumulat
 ~1e-6; the arccos-based kernels lose more near cos = ±1, see test_kernel_self_pairs).
 """
 
+import functools
 import math
 
 import numpy as np
@@ -443,26 +444,53 @@ def test_kernel_ops(rng, backend, dtype, kernel, shape):
                  scale=(S @ np.abs(V)).max())
 
 
-@pytest.mark.parametrize("path", ["avx512", "blas+numba"])
+# the CPU paths of the cosine kernels' tiles: pyfeat._core's SIMD loop for each instruction set
+# (csrc/cpu_cosine.cpp) and the BLAS GEMM + Numba pass
+CPU_PATHS = ["avx512", "avx2", "blas+numba"]
+SIMD_ISAS = ["avx512", "avx2"]
+
+
+def simd_loop(isa):
+    """pyfeat._core.cosine_reduce on instruction set ``isa``; skips where this CPU or build lacks it."""
+    from pyfeat.ops import _numba
+
+    if _numba.SIMD_REDUCE is None:
+        pytest.skip("pyfeat._core's SIMD loop does not run here (no x86-64 AVX2/AVX-512 CPU or no pyfeat._core)")
+    from pyfeat import _core
+
+    if isa not in _core.cosine_reduce_isas():
+        pytest.skip(f"this CPU does not run the {isa} loop (it runs {_core.cosine_reduce_isas()})")
+    return functools.partial(_core.cosine_reduce, isa=isa)
+
+
+def use_cpu_path(monkeypatch, path, calls=None):
+    """Send every cosine tile of the Numba device to ``path`` (one-sided products too, on any
+    ISA); ``calls`` counts the SIMD loop's calls."""
+    from pyfeat.ops import _numba
+
+    if path == "blas+numba":
+        monkeypatch.setattr(_numba, "SIMD_REDUCE", None)
+        return
+    loop = simd_loop(path)
+    monkeypatch.setattr(_numba, "SIMD_REDUCE", loop if calls is None else (lambda *a: calls.append(1) or loop(*a)))
+    monkeypatch.setattr(_numba, "SIMD_ISA", path)
+    monkeypatch.setattr(_numba, "SIMD_ONE_SIDED", True)
+
+
+@pytest.mark.parametrize("path", CPU_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel", [k for k in KERNELS if k[0] in ("ntk", "nngp", "arccos0")],
                          ids=lambda k: k[0] + ("-bias" if "bias" in k[1] else ""))
 def test_cosine_matvec_on_both_cpu_paths(rng, monkeypatch, path, dtype, kernel):
-    """The cosine kernels' kernel_matvec tiles on both CPU paths: the AVX-512 reduction of
-    pyfeat._core (csrc/cpu_cosine.cpp, where the CPU has it: the call is counted) and the BLAS
-    GEMM + Numba pass, against the float64 reference. Rows and columns that are not multiples of
+    """The cosine kernels' kernel_matvec tiles on every CPU path: the SIMD loop of pyfeat._core
+    (csrc/cpu_cosine.cpp) on AVX-512 and on AVX2, where the CPU has them (the calls are counted),
+    and the BLAS GEMM + Numba pass, against the float64 reference. Rows and columns that are not multiples of
     the register block (8 rows x 2 vectors), d = 1 ... 40, zero rows, a duplicate pair, 1-5
     columns of V in the working dtype and in float64 (the solvers' V; 5 columns take the GEMM)."""
     from pyfeat.ops import _numba, blocked
 
     calls = []
-    if path == "avx512":
-        if _numba.AVX512_REDUCE is None:
-            pytest.skip("the AVX-512 reduction does not run here (CPU without AVX-512 or no pyfeat._core)")
-        reduce = _numba.AVX512_REDUCE
-        monkeypatch.setattr(_numba, "AVX512_REDUCE", lambda *a: calls.append(1) or reduce(*a))
-    else:
-        monkeypatch.setattr(_numba, "AVX512_REDUCE", None)
+    use_cpu_path(monkeypatch, path, calls)
     name, params = kernel
     dev = ops.device("numba")
     kern = pf.kernels.get(name, **params)
@@ -485,7 +513,7 @@ def test_cosine_matvec_on_both_cpu_paths(rng, monkeypatch, path, dtype, kernel):
             if d > 1 and dtype == np.float32:  # both paths are far inside RTOL: 1e-5 catches more
                 err = np.abs(out - K @ V.astype(np.float64)).max() / (S @ np.abs(V)).max()
                 assert err <= 1e-5, (path, name, d, k, err)
-    assert (len(calls) > 0) == (path == "avx512")
+    assert (len(calls) > 0) == (path != "blas+numba")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -502,29 +530,54 @@ def test_kernel_self_pairs(rng, backend, name):
         assert np.abs(M - K).max() / np.abs(K).max() <= tol
 
 
-def test_avx512_reduction_takes_arrays_as_given():
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+def test_simd_reduction_takes_arrays_as_given(isa):
     """pyfeat._core.cosine_reduce adds into acc in place: an acc of another dtype (a silent copy
-    would drop the sums) or X and sx of different dtypes are a TypeError, not a conversion."""
+    would drop the sums) or X and sx of different dtypes are a TypeError, not a conversion; an
+    instruction set other than 'auto' or one this CPU runs is a ValueError."""
     from pyfeat.ops import _numba
 
-    if _numba.AVX512_REDUCE is None:
-        pytest.skip("the AVX-512 reduction does not run here")
+    loop = simd_loop(isa)
     X = np.ones((3, 4), np.float32)
     sx, V = (X * X).sum(axis=1), np.ones((3, 1), np.float32)
     args = (*_numba._COSINE_FORMS[_numba.NTK, np.float32], _numba.NEAR_PARALLEL)
     acc = np.zeros((3, 1))
-    _numba.AVX512_REDUCE(X, sx, X, sx, V, acc, *args)
+    loop(X, sx, X, sx, V, acc, *args)
     np.testing.assert_allclose(acc[:, 0], 12.0, rtol=1e-6)  # K(x, x) = |x|² = 4 for each of 3 pairs
     for bad in [(X, sx, X, sx, V, np.zeros((3, 1), np.float32)), (X.astype(np.float64), sx, X, sx, V, acc)]:
         with pytest.raises(TypeError):
-            _numba.AVX512_REDUCE(*bad, *args)
+            loop(*bad, *args)
+    from pyfeat import _core
+
+    with pytest.raises(ValueError, match="isa must be"):
+        _core.cosine_reduce(X, sx, X, sx, V, acc, *args, isa="sse2")
 
 
+def test_simd_loop_runs_where_the_cpu_has_it():
+    """pyfeat._core's SIMD loop is found on an x86-64 CPU with AVX2 + FMA (or AVX-512), as the
+    CPU's flags say; it takes the symmetric product there, and the one-sided ones on AVX-512."""
+    from pyfeat import backend
+    from pyfeat.ops import _numba
+
+    flags = backend._cpu_flags()
+    expect = [isa for isa, need in (("avx2", {"avx2", "fma"}), ("avx512", {"avx512f", "avx512dq"})) if need <= flags]
+    if _numba.SIMD_REDUCE is None and not expect:
+        pytest.skip("no AVX2 or AVX-512 CPU here")
+    from pyfeat import _core
+
+    assert _core.cosine_reduce_isas() == expect
+    assert _numba.SIMD_ISA == expect[-1] and _numba.SIMD_ONE_SIDED == (expect[-1] == "avx512")
+    ntk = pf.kernels.get("ntk")
+    dev = ops.device("numba")
+    assert dev.symmetric_reduce(ntk, 1, 32) and not dev.symmetric_reduce(pf.kernels.get("rbf"), 1, 32)
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel", [k for k in KERNELS if k[0] in ("ntk", "nngp", "arccos0")],
                          ids=lambda k: k[0] + ("-bias" if "bias" in k[1] else ""))
-def test_symmetric_kernel_matvec_takes_each_pair_once(rng, monkeypatch, dtype, kernel):
-    """kernel_matvec(X, X, V, symmetric=True) (the solvers' product) on the AVX-512 loop
+def test_symmetric_kernel_matvec_takes_each_pair_once(rng, monkeypatch, isa, dtype, kernel):
+    """kernel_matvec(X, X, V, symmetric=True) (the solvers' product) on the SIMD loop (each ISA)
     evaluates each pair of row blocks once, adding both sides of the tile: the kernel values
     evaluated are n² - (the diagonal blocks' off-diagonal half), each off-diagonal pair once
     (2 · pair values + diagonal-block values = n²); the result is within the dtype's tolerance of
@@ -535,16 +588,16 @@ def test_symmetric_kernel_matvec_takes_each_pair_once(rng, monkeypatch, dtype, k
     float64."""
     from pyfeat.ops import _numba, blocked
 
-    if _numba.AVX512_REDUCE is None:
-        pytest.skip("the symmetric product runs on the AVX-512 loop, which does not run here")
+    monkeypatch.setattr(_numba, "SIMD_REDUCE", simd_loop(isa))
+    monkeypatch.setattr(_numba, "SIMD_ISA", isa)
     dev = ops.device("numba")
     values = {"diagonal": 0, "pair": 0}
     single, pair = dev.kernel_reduce, dev.kernel_reduce_pair
 
     def counted(kind, fn):
-        def call(kernel, Xb, sx, Zc, *rest):
+        def call(kernel, Xb, sx, Zc, *rest, **options):
             values[kind] += Xb.shape[0] * Zc.shape[0]
-            return fn(kernel, Xb, sx, Zc, *rest)
+            return fn(kernel, Xb, sx, Zc, *rest, **options)
         return call
 
     monkeypatch.setattr(dev, "kernel_reduce", counted("diagonal", single))
@@ -584,16 +637,16 @@ def test_symmetric_kernel_matvec_takes_each_pair_once(rng, monkeypatch, dtype, k
             assert np.abs(out - one).max() <= 64 * np.finfo(dtype).eps * scale, (name, n, k)
 
 
+@pytest.mark.parametrize("isa", SIMD_ISAS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_avx512_reduction_adds_both_sides(dtype):
+def test_simd_reduction_adds_both_sides(isa, dtype):
     """pyfeat._core.cosine_reduce with VX and acc_z: acc as without them, and acc_z = K(X, Z)ᵀ VX,
     the same as the call with X and Z swapped (a duplicate and an antiparallel pair included);
     VX without acc_z, a VX that is not an array or not in the dtype V is read in (X's, or
     float64 for a float64 V), an acc_z of another dtype or shape are errors, not conversions."""
     from pyfeat.ops import _numba
 
-    if _numba.AVX512_REDUCE is None:
-        pytest.skip("the AVX-512 reduction does not run here")
+    loop = simd_loop(isa)
     rng = np.random.default_rng(5)
     X, Z = rng.standard_normal((21, 7)).astype(dtype), rng.standard_normal((45, 7)).astype(dtype)
     Z[3], Z[4] = X[2], -2 * X[5]
@@ -601,9 +654,9 @@ def test_avx512_reduction_adds_both_sides(dtype):
     V, VX = rng.standard_normal((45, 2)).astype(dtype), rng.standard_normal((21, 2)).astype(dtype)
     args = (*_numba._COSINE_FORMS[_numba.NTK, np.dtype(dtype).type], _numba.NEAR_PARALLEL)
     acc, acc_z, ref, ref_z = np.zeros((21, 2)), np.zeros((45, 2)), np.zeros((21, 2)), np.zeros((45, 2))
-    _numba.AVX512_REDUCE(X, sx, Z, sz, V, acc, *args, VX, acc_z)
-    _numba.AVX512_REDUCE(X, sx, Z, sz, V, ref, *args)
-    _numba.AVX512_REDUCE(Z, sz, X, sx, VX, ref_z, *args)
+    loop(X, sx, Z, sz, V, acc, *args, VX, acc_z)
+    loop(X, sx, Z, sz, V, ref, *args)
+    loop(Z, sz, X, sx, VX, ref_z, *args)
     np.testing.assert_array_equal(acc, ref)
     tol = 10 * np.finfo(dtype).eps
     np.testing.assert_allclose(acc_z, ref_z, rtol=tol, atol=tol * np.abs(ref_z).max())
@@ -612,7 +665,7 @@ def test_avx512_reduction_adds_both_sides(dtype):
                       (V, VX.astype(other), np.zeros((45, 2))), (V, VX.tolist(), np.zeros((45, 2))),
                       (V.astype(np.float16), VX.astype(np.float16), np.zeros((45, 2)))]:
         with pytest.raises((ValueError, TypeError)):
-            _numba.AVX512_REDUCE(X, sx, Z, sz, v, np.zeros((21, 2)), *args, vx, az)
+            loop(X, sx, Z, sz, v, np.zeros((21, 2)), *args, vx, az)
 
 
 def _angle_kernels(X, Z):
@@ -628,7 +681,7 @@ def _angle_kernels(X, Z):
     return kernels, np.minimum(t, pit)
 
 
-@pytest.mark.parametrize("path", ["avx512", "blas+numba"])
+@pytest.mark.parametrize("path", CPU_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cosine_kernels_accurate_near_parallel_and_ops_consistent(rng, monkeypatch, path, dtype):
     """Near cos t = ±1 the cosine kernels have a square-root singularity, where the cosine of
@@ -641,10 +694,7 @@ def test_cosine_kernels_accurate_near_parallel_and_ops_consistent(rng, monkeypat
     residual with the matvec)."""
     from pyfeat.ops import _numba, blocked
 
-    if path == "avx512" and _numba.AVX512_REDUCE is None:
-        pytest.skip("the AVX-512 reduction does not run here")
-    if path != "avx512":
-        monkeypatch.setattr(_numba, "AVX512_REDUCE", None)
+    use_cpu_path(monkeypatch, path)
     dev = ops.device("numba")
     eps = np.finfo(dtype).eps
     for d in (3, 32, 100):
@@ -668,10 +718,10 @@ def test_cosine_kernels_accurate_near_parallel_and_ops_consistent(rng, monkeypat
             assert Kxx[0, 1] == 0 and Kxx[1, 0] == 0  # angle pi: 0 for all three
             V = rng.standard_normal((len(Z), 2)).astype(dtype)
             KV = blocked.kernel_matvec(dev, X, Z, V, kern)
-            # the AVX-512 loop's float32 cosines come from rows rounded to unit norm, the BLAS
+            # the SIMD loop's float32 cosines come from rows rounded to unit norm, the BLAS
             # tile's from the rows: near NEAR_PARALLEL (slope of sqrt(1 - |c|) ≈ 11) they differ
             # by up to ~100 eps (measured 83); the same path agrees to < 1 eps
-            ulps = 300 if (path == "avx512" and dtype == np.float32) else 30
+            ulps = 300 if (path != "blas+numba" and dtype == np.float32) else 30
             assert np.abs(KV - K @ V.astype(np.float64)).max() <= ulps * eps * (np.abs(K) @ np.abs(V.astype(np.float64))).max()
 
 

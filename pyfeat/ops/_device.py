@@ -34,15 +34,16 @@ in ``pyfeat.ops.blocked``, so a backend adds only primitives:
 ``R, c)``                          tile of a wider output; default: kernel_apply, then a copy)
 ``kernel_gram_reduce(k, ..., acc)`` acc += K_bᵀ(K_b V) for one row block, K_b evaluated once
                                    (Falkon's fused Nyström product)
-``kernel_reduce(k, ..., acc, ws)`` acc += K(X_b, Z_c) V_c for one tile, fused (the kernel tile
-                                   reduction; CPU: GEMM + fused pass, or one AVX-512 loop for
-                                   the cosine kernels; GPU: one fused kernel)
+``kernel_reduce(k, ..., acc, ws,`` acc += K(X_b, Z_c) V_c for one tile, fused (the kernel tile
+``symmetric=False)``               reduction; CPU: GEMM + fused pass, or one SIMD loop for
+                                   the cosine kernels; GPU: one fused kernel); ``symmetric``:
+                                   a diagonal block of the symmetric product
 ``symmetric_reduce(k, n_cols, d)``  whether kernel_matvec(X, X, V) takes each pair once, with
 ``kernel_reduce_pair(k, X_b, sx,`` acc += K(X_b, Z_c) V_c and acc_z += K(X_b, Z_c)ᵀ V_b from one
 ``Z_c, sz, V_c, V_b, acc, acc_z,`` evaluation of the tile (default: no; CPU: the cosine kernels'
-``ws)``                            AVX-512 loop)
+``ws)``                            SIMD loop)
 ``kernel_tile``, ``reduce_tile(k,`` the largest tile (rows, columns of 4-byte values) of the
-``n_cols, d)``                     kernel ops, and of kernel_reduce for kernel k, V's columns, d
+``n_cols, d, symmetric=False)``    kernel ops, and of kernel_reduce for kernel k, V's columns, d
 ``gram_update(P, G, ws)``          G += PᵀP (float64 G; the CPU fills only its upper triangle)
 ``gram_result(G)``                 the full symmetric Gram from the accumulated G
 ``sq_norms(A)``                    |a_i|² per row
@@ -82,7 +83,7 @@ class Device:
             step(state, s, e)
         return [state]
 
-    def reduce_tile(self, kernel, n_cols, d):
+    def reduce_tile(self, kernel, n_cols, d, symmetric=False):
         return self.kernel_tile
 
     def symmetric_reduce(self, kernel, n_cols, d):

@@ -20,12 +20,18 @@ float64 (error <= 2e-15, see _acos64_coefficients), because libm's acos does not
 Numba (LLVM) vectorizes these loops with 256-bit registers on AVX-512 CPUs too (its tuning for
 them prefers 256 bits). Numba functions are compiled once and cached on disk.
 
-On CPUs with AVX-512, kernel_matvec's tiles of the cosine kernels (up to AVX512_COLUMNS columns,
-d <= AVX512_MAX_D) skip the GEMM + pass: one loop of pyfeat._core (csrc/cpu_cosine.cpp) keeps an
-8 x 32 (float32) block of inner products in registers, evaluates the kernel on it in the form of
+On x86-64 CPUs with AVX-512 or AVX2 + FMA, kernel_matvec's tiles of the cosine kernels (up to
+SIMD_COLUMNS columns, d <= SIMD_MAX_D) can skip the GEMM + pass: one loop of pyfeat._core
+(csrc/cpu_cosine.cpp, compiled for both instruction sets) keeps a block of inner products in
+registers (8 x 32 float32 on AVX-512, 4 x 16 on AVX2), evaluates the kernel on it in the form of
 _COSINE_FORMS (the coefficients above, passed from here) and adds it into the float64 sums, so
-the tile never goes through the cache (NTK, n = 20,000, d = 32: 0.22 s against 0.29 s; the KRR
-solvers spend their time there). Elsewhere (no AVX-512, no compiled core) the Numba passes run.
+the tile never goes through the cache, and it adds both sides of a tile from one evaluation, so
+that the solvers' K(X, X) V takes each pair once. Where it runs (SIMD_ONE_SIDED): on AVX-512 for
+every product (NTK, n = 20,000, d = 32: 0.22 s against 0.29 s); on AVX2 for the symmetric
+product only, where it evaluates half the pairs (AMD EPYC, d = 32, float32: 0.29-0.30 s against
+0.42-0.47 s for the one-sided BLAS + Numba product) — its one-sided product there measured no
+faster than BLAS + Numba (float32, within the noise at d = 32-128) or slower (float64: 10-25 %).
+Elsewhere (another CPU, no compiled core) the Numba passes run.
 Both recompute the cosines of (anti)parallel pairs from the rows' differences (NEAR_PARALLEL).
 """
 
@@ -39,6 +45,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from pyfeat import backend as _backend
 from pyfeat._activation_table import TABLE as ACTIVATIONS
 from pyfeat._kernel_table import ACOS32_COEFFICIENTS, TABLE
 from pyfeat._linalg import single_threaded_blas as _single_threaded_blas
@@ -178,7 +185,7 @@ def _ov_cosine_unit(code, c):
     return unit
 
 
-# The same h in the single form of the AVX-512 tile reduction (csrc/cpu_cosine.cpp), with a = |c|:
+# The same h in the single form of the SIMD tile reduction (csrc/cpu_cosine.cpp), with a = |c|:
 #   r = sqrt(max(1 - a, 0)) P(mu a + nu),   h = slope c + offset + sign r if c >= 0 else r,
 # as (slope, offset, sign, mu, nu, radial, P's coefficients): ntk and nngp as above (P = Q in
 # t = 2a - 1), arccos0 as pi - arccos(c) with _acos's polynomial (in a for float32, t for float64).
@@ -190,25 +197,17 @@ _COSINE_FORMS = {
 }
 
 
-def _avx512_reduction():
-    """pyfeat._core.cosine_reduce where it runs (an AVX-512 CPU, the extension built), else None:
-    then the cosine tiles take the BLAS GEMM and the fused Numba pass."""
-    try:
-        from pyfeat import _core
-
-        return _core.cosine_reduce if _core.cosine_reduce_available() else None
-    except (ImportError, AttributeError):  # no extension, or one built before this loop existed
-        return None
-
-
-# the AVX-512 tile reduction of the cosine kernels (NumbaDevice.kernel_reduce), for up to
-# AVX512_COLUMNS columns of V and AVX512_MAX_D columns of X (the bias included); above that BLAS's
+# the SIMD tile reduction of the cosine kernels (NumbaDevice.kernel_reduce), for up to
+# SIMD_COLUMNS columns of V and SIMD_MAX_D columns of X (the bias included); above that BLAS's
 # blocked GEMM wins (NTK, 2 threads, time / GEMM floor, AVX-512 loop against BLAS + Numba, 1 and 3
 # columns: d = 32 2.6-2.8 against 3.3-3.6 (float32), d = 128 1.4-1.6 against 1.7-2.1, d = 256
-# 1.5-1.7 against 1.4-1.9, d = 512 1.5-1.7 against 1.0-1.5)
-AVX512_REDUCE = _avx512_reduction()
-AVX512_COLUMNS = 4
-AVX512_MAX_D = 256
+# 1.5-1.7 against 1.4-1.9, d = 512 1.5-1.7 against 1.0-1.5). SIMD_ONE_SIDED: whether one-sided
+# products take it too (AVX-512), or only the symmetric one (AVX2: module docstring).
+SIMD_ISA = _backend._cosine_loop_isa()
+SIMD_REDUCE = _backend._core().cosine_reduce if SIMD_ISA else None
+SIMD_ONE_SIDED = SIMD_ISA == "avx512"
+SIMD_COLUMNS = 4
+SIMD_MAX_D = 256
 
 
 def _typed(A, x):
@@ -689,36 +688,38 @@ class NumbaDevice(Device):
         return Workspace(np)
 
     @staticmethod
-    def _avx512(kernel, n_cols, d):
-        """Whether kernel_reduce takes the AVX-512 loop (``AVX512_REDUCE``)."""
-        return (kernel.code in COSINE and AVX512_REDUCE is not None and n_cols <= AVX512_COLUMNS
-                and d <= AVX512_MAX_D)
+    def _fused(kernel, n_cols, d, symmetric=False):
+        """Whether a tile takes the SIMD loop (``SIMD_REDUCE``): in a symmetric product (both
+        sides of a tile, and its diagonal blocks) or, where SIMD_ONE_SIDED, in any product."""
+        return (kernel.code in COSINE and SIMD_REDUCE is not None and n_cols <= SIMD_COLUMNS
+                and d <= SIMD_MAX_D and (symmetric or SIMD_ONE_SIDED))
 
-    def reduce_tile(self, kernel, n_cols, d):
-        """The AVX-512 loop keeps no tile in memory; each row block packs every column tile once,
+    def reduce_tile(self, kernel, n_cols, d, symmetric=False):
+        """The SIMD loop keeps no tile in memory; each row block packs every column tile once,
         so its row blocks are longer (2048 rows: 10-15 % faster than 448 at d = 32, n = 20,000)."""
-        return (2048, self.kernel_tile[1]) if self._avx512(kernel, n_cols, d) else self.kernel_tile
+        return (2048, self.kernel_tile[1]) if self._fused(kernel, n_cols, d, symmetric) else self.kernel_tile
 
     def symmetric_reduce(self, kernel, n_cols, d):
-        """K(X, X) V takes each pair once where the AVX-512 loop runs (it adds both sides of a
+        """K(X, X) V takes each pair once where the SIMD loop runs (it adds both sides of a
         tile from one evaluation: 1.06-1.26 times the cost of one side at d = 17-33, float32)."""
-        return self._avx512(kernel, n_cols, d)
+        return self._fused(kernel, n_cols, d, symmetric=True)
 
     @staticmethod
-    def _avx512_reduce(kernel, Xb, sx, Zc, szc, Vc, acc, *both):
-        """``AVX512_REDUCE`` with the kernel's form; ``both``: (Vx, acc_z) for the two sides."""
-        AVX512_REDUCE(Xb, sx, Zc, szc, Vc, acc, *_COSINE_FORMS[kernel.code, Xb.dtype.type], NEAR_PARALLEL, *both)
+    def _fused_reduce(kernel, Xb, sx, Zc, szc, Vc, acc, *both):
+        """``SIMD_REDUCE`` with the kernel's form; ``both``: (Vx, acc_z) for the two sides."""
+        SIMD_REDUCE(Xb, sx, Zc, szc, Vc, acc, *_COSINE_FORMS[kernel.code, Xb.dtype.type], NEAR_PARALLEL, *both)
 
     def kernel_reduce_pair(self, kernel, Xb, sx, Zc, szc, Vc, Vx, acc, acc_z, ws):
         """acc += K(Xb, Zc) Vc and acc_z += K(Xb, Zc)ᵀ Vx, one evaluation of the tile (the
-        AVX-512 loop; only where ``symmetric_reduce``)."""
-        self._avx512_reduce(kernel, Xb, sx, Zc, szc, Vc, acc, Vx, acc_z)
+        SIMD loop; only where ``symmetric_reduce``)."""
+        self._fused_reduce(kernel, Xb, sx, Zc, szc, Vc, acc, Vx, acc_z)
 
-    def kernel_reduce(self, kernel, Xb, sx, Zc, szc, Vc, acc, ws):
-        """acc += K(Xb, Zc) Vc for one tile. The cosine kernels with up to AVX512_COLUMNS
-        columns, on a CPU with AVX-512: one loop of pyfeat._core (csrc/cpu_cosine.cpp) with the
-        inner products, the kernel and the float64 sums in registers (at d = 32 the tile's round
-        trip through the cache cost as much as the GEMM). Otherwise the inner products by BLAS,
+    def kernel_reduce(self, kernel, Xb, sx, Zc, szc, Vc, acc, ws, symmetric=False):
+        """acc += K(Xb, Zc) Vc for one tile (``symmetric``: a diagonal block of the symmetric
+        product). The cosine kernels with up to SIMD_COLUMNS columns where ``_fused``: one loop
+        of pyfeat._core (csrc/cpu_cosine.cpp) with the inner products, the kernel and the float64
+        sums in registers (at d = 32 the tile's round trip through the cache cost as much as the
+        GEMM). Otherwise the inner products by BLAS,
         then one pass over the tile that evaluates the kernel and, while each row is in cache,
         reduces it against V in float64 (V in the working dtype or float64: with float32 X a float64 V is one product,
         no split). Several columns in the working dtype, or more than _FUSED_COLUMNS in
@@ -727,8 +728,8 @@ class NumbaDevice(Device):
         ~0.3 ns per pair to copy a float32 tile to float64)."""
         rows, cols, k = Xb.shape[0], Zc.shape[0], Vc.shape[1]
         dt, code = Xb.dtype, kernel.code
-        if self._avx512(kernel, k, Xb.shape[1]):
-            self._avx512_reduce(kernel, Xb, sx, Zc, szc, Vc, acc)
+        if self._fused(kernel, k, Xb.shape[1], symmetric):
+            self._fused_reduce(kernel, Xb, sx, Zc, szc, Vc, acc)
             return
         G = ws.get("tile", (rows, cols), dt)
         np.matmul(Xb, Zc.T, out=G)

@@ -547,7 +547,7 @@ def kernel_matvec(dev, X, Z, V, kernel, block_size=None, symmetric=False):
     if symmetric and X.shape[0] != nz:
         raise ValueError(f"kernel_matvec: symmetric=True needs X's rows as Z, got {nx} and {nz} rows")
     rows, cols = _kernel_tiles(dev, nx, nz, d, dt, row_bytes=16 * k, col_bytes=V.dtype.itemsize * k,
-                               block_size=block_size, tile=dev.reduce_tile(kernel, k, d))
+                               block_size=block_size, tile=dev.reduce_tile(kernel, k, d, symmetric))
     Z, sz, fz = _cosine_rows(dev, kernel, Z)
     Vz = _scaled_cols(V, fz)  # K V = F_x K' (F_z V) for rows rescaled by _cosine_rows
     # one float64 (n, k) sum per worker: within a quarter of the budget
@@ -600,7 +600,7 @@ def _symmetric_kernel_matvec(dev, kernel, Z, sz, fz, Vz, rows, cols, dtype):
         for zs, ze in blocks(ze0 - zs0, cols):
             zs, ze = zs + zs0, ze + zs0
             if zs0 == s:
-                dev.kernel_reduce(kernel, Zb, sb, Z[zs:ze], sz[zs:ze], Vz[zs:ze], acc[s:e], ws)
+                dev.kernel_reduce(kernel, Zb, sb, Z[zs:ze], sz[zs:ze], Vz[zs:ze], acc[s:e], ws, symmetric=True)
             else:
                 dev.kernel_reduce_pair(kernel, Zb, sb, Z[zs:ze], sz[zs:ze], Vz[zs:ze], Vz[s:e],
                                        acc[s:e], acc[zs:ze], ws)

@@ -3,10 +3,15 @@
 
 #include <pybind11/pybind11.h>
 
+#include <string>
+#include <vector>
+
 namespace pyfeat {
 namespace cpu {
 
-// True when this build has the AVX-512 cosine-kernel reduction and the CPU (and OS) run it.
+// The instruction sets of the cosine-kernel reduction that this build has and the CPU runs, best
+// last ("avx2", "avx512"); available: at least one.
+std::vector<std::string> cosine_reduce_isas();
 bool cosine_reduce_available();
 
 void register_bindings(pybind11::module_& m);
