@@ -40,8 +40,8 @@ in ``pyfeat.ops.blocked``, so a backend adds only primitives:
                                    a diagonal block of the symmetric product
 ``symmetric_reduce(k, n_cols, d)``  whether kernel_matvec(X, X, V) takes each pair once, with
 ``kernel_reduce_pair(k, X_b, sx,`` acc += K(X_b, Z_c) V_c and acc_z += K(X_b, Z_c)ᵀ V_b from one
-``Z_c, sz, V_c, V_b, acc, acc_z,`` evaluation of the tile (default: no; CPU: the cosine kernels'
-``ws)``                            SIMD loop)
+``Z_c, sz, V_c, V_b, acc, acc_z,`` evaluation of the tile (default: no; CPU: every kernel, on
+``ws)``                            the SIMD loop or the BLAS tile)
 ``kernel_tile``, ``reduce_tile(k,`` the largest tile (rows, columns of 4-byte values) of the
 ``n_cols, d, symmetric=False)``    kernel ops, and of kernel_reduce for kernel k, V's columns, d
 ``gram_update(P, G, ws)``          G += PᵀP (float64 G; the CPU fills only its upper triangle)

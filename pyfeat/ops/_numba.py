@@ -31,7 +31,9 @@ every product (NTK, n = 20,000, d = 32: 0.22 s against 0.29 s); on AVX2 for the 
 product only, where it evaluates half the pairs (AMD EPYC, d = 32, float32: 0.29-0.30 s against
 0.42-0.47 s for the one-sided BLAS + Numba product) — its one-sided product there measured no
 faster than BLAS + Numba (float32, within the noise at d = 32-128) or slower (float64: 10-25 %).
-Elsewhere (another CPU, no compiled core) the Numba passes run.
+Elsewhere (another CPU, no compiled core) the Numba passes run, and the symmetric product takes
+each pair once there too (kernel_reduce_pair: the BLAS tile, its kernel pass, then one more pass
+over the tile for the transposed side).
 Both recompute the cosines of (anti)parallel pairs from the rows' differences (NEAR_PARALLEL).
 """
 
@@ -699,10 +701,11 @@ class NumbaDevice(Device):
         so its row blocks are longer (2048 rows: 10-15 % faster than 448 at d = 32, n = 20,000)."""
         return (2048, self.kernel_tile[1]) if self._fused(kernel, n_cols, d, symmetric) else self.kernel_tile
 
-    def symmetric_reduce(self, kernel, n_cols, d):
-        """K(X, X) V takes each pair once where the SIMD loop runs (it adds both sides of a
-        tile from one evaluation: 1.06-1.26 times the cost of one side at d = 17-33, float32)."""
-        return self._fused(kernel, n_cols, d, symmetric=True)
+    @staticmethod
+    def symmetric_reduce(kernel, n_cols, d):
+        """K(X, X) V takes each pair once (kernel_reduce_pair: both sides of a tile from one
+        evaluation), on the SIMD loop where it runs, else on the BLAS tile."""
+        return True
 
     @staticmethod
     def _fused_reduce(kernel, Xb, sx, Zc, szc, Vc, acc, *both):
@@ -710,9 +713,26 @@ class NumbaDevice(Device):
         SIMD_REDUCE(Xb, sx, Zc, szc, Vc, acc, *_COSINE_FORMS[kernel.code, Xb.dtype.type], NEAR_PARALLEL, *both)
 
     def kernel_reduce_pair(self, kernel, Xb, sx, Zc, szc, Vc, Vx, acc, acc_z, ws):
-        """acc += K(Xb, Zc) Vc and acc_z += K(Xb, Zc)ᵀ Vx, one evaluation of the tile (the
-        SIMD loop; only where ``symmetric_reduce``)."""
-        self._fused_reduce(kernel, Xb, sx, Zc, szc, Vc, acc, Vx, acc_z)
+        """acc += K(Xb, Zc) Vc and acc_z += K(Xb, Zc)ᵀ Vx from one evaluation of the tile: the
+        SIMD loop where ``_fused``; else the tile by one GEMM and the kernel pass of
+        kernel_reduce (which leaves the kernel values in the tile), then one more pass over the
+        tile for Kᵀ Vx (float64 sums) or, where kernel_reduce takes a GEMM of the tile, two GEMMs."""
+        k = Vc.shape[1]
+        if self._fused(kernel, k, Xb.shape[1], symmetric=True):
+            self._fused_reduce(kernel, Xb, sx, Zc, szc, Vc, acc, Vx, acc_z)
+            return
+        G = ws.get("tile", (Xb.shape[0], Zc.shape[0]), Xb.dtype)
+        np.matmul(Xb, Zc.T, out=G)
+        if k > (1 if Vc.dtype == Xb.dtype else _FUSED_COLUMNS):
+            self.kernel_apply(kernel, G, Xb, sx, Zc, szc)
+            K = self._as_dtype(G, Vc.dtype, ws)
+            acc += self._tile_times(K, Vc, ws)
+            acc_z += self._tile_times(K.T, Vx, ws)
+            return
+        u, v = self._rows_pass(kernel, G, Xb, sx, Zc, szc, Vc, acc, ws)
+        S = ws.get("s", Vx.shape, np.float64)
+        S[...] = Vx if u is None else u[:, None] * Vx  # Kᵀ w = v ⊙ Hᵀ (u ⊙ w)
+        self._add_transposed(G, S, v, acc_z, ws)
 
     def kernel_reduce(self, kernel, Xb, sx, Zc, szc, Vc, acc, ws, symmetric=False):
         """acc += K(Xb, Zc) Vc for one tile (``symmetric``: a diagonal block of the symmetric
@@ -727,24 +747,42 @@ class NumbaDevice(Device):
         fused float64 sum costs ~0.1 ns per pair and column, a GEMM column ~0.02 ns, plus
         ~0.3 ns per pair to copy a float32 tile to float64)."""
         rows, cols, k = Xb.shape[0], Zc.shape[0], Vc.shape[1]
-        dt, code = Xb.dtype, kernel.code
         if self._fused(kernel, k, Xb.shape[1], symmetric):
             self._fused_reduce(kernel, Xb, sx, Zc, szc, Vc, acc)
             return
-        G = ws.get("tile", (rows, cols), dt)
+        G = ws.get("tile", (rows, cols), Xb.dtype)
         np.matmul(Xb, Zc.T, out=G)
-        if k > (1 if Vc.dtype == dt else _FUSED_COLUMNS):
+        if k > (1 if Vc.dtype == Xb.dtype else _FUSED_COLUMNS):
             self.kernel_apply(kernel, G, Xb, sx, Zc, szc)
             acc += self._tile_times(G, Vc, ws)
             return
-        W = ws.get("w", (k, cols), np.float64)
+        self._rows_pass(kernel, G, Xb, sx, Zc, szc, Vc, acc, ws)
+
+    def _rows_pass(self, kernel, G, Xb, sx, Zc, szc, V, acc, ws):
+        """acc += K V from the GEMM tile G = Xb Zcᵀ, one pass that evaluates each row and reduces
+        it against V in float64, leaving H in G: K = diag(u) H diag(v) for the cosine kernels
+        (returns (u, v)), H = K otherwise (returns (None, None))."""
+        code = kernel.code
+        W = ws.get("w", (V.shape[1], Zc.shape[0]), np.float64)
         if code in COSINE:
             rx, u, rz, v = self._cosine_scales(code, sx, szc, ws)
-            _scaled_transpose(Vc, v, W)
+            _scaled_transpose(V, v, W)
             _cosine_pass(code, ROWS, G, rx, rz, u, v, W, acc, G, 0, Xb, Zc)
-        else:
-            W[...] = Vc.T
-            _kernel_rows(code, G, sx, szc, *self._params(kernel, dt), W, acc)
+            return u, v
+        W[...] = V.T
+        _kernel_rows(code, G, sx, szc, *self._params(kernel, G.dtype), W, acc)
+        return None, None
+
+    @staticmethod
+    def _add_transposed(H, S, v, acc, ws):
+        """acc += v ⊙ (Hᵀ S) (v None: 1), Hᵀ S summed in float64 in one pass over H's rows."""
+        T = ws.get("t", (S.shape[1], H.shape[1]), np.float64)
+        T[...] = 0
+        _transposed_rows(H, S, T)
+        if v is None:
+            v = ws.get("ones", (H.shape[1],), H.dtype)
+            v[...] = 1
+        _add_scaled_transpose(T, v, acc)
 
     def kernel_gram_reduce(self, kernel, Xb, sx, C, sc, V, acc, ws):
         """acc += K_bᵀ (K_b V), K_b = K(Xb, C) (rows × M) evaluated once: the kernel pass
@@ -752,31 +790,19 @@ class NumbaDevice(Device):
         and one more pass over the block adds K_bᵀ (K_b V); above _FUSED_COLUMNS columns, two
         GEMMs of the kernel block."""
         rows, M, k = Xb.shape[0], C.shape[0], V.shape[1]
-        dt, code = Xb.dtype, kernel.code
-        G = ws.get("tile", (rows, M), dt)
+        G = ws.get("tile", (rows, M), Xb.dtype)
         np.matmul(Xb, C.T, out=G)
         if k > _FUSED_COLUMNS:
             self.kernel_apply(kernel, G, Xb, sx, C, sc)
             K = self._as_dtype(G, V.dtype, ws)
             acc += K.T @ self._tile_times(K, V, ws)
             return
-        W = ws.get("w", (k, M), np.float64)
         Kv = ws.get("kv", (rows, k), np.float64)
         Kv[...] = 0
-        if code in COSINE:
-            rx, u, rc, v = self._cosine_scales(code, sx, sc, ws)
-            _scaled_transpose(V, v, W)
-            _cosine_pass(code, ROWS, G, rx, rc, u, v, W, Kv, G, 0, Xb, C)  # G <- h, Kv = K_b V
+        u, v = self._rows_pass(kernel, G, Xb, sx, C, sc, V, Kv, ws)  # G <- H, Kv = K_b V
+        if u is not None:
             Kv *= u[:, None]  # K_bᵀ w = v ⊙ Hᵀ (u ⊙ w)
-        else:
-            v = ws.get("v", (M,), dt)
-            v[...] = 1
-            W[...] = V.T
-            _kernel_rows(code, G, sx, sc, *self._params(kernel, dt), W, Kv)
-        T = ws.get("t", (k, M), np.float64)
-        T[...] = 0
-        _transposed_rows(G, Kv, T)
-        _add_scaled_transpose(T, v, acc)
+        self._add_transposed(G, Kv, v, acc, ws)
 
     @staticmethod
     def _cosine_scales(code, sx, sz, ws):
