@@ -516,6 +516,37 @@ def test_cosine_matvec_on_both_cpu_paths(rng, monkeypatch, path, dtype, kernel):
     assert (len(calls) > 0) == (path != "blas+numba")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_numba_exp_within_an_ulp(rng, dtype):
+    """The Numba loops' exp (rbf, laplace: pyfeat.ops._numba._exp_nonpositive) on x ≤ 0: within
+    1 ulp of the float64 exp wherever that is at least the smallest normal number, 0 below, exactly
+    1 at 0 and NaN for NaN (x spread over the whole range, and near 0 and the underflow edge)."""
+    from numba import njit
+
+    from pyfeat.ops import _numba
+
+    exp = _numba._EXP[dtype]
+
+    @njit
+    def run(x):
+        out = np.empty_like(x)
+        for i in range(x.size):
+            out[i] = exp(x[i])
+        return out
+
+    tiny = np.finfo(dtype).tiny
+    edge = np.log(tiny)
+    x = np.concatenate([-rng.exponential(30, 20_000), -rng.uniform(0, 1e-3, 1000), edge + rng.uniform(-1, 1, 1000),
+                        [0.0, -0.0, -1e-30, -1e30, -np.inf, np.nan]]).astype(dtype)
+    got, ref = run(x), np.exp(x.astype(np.float64))
+    normal = ref >= tiny
+    err = np.abs(got[normal] - ref[normal]) / ref[normal]
+    assert err.max() <= np.finfo(dtype).eps, err.max() / np.finfo(dtype).eps
+    finite = ~np.isnan(x)
+    assert (got[finite & ~normal & (x < edge)] == 0).all() and np.abs(got[finite & ~normal]).max() <= tiny
+    assert got[0 + x.size - 6] == 1 and got[x.size - 5] == 1 and np.isnan(got[-1])
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", ["ntk", "arccos0", "laplace"])
 def test_kernel_self_pairs(rng, backend, name):
