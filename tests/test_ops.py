@@ -463,9 +463,9 @@ def simd_loop(isa):
     return functools.partial(_core.cosine_reduce, isa=isa)
 
 
-def use_cpu_path(monkeypatch, path, calls=None):
-    """Send every cosine tile of the Numba device to ``path`` (one-sided products too, on any
-    ISA); ``calls`` counts the SIMD loop's calls."""
+def use_cpu_path(monkeypatch, path, calls=None, one_sided=True):
+    """Send the cosine tiles of the Numba device to ``path``: every tile, one-sided products too
+    on any ISA (``one_sided``), or as that ISA does (False); ``calls`` counts the SIMD loop's calls."""
     from pyfeat.ops import _numba
 
     if path == "blas+numba":
@@ -474,7 +474,8 @@ def use_cpu_path(monkeypatch, path, calls=None):
     loop = simd_loop(path)
     monkeypatch.setattr(_numba, "SIMD_REDUCE", loop if calls is None else (lambda *a: calls.append(1) or loop(*a)))
     monkeypatch.setattr(_numba, "SIMD_ISA", path)
-    monkeypatch.setattr(_numba, "SIMD_ONE_SIDED", True)
+    if one_sided:
+        monkeypatch.setattr(_numba, "SIMD_ONE_SIDED", True)
 
 
 @pytest.mark.parametrize("path", CPU_PATHS)
@@ -623,13 +624,9 @@ def test_symmetric_kernel_matvec_takes_each_pair_once(rng, monkeypatch, path, dt
     antiparallel and near-parallel rows in different blocks (the pair path's recomputed
     cosines), rows rescaled by _cosine_rows, 1-4 columns of V in the working dtype and in
     float64, and 9 in float64 (the pair's two GEMMs of the tile)."""
-    from pyfeat.ops import _numba, blocked
+    from pyfeat.ops import blocked
 
-    if path != "blas+numba":
-        monkeypatch.setattr(_numba, "SIMD_REDUCE", simd_loop(path))
-        monkeypatch.setattr(_numba, "SIMD_ISA", path)
-    else:
-        monkeypatch.setattr(_numba, "SIMD_REDUCE", None)
+    use_cpu_path(monkeypatch, path, one_sided=False)
     dev = ops.device("numba")
     values = {"diagonal": 0, "pair": 0}
     single, pair = dev.kernel_reduce, dev.kernel_reduce_pair

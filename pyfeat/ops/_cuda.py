@@ -140,8 +140,8 @@ class CudaDevice(Device):
 
     @staticmethod
     def kernel_reduce(kernel, Xb, sx, Zc, szc, Vc, acc, ws, symmetric=False):
-        """acc += K(Xb, Zc) Vc by the fused kernel (the same for a symmetric product's block) (V float64 with float32 X: the mixed launcher,
-        float32 kernel values times float64 V). One launch runs ceil(rows / 64) thread blocks
+        """acc += K(Xb, Zc) Vc by the fused kernel (V float64 with float32 X: the mixed launcher,
+        float32 kernel values times float64 V; ``symmetric`` changes nothing here). One launch runs ceil(rows / 64) thread blocks
         per chunk of Z; when that is too few to fill the GPU (small row blocks), Z is cut into up
         to 16 chunks of at least 256 rows, run as one grid, and the partial sums added here."""
         rows, d = Xb.shape

@@ -770,13 +770,11 @@ class NumbaDevice(Device):
         SIMD loop where ``_fused``; else the tile by one GEMM and the kernel pass of
         kernel_reduce (which leaves the kernel values in the tile), then one more pass over the
         tile for Kᵀ Vx (float64 sums) or, where kernel_reduce takes a GEMM of the tile, two GEMMs."""
-        k = Vc.shape[1]
-        if self._fused(kernel, k, Xb.shape[1], symmetric=True):
+        if self._fused(kernel, Vc.shape[1], Xb.shape[1], symmetric=True):
             self._fused_reduce(kernel, Xb, sx, Zc, szc, Vc, acc, Vx, acc_z)
             return
-        G = ws.get("tile", (Xb.shape[0], Zc.shape[0]), Xb.dtype)
-        np.matmul(Xb, Zc.T, out=G)
-        if k > (1 if Vc.dtype == Xb.dtype else _FUSED_COLUMNS):
+        G = self._gemm_tile(Xb, Zc, ws)
+        if self._reduces_by_gemm(Vc, Xb.dtype):
             self.kernel_apply(kernel, G, Xb, sx, Zc, szc)
             K = self._as_dtype(G, Vc.dtype, ws)
             acc += self._tile_times(K, Vc, ws)
@@ -784,7 +782,10 @@ class NumbaDevice(Device):
             return
         u, v = self._rows_pass(kernel, G, Xb, sx, Zc, szc, Vc, acc, ws)
         S = ws.get("s", Vx.shape, np.float64)
-        S[...] = Vx if u is None else u[:, None] * Vx  # Kᵀ w = v ⊙ Hᵀ (u ⊙ w)
+        if u is None:
+            S[...] = Vx
+        else:
+            np.multiply(u[:, None], Vx, out=S)  # Kᵀ w = v ⊙ Hᵀ (u ⊙ w)
         self._add_transposed(G, S, v, acc_z, ws)
 
     def kernel_reduce(self, kernel, Xb, sx, Zc, szc, Vc, acc, ws, symmetric=False):
@@ -799,17 +800,28 @@ class NumbaDevice(Device):
         float64, are reduced by a GEMM of the kernel tile instead (measured faster there: a
         fused float64 sum costs ~0.1 ns per pair and column, a GEMM column ~0.02 ns, plus
         ~0.3 ns per pair to copy a float32 tile to float64)."""
-        rows, cols, k = Xb.shape[0], Zc.shape[0], Vc.shape[1]
-        if self._fused(kernel, k, Xb.shape[1], symmetric):
+        if self._fused(kernel, Vc.shape[1], Xb.shape[1], symmetric):
             self._fused_reduce(kernel, Xb, sx, Zc, szc, Vc, acc)
             return
-        G = ws.get("tile", (rows, cols), Xb.dtype)
-        np.matmul(Xb, Zc.T, out=G)
-        if k > (1 if Vc.dtype == Xb.dtype else _FUSED_COLUMNS):
+        G = self._gemm_tile(Xb, Zc, ws)
+        if self._reduces_by_gemm(Vc, Xb.dtype):
             self.kernel_apply(kernel, G, Xb, sx, Zc, szc)
             acc += self._tile_times(G, Vc, ws)
             return
         self._rows_pass(kernel, G, Xb, sx, Zc, szc, Vc, acc, ws)
+
+    @staticmethod
+    def _gemm_tile(Xb, Zc, ws):
+        """The tile of inner products Xb Zcᵀ by BLAS, in the workspace."""
+        G = ws.get("tile", (Xb.shape[0], Zc.shape[0]), Xb.dtype)
+        np.matmul(Xb, Zc.T, out=G)
+        return G
+
+    @staticmethod
+    def _reduces_by_gemm(V, dt):
+        """Whether kernel_reduce reduces the kernel tile against V by a GEMM (more than one column
+        in the working dtype, more than _FUSED_COLUMNS in float64) rather than the rows pass."""
+        return V.shape[1] > (1 if V.dtype == dt else _FUSED_COLUMNS)
 
     def _rows_pass(self, kernel, G, Xb, sx, Zc, szc, V, acc, ws):
         """acc += K V from the GEMM tile G = Xb Zcᵀ, one pass that evaluates each row and reduces
@@ -842,15 +854,13 @@ class NumbaDevice(Device):
         computes K_b V row by row (float64 sums) while it leaves the kernel values in the block,
         and one more pass over the block adds K_bᵀ (K_b V); above _FUSED_COLUMNS columns, two
         GEMMs of the kernel block."""
-        rows, M, k = Xb.shape[0], C.shape[0], V.shape[1]
-        G = ws.get("tile", (rows, M), Xb.dtype)
-        np.matmul(Xb, C.T, out=G)
-        if k > _FUSED_COLUMNS:
+        G = self._gemm_tile(Xb, C, ws)
+        if V.shape[1] > _FUSED_COLUMNS:
             self.kernel_apply(kernel, G, Xb, sx, C, sc)
             K = self._as_dtype(G, V.dtype, ws)
             acc += K.T @ self._tile_times(K, V, ws)
             return
-        Kv = ws.get("kv", (rows, k), np.float64)
+        Kv = ws.get("kv", (Xb.shape[0], V.shape[1]), np.float64)
         Kv[...] = 0
         u, v = self._rows_pass(kernel, G, Xb, sx, C, sc, V, Kv, ws)  # G <- H, Kv = K_b V
         if u is not None:
