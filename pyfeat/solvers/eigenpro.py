@@ -120,29 +120,30 @@ def solve(problem, *, tol, max_iter, monitor, subsample_size=None, n_components=
     good = alpha.copy()
     ynorm = to_host(xp.sqrt((Y * Y).sum(axis=0)))
     halvings, epoch, converged, true = 0, 0, False, float("inf")
-    while epoch < max_epochs:
-        sq = np.zeros(Y.shape[1])
-        order = problem.rng.permutation(n)
-        for start in range(0, n, m):
-            B = np.sort(order[start : start + m])
-            B_dev = xp.asarray(B)
-            g = problem.kmv(problem.X[B_dev], problem.X, alpha) + problem.shift * alpha[B_dev] - Y[B_dev]
-            sq += to_host((g * g).sum(axis=0))
-            alpha[B_dev] -= eta * g
-            h = problem.kmv(XS, problem.X[B_dev], g)  # ⟨ψ_i, G⟩ = w_iᵀ K_SB g_B
-            alpha[S_dev] += eta * (U_dev @ (w_dev[:, None] * (U_dev.T @ h)))
-        epoch += 1
-        estimate = float(np.max(np.sqrt(sq) / np.where(ynorm > 0, ynorm, 1.0)))
-        monitor.record(epoch, estimate)
-        if not np.isfinite(estimate) or estimate > 2.0:
-            alpha, eta, halvings = good.copy(), eta / 2, halvings + 1
-            continue
-        good = alpha.copy()
-        if estimate <= tol:
-            true = problem.relative_residual(alpha)
-            if true <= tol:
-                converged = True
-                break
+    with _linalg.single_threaded_blas():  # the corrections' GEMVs: see pyfeat.solvers.krylov
+        while epoch < max_epochs:
+            sq = np.zeros(Y.shape[1])
+            order = problem.rng.permutation(n)
+            for start in range(0, n, m):
+                B = np.sort(order[start : start + m])
+                B_dev = xp.asarray(B)
+                g = problem.kmv(problem.X[B_dev], problem.X, alpha) + problem.shift * alpha[B_dev] - Y[B_dev]
+                sq += to_host((g * g).sum(axis=0))
+                alpha[B_dev] -= eta * g
+                h = problem.kmv(XS, problem.X[B_dev], g)  # ⟨ψ_i, G⟩ = w_iᵀ K_SB g_B
+                alpha[S_dev] += eta * (U_dev @ (w_dev[:, None] * (U_dev.T @ h)))
+            epoch += 1
+            estimate = float(np.max(np.sqrt(sq) / np.where(ynorm > 0, ynorm, 1.0)))
+            monitor.record(epoch, estimate)
+            if not np.isfinite(estimate) or estimate > 2.0:
+                alpha, eta, halvings = good.copy(), eta / 2, halvings + 1
+                continue
+            good = alpha.copy()
+            if estimate <= tol:
+                true = problem.relative_residual(alpha)
+                if true <= tol:
+                    converged = True
+                    break
     if not converged:
         true = problem.relative_residual(alpha)
         converged = true <= tol
