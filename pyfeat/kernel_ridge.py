@@ -334,7 +334,7 @@ class KernelRidge(Regressor):
         t0 = time.perf_counter()
         problem = Problem(X, Y, kernel, shift=0.0, ridge=0.0, rng=np.random.default_rng(self._seed_sequence()),
                           device=self.backend, block_size=self.block)
-        exact = self._select_ridge(problem)
+        exact, start = self._select_ridge(problem)
         ridge = self.ridge_
         problem.shift, problem.ridge = n * ridge, ridge
         name, why = ("direct", "the ridge selection's eigendecomposition") if exact else self._choose_solver(problem, ridge)
@@ -345,7 +345,7 @@ class KernelRidge(Regressor):
             "richardson": {"early_stopping": self.early_stopping},
             "eigenpro": {"subsample_size": self.subsample, "n_components": self.n_components,
                          "batch_size": self.batch_size},
-            "pcg": {"subsample_size": self.subsample},
+            "pcg": {"subsample_size": self.subsample, "start": start},
             "nystrom": {"n_centers": self.n_centers},
         }.get(name, {})
         monitor = Monitor(name, self.max_iter, self.verbose)
@@ -378,11 +378,12 @@ class KernelRidge(Regressor):
 
     def _select_ridge(self, problem):
         """Sets ridge_ (and for a selection ridge_grid_, ridge_scores_, ridge_method_); returns
-        the exact path's α(λ) when LOO/GCV ran (the fit then needs no solver), else None."""
+        (the exact path's α(λ) when LOO/GCV ran (the fit then needs no solver), else None;
+        (the held-out run's pcg.Start, the index of λ*) for the final pcg solve, else None)."""
         grid = self._ridge_grid()
         if grid is None:
             self.ridge_ = float(self.ridge)
-            return None
+            return None, None
         grid = _ridge_path.default_grid(problem) if isinstance(grid, str) else grid
         n = problem.n
         if n <= _ridge_path.EXACT_MAX_N and self.solver in ("auto", "direct") and _direct.fits(n):
@@ -391,13 +392,15 @@ class KernelRidge(Regressor):
             self.ridge_method_ = self.ridge_criterion
         else:
             budget = _ridge_path.SELECT_MAX_ITER if self.max_iter is None else self.max_iter
-            scores, _ = _ridge_path.held_out(problem, grid, budget)
+            scores, _, start = _ridge_path.held_out(problem, grid, budget, self.subsample)
             exact = None
             self.ridge_method_ = "held-out"
         self.ridge_grid_, self.ridge_scores_ = np.asarray(grid, np.float64), scores
         self.ridge_ = _ridge_path.best(grid, scores)
         logger.info("KernelRidge: ridge=%g chosen by %s over %d values", self.ridge_, self.ridge_method_, len(grid))
-        return exact
+        if exact is not None:
+            return exact, None
+        return None, (start, int(np.flatnonzero(self.ridge_grid_ == self.ridge_)[0]))
 
     def _cluster_xy(self, X, y, client):
         """(X's rows on the cluster, y as NumPy) for a dask X with a distributed client

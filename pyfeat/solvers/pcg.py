@@ -26,11 +26,20 @@ P⁻¹. Memory: F (n·q) plus O(n·k) vectors.
 **Several shifts.** ``shifts`` gives each column of Y its own μ_j (ridge="auto" solves a whole
 grid in one run): column j is preconditioned with its own P_j = FFᵀ + μ_jI from the same F.
 
+**After ridge="auto".** The selection's multi-shift run on the training split
+(``pyfeat.solvers.ridge_path.held_out``) leaves a ``Start``: its subsample (a uniform subsample
+of the training rows is one of all rows), F on the training rows and its α at each λ of the
+grid. The final solve at λ* takes that subsample (no second draw of K_SS and its eigenpairs),
+computes F only on the held-out rows, and starts CG from the selection's α at λ* on the
+training rows (0 on the held-out ones) instead of 0.
+
 Stopping: the relative residual ‖(K + μI)α − y‖/‖y‖ of every column ≤ tol, checked on the true
 residual at the end (restarts as ``cg``). Default ``max_iter``: 500.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,13 +52,44 @@ from pyfeat.solvers.problem import Solution, to_host
 DEFAULT_MAX_ITER = 500
 
 
-class NystromPreconditioner:
-    """P⁻¹ = (FFᵀ + μI)⁻¹ by Woodbury (module docstring), for one shift per column."""
+@dataclass
+class Start:
+    """What ridge="auto"'s run on the training rows leaves for the final solve (module
+    docstring): ``rows`` the training rows (indices into all rows, sorted), ``sub`` its
+    subsample with indices into all rows, ``F`` its features on ``rows`` (len(rows) × q) and
+    ``coef`` its α on ``rows`` for the grid (column g·k + j: output j at λ_g)."""
 
-    def __init__(self, problem, sub, q):
+    rows: object
+    sub: subsample.Subsample
+    F: object
+    coef: object
+
+    def alpha(self, problem, g):
+        """The initial α on all rows: the training rows' α at λ_g, 0 on the others."""
+        k = problem.Y.shape[1]
+        alpha = problem.xp.zeros_like(problem.Y)
+        alpha[self.rows] = self.coef[:, g * k : (g + 1) * k]
+        return alpha
+
+
+class NystromPreconditioner:
+    """P⁻¹ = (FFᵀ + μI)⁻¹ by Woodbury (module docstring), for one shift per column. ``known``:
+    (rows, their F with at least q columns), so that F is computed on the other rows only."""
+
+    def __init__(self, problem, sub, q, known=None):
         xp = problem.xp
         # F in the working dtype (n × q): the preconditioner needs no more precision than K itself
-        self.F = problem.kernel_features(sub.X, sub.U[:, :q] / np.sqrt(np.maximum(sub.sigma[:q], 1e-300)))
+        W = sub.U[:, :q] / np.sqrt(np.maximum(sub.sigma[:q], 1e-300))
+        if known is None:
+            self.F = problem.kernel_features(sub.X, W)
+        else:
+            rows, F_rows = known
+            others = np.setdiff1d(np.arange(problem.n), to_host(rows), assume_unique=True)
+            self.F = xp.empty((problem.n, q), F_rows.dtype)
+            self.F[rows] = F_rows[:, :q]
+            if others.size:
+                others = xp.asarray(others)
+                self.F[others] = problem.kernel_features(sub.X, W, rows=others)
         FtF = to_host(self.F.T @ self.F).astype(np.float64)
         with _linalg.single_threaded_blas():
             lam, V = np.linalg.eigh(FtF)
@@ -71,9 +111,11 @@ def choose_rank(problem, sub, lam):
     return int(max(1, min(above, tau.size, fits)))
 
 
-def solve(problem, *, tol, max_iter, monitor, subsample_size=None, shifts=None, quiet=False):
+def solve(problem, *, tol, max_iter, monitor, subsample_size=None, shifts=None, quiet=False, start=None):
     """``shifts``: one μ per column of Y (default: the problem's shift); ``quiet``: no
-    ConvergenceWarning (the ridge selection reports unconverged columns itself)."""
+    ConvergenceWarning (the ridge selection reports unconverged columns itself); ``start``:
+    (Start, g) from ridge="auto" at λ_g (module docstring; used when its subsample has the size
+    this solve would draw). The Solution's state is (subsample, F)."""
     max_iter = DEFAULT_MAX_ITER if max_iter is None else max_iter
     xp, Y = problem.xp, problem.Y
     mu = np.broadcast_to(np.asarray(problem.shift if shifts is None else shifts, np.float64), (Y.shape[1],))
@@ -81,20 +123,26 @@ def solve(problem, *, tol, max_iter, monitor, subsample_size=None, shifts=None, 
         raise ValueError("solver='pcg' needs ridge > 0 (the preconditioner is FFᵀ + nλI); use 'eigenpro' "
                          "or 'cg' for ridge = 0")
     s = subsample.subsample_size(problem) if subsample_size is None else min(problem.n, subsample_size)
-    sub = subsample.draw(problem, s)
+    reuse = start is not None and start[0].sub.size == s
+    sub = start[0].sub if reuse else subsample.draw(problem, s)
     q = choose_rank(problem, sub, float(mu.min()) / problem.n)
-    P = NystromPreconditioner(problem, sub, q)
+    if reuse:
+        q = min(q, start[0].F.shape[1])
+        P = NystromPreconditioner(problem, sub, q, known=(start[0].rows, start[0].F))
+    else:
+        P = NystromPreconditioner(problem, sub, q)
     mu_d = xp.asarray(mu)
 
     def apply(V, cols):
         return problem.kxx(V) + mu_d[cols][None, :] * V
 
     alpha, it, restarts, residuals = restarted(apply, Y, tol, max_iter, monitor,
-                                               precondition=lambda R, cols: P(R, mu_d[cols]))
+                                               precondition=lambda R, cols: P(R, mu_d[cols]),
+                                               x0=start[0].alpha(problem, start[1]) if reuse else None)
     true = float(residuals.max())
     converged = true <= tol
     if not converged and not quiet:
         not_converged("pcg", problem, true, tol, it)
     info = {"subsample": s, "n_components": q, "tau": sub.tau, "restarts": restarts, "final_residual": true,
-            "column_residuals": residuals}
-    return Solution(alpha, it, converged, monitor.history(), info=info)
+            "column_residuals": residuals, "reused_selection": reuse}
+    return Solution(alpha, it, converged, monitor.history(), info=info, state=(sub, P.F))

@@ -104,13 +104,15 @@ class Problem:
         (``pyfeat.ops.blocked.kernel_matvec``'s ``symmetric``)."""
         return self.kmv(self.X, self.X, V, symmetric=True)
 
-    def kernel_features(self, B, W):
-        """k(X, B) @ W in the working dtype (W cast to it): the features F of a preconditioner."""
-        self.kernel_evaluations += self.n * B.shape[0]
+    def kernel_features(self, B, W, rows=None):
+        """k(X, B) @ W in the working dtype (W cast to it): the features F of a preconditioner
+        (``rows``: of X[rows] only)."""
+        X = self.X if rows is None else self.X[rows]
+        self.kernel_evaluations += X.shape[0] * B.shape[0]
         W = self.xp.asarray(W, dtype=self.working_dtype)
         if self.on_cluster:  # n × q, gathered here (pcg's F)
-            return self.X.kernel_matvec(B, W, self.kernel, self.block_size)
-        return blocked.kernel_matvec(self.device, self.X, self._working(B), W, self.kernel, self.block_size)
+            return X.kernel_matvec(B, W, self.kernel, self.block_size)
+        return blocked.kernel_matvec(self.device, X, self._working(B), W, self.kernel, self.block_size)
 
     def kgram(self, C, V):
         """k(X, C)ᵀ k(X, C) @ V in float64 (M, k) for V (M, k): each block of k(X, C) evaluated
@@ -183,7 +185,8 @@ def column_ratio(R, Y):
 @dataclass
 class Solution:
     """What a solver returns. ``coef`` (n_coef, k) float64; ``centers`` the points the
-    coefficients refer to (None: the training set); ``info`` solver-specific settings."""
+    coefficients refer to (None: the training set); ``info`` solver-specific settings;
+    ``state`` what a later solve may reuse (pcg: its subsample and features F)."""
 
     coef: object
     n_iter: int
@@ -191,3 +194,4 @@ class Solution:
     history: dict
     centers: object = None
     info: dict = field(default_factory=dict)
+    state: object = None

@@ -31,10 +31,13 @@ early-stopped iterates, not the
 ridge solution: they get no score (NaN) and are not candidates. The cost is about one PCG solve
 at the smallest λ of the grid (whose system is the slowest), not one solve per λ.
 
-λ* = argmin of the score (ties go to the larger λ); the estimator then fits at λ* on all rows.
+λ* = argmin of the score (ties go to the larger λ); the estimator then fits at λ* on all rows,
+with pcg from this run's subsample, features and α at λ* (``pyfeat.solvers.pcg.Start``).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import scipy.linalg
@@ -83,9 +86,10 @@ def exact(problem, grid, criterion="loo"):
     return scores, coef
 
 
-def held_out(problem, grid, max_iter):
+def held_out(problem, grid, max_iter, subsample_size=None):
     """Held-out MSE over the grid (NaN: not converged), from one multi-shift PCG run on the
-    training split (module docstring). Returns (scores, validation size)."""
+    training split (module docstring; ``subsample_size``: pcg's s). Returns (scores, validation size, the run's
+    ``pcg.Start``)."""
     n, xp = problem.n, problem.xp
     n_val = max(min(1000, n // 5), n // 10)
     order = problem.rng.permutation(n)
@@ -98,13 +102,15 @@ def held_out(problem, grid, max_iter):
     train.working_products = True
     shifts = np.repeat(train.n * grid, k)  # column g·k + j: output j at λ_g
     sol = pcg.solve(train, tol=SELECT_TOL, max_iter=max_iter, monitor=Monitor("ridge=auto", max_iter, False),
-                    shifts=shifts, quiet=True)
+                    subsample_size=subsample_size, shifts=shifts, quiet=True)
     problem.kernel_evaluations += train.kernel_evaluations
     pred = problem.kmv(problem.X[val], train.X, sol.coef)
     err = ((pred - xp.tile(problem.Y[val], (1, G))) ** 2).mean(axis=0)
     scores = to_host(err).reshape(G, k).mean(axis=1)
     converged = np.asarray(sol.info["column_residuals"]).reshape(G, k).max(axis=1) <= SELECT_TOL
-    return np.where(converged, scores, np.nan), n_val
+    sub, F = sol.state
+    sub = dataclasses.replace(sub, indices=to_host(tr)[sub.indices])
+    return np.where(converged, scores, np.nan), n_val, pcg.Start(tr, sub, F, sol.coef)
 
 
 def best(grid, scores):
