@@ -99,7 +99,8 @@ class KernelRidge(Regressor):
         Nyström centres M for ``nystrom`` (None: min(n, max(⌈√n ln n⌉, ⌈1.5 d̂_eff(λ)⌉),
         20,000); ``pyfeat.solvers.nystrom``).
     n_components, subsample, batch_size : int or None
-        EigenPro's q, the subsample size s of EigenPro and pcg, and EigenPro's mini-batch size
+        EigenPro's q, the subsample size s of EigenPro and pcg (also of ridge="auto"'s held-out
+        pcg run, whatever the final solver), and EigenPro's mini-batch size
         (None: from the spectrum, the memory and the critical batch size;
         ``pyfeat.solvers.eigenpro``, ``pyfeat.solvers.pcg``).
     random_state : int >= 0, numpy Generator, SeedSequence, RandomState or None, default None
@@ -338,6 +339,8 @@ class KernelRidge(Regressor):
         ridge = self.ridge_
         problem.shift, problem.ridge = n * ridge, ridge
         name, why = ("direct", "the ridge selection's eigendecomposition") if exact else self._choose_solver(problem, ridge)
+        if name != "pcg":
+            start = None  # the selection's features and α: memory the other solvers do not use
         logger.info("KernelRidge: solver=%s (%s)", name, why)
         if self.verbose:
             print(f"KernelRidge: solver={name} ({why})")
@@ -345,7 +348,7 @@ class KernelRidge(Regressor):
             "richardson": {"early_stopping": self.early_stopping},
             "eigenpro": {"subsample_size": self.subsample, "n_components": self.n_components,
                          "batch_size": self.batch_size},
-            "pcg": {"subsample_size": self.subsample, "start": start},
+            "pcg": {"subsample_size": self.subsample, "start": start},  # released by pcg.solve
             "nystrom": {"n_centers": self.n_centers},
         }.get(name, {})
         monitor = Monitor(name, self.max_iter, self.verbose)
@@ -377,9 +380,10 @@ class KernelRidge(Regressor):
         return self
 
     def _select_ridge(self, problem):
-        """Sets ridge_ (and for a selection ridge_grid_, ridge_scores_, ridge_method_); returns
-        (the exact path's α(λ) when LOO/GCV ran (the fit then needs no solver), else None;
-        (the held-out run's pcg.Start, the index of λ*) for the final pcg solve, else None)."""
+        """Sets ridge_ (and for a selection ridge_grid_, ridge_scores_, ridge_method_). Returns
+        two things: the exact path's α(λ) when LOO/GCV ran (the fit then needs no solver), else
+        None; and (the held-out run's pcg.Start, the index of λ*) for the final pcg solve, else
+        None."""
         grid = self._ridge_grid()
         if grid is None:
             self.ridge_ = float(self.ridge)

@@ -7,6 +7,8 @@ to SELECT_TOL = 1e-3, so its scores match per-λ direct solves to 1e-3 relative 
 the default-settings tests use fixed seeds and state the margins measured at those seeds.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -145,6 +147,48 @@ def test_pcg_after_held_out_starts_from_the_selection():
     fresh = KernelRidge(ridge=m.ridge_, solver="pcg", tol=1e-5, subsample=500, random_state=0).fit(X, y)
     assert not fresh.solver_info_["reused_selection"]
     assert m.n_iter_ < fresh.n_iter_, (m.n_iter_, fresh.n_iter_)
+
+
+def test_the_selection_start_rebuilds_the_same_preconditioner_and_alpha():
+    """pcg.Start's pieces, two outputs: the preconditioner from its features on the training rows
+    (plus the held-out rows' computed now) equals one computed fresh on the same subsample
+    (float64: to rounding); its α at λ_g has column g·k + j of the run on the training rows, 0
+    on the held-out rows, a residual of 0.29 on all rows (α = 0: 1); the final solve starts
+    there (its first iteration's residual below that of α = 0 on the same preconditioner)."""
+    X, y = data(1500, seed=4, noise=0.0)
+    Y = np.stack([y, np.sin(X[:, 0])], axis=1)
+    grid = np.geomspace(1e-7, 1e-5, 3)
+    problem = Problem(X, Y, pf.kernels.get("ntk"), 0.0, grid[1], np.random.default_rng(0))
+    _, n_val, start = ridge_path.held_out(problem, grid, 300, subsample_size=500)
+    assert start.n == 1500 and start.rows.size == 1500 - n_val and start.sub.size == 500
+    assert np.isin(start.sub.indices, start.rows).all()
+    np.testing.assert_array_equal(start.sub.X, X[start.sub.indices])
+    q = start.F.shape[1]
+    known = pcg.NystromPreconditioner(problem, start.sub, q, known=(start.rows, start.F)).F
+    fresh = pcg.NystromPreconditioner(problem, start.sub, q).F
+    np.testing.assert_allclose(known, fresh, rtol=1e-10, atol=1e-12 * np.abs(fresh).max())
+    alpha = start.alpha(problem, 1)
+    np.testing.assert_array_equal(alpha[start.rows], start.coef[:, 2:4])
+    held = np.setdiff1d(np.arange(1500), start.rows)
+    assert not alpha[held].any() and alpha[start.rows].any()
+    assert problem.relative_residual(alpha) < 0.5
+
+    problem.shift, problem.ridge = 1500 * grid[1], grid[1]
+
+    def final(begin):
+        return pcg.solve(problem, tol=1e-5, max_iter=300, monitor=Monitor("pcg", 300, False),
+                         subsample_size=500, start=(begin, 1))
+
+    zeros = dataclasses.replace(start, coef=np.zeros_like(start.coef), F=start.F.copy())
+    warm, cold = final(start), final(zeros)
+    assert warm.info["reused_selection"] and cold.info["reused_selection"]
+    assert start.F is None and start.coef is None  # released
+    assert warm.converged and cold.converged
+    np.testing.assert_allclose(warm.coef, cold.coef, rtol=1e-3, atol=1e-3 * np.abs(cold.coef).max())
+    first = warm.history["residual"][0], cold.history["residual"][0]
+    assert first[0] < 0.5 * first[1], first
+    other = Problem(X[:1400], Y[:1400], pf.kernels.get("ntk"), 1400 * grid[1], grid[1], np.random.default_rng(0))
+    assert not zeros.fits(other, 500)  # another problem's start is not taken
 
 
 @pytest.mark.filterwarnings("ignore::pyfeat.solvers.ConvergenceWarning")  # the final fit has 6 iterations too

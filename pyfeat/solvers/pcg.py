@@ -29,9 +29,10 @@ grid in one run): column j is preconditioned with its own P_j = FFᵀ + μ_jI fr
 **After ridge="auto".** The selection's multi-shift run on the training split
 (``pyfeat.solvers.ridge_path.held_out``) leaves a ``Start``: its subsample (a uniform subsample
 of the training rows is one of all rows), F on the training rows and its α at each λ of the
-grid. The final solve at λ* takes that subsample (no second draw of K_SS and its eigenpairs),
-computes F only on the held-out rows, and starts CG from the selection's α at λ* on the
-training rows (0 on the held-out ones) instead of 0.
+grid. The final solve at λ* takes that subsample (no second K_SS and its eigenpairs) when it
+has the size the solve would draw (``subsample=`` given, or n_tr and n both above the size
+cap; else it draws its own and starts from 0), computes F only on the held-out rows, and
+starts CG from the selection's α at λ* on the training rows (0 on the held-out ones).
 
 Stopping: the relative residual ‖(K + μI)α − y‖/‖y‖ of every column ≤ tol, checked on the true
 residual at the end (restarts as ``cg``). Default ``max_iter``: 500.
@@ -55,14 +56,21 @@ DEFAULT_MAX_ITER = 500
 @dataclass
 class Start:
     """What ridge="auto"'s run on the training rows leaves for the final solve (module
-    docstring): ``rows`` the training rows (indices into all rows, sorted), ``sub`` its
-    subsample with indices into all rows, ``F`` its features on ``rows`` (len(rows) × q) and
-    ``coef`` its α on ``rows`` for the grid (column g·k + j: output j at λ_g)."""
+    docstring): ``n`` all rows, ``rows`` the training rows (indices into all rows, sorted),
+    ``sub`` its subsample with indices into all rows, ``F`` its features on ``rows``
+    (len(rows) × q) and ``coef`` its α on ``rows`` for the grid (column g·k + j: output j at
+    λ_g). ``solve`` releases F and coef once it has used them."""
 
+    n: int
     rows: object
     sub: subsample.Subsample
     F: object
     coef: object
+
+    def fits(self, problem, s):
+        """Whether this start belongs to ``problem`` (its rows and outputs) and has s points."""
+        return (self.F is not None and self.n == problem.n and self.sub.size == s
+                and self.coef.shape[1] % problem.Y.shape[1] == 0)
 
     def alpha(self, problem, g):
         """The initial α on all rows: the training rows' α at λ_g, 0 on the others."""
@@ -114,8 +122,9 @@ def choose_rank(problem, sub, lam):
 def solve(problem, *, tol, max_iter, monitor, subsample_size=None, shifts=None, quiet=False, start=None):
     """``shifts``: one μ per column of Y (default: the problem's shift); ``quiet``: no
     ConvergenceWarning (the ridge selection reports unconverged columns itself); ``start``:
-    (Start, g) from ridge="auto" at λ_g (module docstring; used when its subsample has the size
-    this solve would draw). The Solution's state is (subsample, F)."""
+    (Start, g) from ridge="auto" at λ_g (module docstring; used when ``Start.fits``: its
+    subsample has the size this solve would draw, else a new subsample and α = 0). The
+    Solution's state is (subsample, F)."""
     max_iter = DEFAULT_MAX_ITER if max_iter is None else max_iter
     xp, Y = problem.xp, problem.Y
     mu = np.broadcast_to(np.asarray(problem.shift if shifts is None else shifts, np.float64), (Y.shape[1],))
@@ -123,12 +132,16 @@ def solve(problem, *, tol, max_iter, monitor, subsample_size=None, shifts=None, 
         raise ValueError("solver='pcg' needs ridge > 0 (the preconditioner is FFᵀ + nλI); use 'eigenpro' "
                          "or 'cg' for ridge = 0")
     s = subsample.subsample_size(problem) if subsample_size is None else min(problem.n, subsample_size)
-    reuse = start is not None and start[0].sub.size == s
+    reuse = start is not None and start[0].fits(problem, s)
     sub = start[0].sub if reuse else subsample.draw(problem, s)
     q = choose_rank(problem, sub, float(mu.min()) / problem.n)
+    x0 = None
     if reuse:
-        q = min(q, start[0].F.shape[1])
-        P = NystromPreconditioner(problem, sub, q, known=(start[0].rows, start[0].F))
+        begin, g = start
+        q = min(q, begin.F.shape[1])
+        P = NystromPreconditioner(problem, sub, q, known=(begin.rows, begin.F))
+        x0 = begin.alpha(problem, g)
+        begin.F = begin.coef = None  # not held through the iterations
     else:
         P = NystromPreconditioner(problem, sub, q)
     mu_d = xp.asarray(mu)
@@ -138,7 +151,7 @@ def solve(problem, *, tol, max_iter, monitor, subsample_size=None, shifts=None, 
 
     alpha, it, restarts, residuals = restarted(apply, Y, tol, max_iter, monitor,
                                                precondition=lambda R, cols: P(R, mu_d[cols]),
-                                               x0=start[0].alpha(problem, start[1]) if reuse else None)
+                                               x0=x0)
     true = float(residuals.max())
     converged = true <= tol
     if not converged and not quiet:

@@ -110,7 +110,7 @@ def held_out(problem, grid, max_iter, subsample_size=None):
     converged = np.asarray(sol.info["column_residuals"]).reshape(G, k).max(axis=1) <= SELECT_TOL
     sub, F = sol.state
     sub = dataclasses.replace(sub, indices=to_host(tr)[sub.indices])
-    return np.where(converged, scores, np.nan), n_val, pcg.Start(tr, sub, F, sol.coef)
+    return np.where(converged, scores, np.nan), n_val, pcg.Start(n, tr, sub, F, sol.coef)
 
 
 def best(grid, scores):
