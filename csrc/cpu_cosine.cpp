@@ -7,9 +7,10 @@
 // pass is the tile's round trip through the L2 cache. Here the rows are scaled to unit norm, an
 // MR-row x NV-vector block of their inner products (the cosines) is accumulated in registers over
 // k = 0..d-1 and the kernel is evaluated on it at once. Measured (ntk, n = 20,000, d = 32,
-// 2 threads, time / GEMM floor 2n^2 d/R): AVX-512 (Xeon) float32 2.1-2.6 against 3.2-3.3, float64
-// 2.6 against 3.8, at d = 128 1.4-1.6 against 1.7-2.1; AVX2 (EPYC): see pyfeat.ops._numba
-// (SIMD_MAX_D). Above SIMD_MAX_D BLAS's cache-blocked GEMM wins, and pyfeat.ops._numba sends those
+// 2 threads, time / GEMM floor 2n^2 d/R, one-sided): AVX-512 Xeon float32 1.8-2.1 against 3.2-3.3
+// for BLAS + Numba, float64 2.0-2.5 against 3.8, at d = 128 1.4-1.6 against 1.7-2.1; AVX-512 EPYC
+// (Zen 4) float32 1.5-1.7, float64 2.0-2.1; the symmetric product 1.0-1.2 (float32) on both;
+// AVX2 (EPYC Zen 3): see pyfeat.ops._numba (SIMD_MAX_D). Above SIMD_MAX_D BLAS's cache-blocked GEMM wins, and pyfeat.ops._numba sends those
 // tiles there.
 //
 // One loop (csrc/cosine_tile.inc) is compiled once per instruction set, in the namespaces avx512
