@@ -465,14 +465,19 @@ def simd_loop(isa):
 
 def use_cpu_path(monkeypatch, path, calls=None, one_sided=True):
     """Send the cosine tiles of the Numba device to ``path``: every tile, one-sided products too
-    on any ISA (``one_sided``), or as that ISA does (False); ``calls`` counts the SIMD loop's calls."""
+    on any ISA (``one_sided``), or as that ISA does (False); ``calls`` counts the SIMD loops'
+    calls (the reduction's and the store's)."""
+    from pyfeat import _core
     from pyfeat.ops import _numba
 
     if path == "blas+numba":
         monkeypatch.setattr(_numba, "SIMD_REDUCE", None)
+        monkeypatch.setattr(_numba, "SIMD_STORE", None)
         return
     loop = simd_loop(path)
+    store = functools.partial(_core.cosine_store, isa=path)
     monkeypatch.setattr(_numba, "SIMD_REDUCE", loop if calls is None else (lambda *a: calls.append(1) or loop(*a)))
+    monkeypatch.setattr(_numba, "SIMD_STORE", store if calls is None else (lambda *a: calls.append(2) or store(*a)))
     monkeypatch.setattr(_numba, "SIMD_ISA", path)
     if one_sided:
         monkeypatch.setattr(_numba, "SIMD_ONE_SIDED", True)
@@ -486,8 +491,10 @@ def test_cosine_matvec_on_both_cpu_paths(rng, monkeypatch, path, dtype, kernel):
     """The cosine kernels' kernel_matvec tiles on every CPU path: the SIMD loop of pyfeat._core
     (csrc/cpu_cosine.cpp) on AVX-512 and on AVX2, where the CPU has them (the calls are counted),
     and the BLAS GEMM + Numba pass, against the float64 reference. Rows and columns that are not multiples of
-    the register block (8 rows x 2 vectors), d = 1 ... 40, zero rows, a duplicate pair, 1-5
-    columns of V in the working dtype and in float64 (the solvers' V; 5 columns take the GEMM)."""
+    the register block (8 rows x 2 vectors), d = 1 ... 40, zero rows, a duplicate pair, 1-6
+    columns of V in the working dtype and 2-9 in float64 (the solvers' V): 6 columns in the
+    working dtype and 9 in float64 take a GEMM of the kernel tile (written by the SIMD store on
+    the SIMD paths)."""
     from pyfeat.ops import _numba, blocked
 
     calls = []
@@ -505,7 +512,8 @@ def test_cosine_matvec_on_both_cpu_paths(rng, monkeypatch, path, dtype, kernel):
         S[3, 2] = degenerate[3, 2]  # the duplicate pair
         if d == 1:  # every pair
             S = degenerate
-        for k, vdtype in [(1, dtype), (3, dtype), (2, np.float64), (4, np.float64), (5, np.float64)]:
+        for k, vdtype in [(1, dtype), (3, dtype), (6, dtype), (2, np.float64), (4, np.float64), (5, np.float64),
+                          (9, np.float64)]:
             V = rng.standard_normal((nz, k)).astype(vdtype)
             out = blocked.kernel_matvec(dev, X, Z, V, kern, block_size=64)
             assert out.shape == (nx, k) and out.dtype == vdtype
@@ -710,6 +718,48 @@ def test_simd_reduction_adds_both_sides(isa, dtype):
                       (V.astype(np.float16), VX.astype(np.float16), np.zeros((45, 2)))]:
         with pytest.raises((ValueError, TypeError)):
             loop(X, sx, Z, sz, v, np.zeros((21, 2)), *args, vx, az)
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_simd_store_writes_the_kernel_tile(isa, dtype):
+    """pyfeat._core.cosine_store writes K(X, Z) (each cosine kernel's form) into a tile of a
+    wider array, within the dtype's tolerance of the float64 reference and equal to the SIMD
+    reduction's K(X, Z) V to rounding (both from the same register block), leaving the columns
+    outside the tile as they were; sizes off the register block, a zero row, a duplicate and an
+    antiparallel pair. An R of another dtype, with strided rows, read-only or of the wrong shape,
+    and a form with a coefficient count the loop has no code for, are errors."""
+    from pyfeat import _core
+    from pyfeat.ops import _numba
+
+    simd_loop(isa)
+    rng = np.random.default_rng(8)
+    X, Z = rng.standard_normal((21, 7)).astype(dtype), rng.standard_normal((45, 7)).astype(dtype)
+    X[0], Z[3], Z[4] = 0, X[2], -2 * X[5]
+    sx, sz = (X * X).sum(axis=1), (Z * Z).sum(axis=1)
+    for name in ("ntk", "nngp", "arccos0"):
+        form = (*_numba._COSINE_FORMS[pf.kernels.get(name).code, np.dtype(dtype).type], _numba.NEAR_PARALLEL)
+        wide = np.full((21, 60), 7.0, dtype)
+        _core.cosine_store(X, sx, Z, sz, wide[:, 10:55], *form, isa=isa)
+        assert (wide[:, :10] == 7).all() and (wide[:, 55:] == 7).all()
+        K = wide[:, 10:55].astype(np.float64)
+        ref = ref_kernel(X, Z, name, {})
+        S = kernel_scale(X, Z, name, {})
+        S[2, 3] = S[2, 3] * RTOL_ANGLE_DEGENERATE[dtype] / RTOL[dtype]
+        assert np.abs(K - ref).max() <= RTOL[dtype] * S.max() and (np.abs(K - ref) <= RTOL[dtype] * S).all(), name
+        V = rng.standard_normal((45, 1)).astype(dtype)
+        acc = np.zeros((21, 1))
+        _core.cosine_reduce(X, sx, Z, sz, V, acc, *form, isa=isa)
+        assert np.abs(acc - K @ V).max() <= 8 * np.finfo(dtype).eps * (np.abs(K) @ np.abs(V)).max(), name
+    form = (*_numba._COSINE_FORMS[_numba.NTK, np.dtype(dtype).type], _numba.NEAR_PARALLEL)
+    other = np.float64 if dtype == np.float32 else np.float32
+    read_only = np.zeros((21, 45), dtype)
+    read_only.flags.writeable = False
+    for R in (np.zeros((21, 45), other), np.zeros((21, 90), dtype)[:, ::2], read_only, np.zeros((21, 44), dtype)):
+        with pytest.raises((ValueError, TypeError)):
+            _core.cosine_store(X, sx, Z, sz, R, *form, isa=isa)
+    with pytest.raises(ValueError, match="coefficients"):
+        _core.cosine_store(X, sx, Z, sz, np.zeros((21, 45), dtype), *form[:6], np.ones(5), form[7], isa=isa)
 
 
 def _angle_kernels(X, Z):

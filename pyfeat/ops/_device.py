@@ -32,6 +32,9 @@ in ``pyfeat.ops.blocked``, so a backend adds only primitives:
                                    G = X Zᵀ; X, Z for the pairs a kernel evaluates from the rows)
 ``kernel_store(k, G, X, sx, Z, sz,`` R[:, c:c + G.shape[1]] ← k(G, sx, sz) (the epilogue of a
 ``R, c)``                          tile of a wider output; default: kernel_apply, then a copy)
+``writes_kernel(k, d)``,           whether kernel_matrix's tiles come from kernel_write(k, X, sx,
+``kernel_write(...)``              Z, sz, R): R ← K(X, Z) with no GEMM tile (default: no; CPU:
+                                   the cosine kernels on the AVX-512 SIMD loop)
 ``kernel_gram_reduce(k, ..., acc)`` acc += K_bᵀ(K_b V) for one row block, K_b evaluated once
                                    (Falkon's fused Nyström product)
 ``kernel_reduce(k, ..., acc, ws,`` acc += K(X_b, Z_c) V_c for one tile, fused (the kernel tile
@@ -87,6 +90,10 @@ class Device:
         return self.kernel_tile
 
     def symmetric_reduce(self, kernel, n_cols, d):
+        return False
+
+    @staticmethod
+    def writes_kernel(kernel, d):
         return False
 
     def kernel_store(self, kernel, G, X, sx, Z, sz, R, col):

@@ -24,13 +24,20 @@ On x86-64 CPUs with AVX-512 or AVX2 + FMA, kernel_matvec's tiles of the cosine k
 SIMD_COLUMNS columns, d <= SIMD_MAX_D) can skip the GEMM + pass: one loop of pyfeat._core
 (csrc/cpu_cosine.cpp, compiled for both instruction sets) keeps a block of inner products in
 registers (8 x 32 float32 on AVX-512, 4 x 16 on AVX2), evaluates the kernel on it in the form of
-_COSINE_FORMS (the coefficients above, passed from here) and adds it into the float64 sums, so
+_COSINE_FORMS (the coefficients above, passed from here) and adds it into the sums (float64;
+float32 within a tile for float32 X and V), so
 the tile never goes through the cache, and it adds both sides of a tile from one evaluation, so
 that the solvers' K(X, X) V takes each pair once. Where it runs (SIMD_ONE_SIDED): on AVX-512 for
 every product (NTK, n = 20,000, d = 32: 0.22 s against 0.29 s); on AVX2 for the symmetric
 product only, where it evaluates half the pairs (AMD EPYC, d = 32, float32: 0.29-0.30 s against
 0.42-0.47 s for the one-sided BLAS + Numba product) — its one-sided product there measured no
 faster than BLAS + Numba (float32, within the noise at d = 32-128) or slower (float64: 10-25 %).
+Where the one-sided product runs there (AVX-512), the same register blocks also write the kernel
+tiles that are not reduced in registers (SIMD_STORE, ``writes_kernel``): kernel_matrix's, and
+those a BLAS GEMM reduces against more than SIMD_COLUMNS columns of V (ridge="auto"'s shifted
+systems, the preconditioners' features) — one write of the tile instead of a GEMM tile read back
+and rewritten by the kernel pass (NTK, n = 20,000, d = 32, float32: kernel_matrix 0.18 s
+against 0.24 s, 8 columns 0.16 s against 0.20 s).
 Elsewhere (another CPU, no compiled core) the Numba passes run, and the symmetric product takes
 each pair once there too (kernel_reduce_pair: the BLAS tile, its kernel pass, then one more pass
 over the tile for the transposed side).
@@ -208,6 +215,7 @@ _COSINE_FORMS = {
 # products take it too (AVX-512), or only the symmetric one (AVX2: module docstring).
 SIMD_ISA = _backend._cosine_loop_isa()
 SIMD_REDUCE = _backend._core().cosine_reduce if SIMD_ISA else None
+SIMD_STORE = _backend._core().cosine_store if SIMD_ISA else None
 SIMD_ONE_SIDED = SIMD_ISA == "avx512"
 SIMD_COLUMNS = 4
 SIMD_MAX_D = 256
@@ -749,6 +757,30 @@ class NumbaDevice(Device):
         return (kernel.code in COSINE and SIMD_REDUCE is not None and n_cols <= SIMD_COLUMNS
                 and d <= SIMD_MAX_D and (symmetric or SIMD_ONE_SIDED))
 
+    @staticmethod
+    def writes_kernel(kernel, d):
+        """Whether kernel tiles are written by the SIMD loop (``SIMD_STORE``: the inner products
+        and the kernel in registers, each value written once) instead of a BLAS GEMM tile and the
+        kernel pass over it: the cosine kernels where SIMD_ONE_SIDED (kernel_matrix, and the
+        products that reduce a tile by GEMM: more than SIMD_COLUMNS columns)."""
+        return kernel.code in COSINE and SIMD_STORE is not None and d <= SIMD_MAX_D and SIMD_ONE_SIDED
+
+    @staticmethod
+    def kernel_write(kernel, Xb, sx, Zc, szc, R):
+        """R <- K(Xb, Zc) by the SIMD loop (``writes_kernel``); R may be a tile of a wider array."""
+        SIMD_STORE(Xb, sx, Zc, szc, R, *_COSINE_FORMS[kernel.code, Xb.dtype.type], NEAR_PARALLEL)
+
+    def _kernel_tile(self, kernel, Xb, sx, Zc, szc, ws):
+        """The tile K(Xb, Zc) in the workspace: written by the SIMD loop where ``writes_kernel``,
+        else a GEMM tile and the kernel pass in place."""
+        if self.writes_kernel(kernel, Xb.shape[1]):
+            K = ws.get("tile", (Xb.shape[0], Zc.shape[0]), Xb.dtype)
+            self.kernel_write(kernel, Xb, sx, Zc, szc, K)
+            return K
+        G = self._gemm_tile(Xb, Zc, ws)
+        self.kernel_apply(kernel, G, Xb, sx, Zc, szc)
+        return G
+
     def reduce_tile(self, kernel, n_cols, d, symmetric=False):
         """The SIMD loop keeps no tile in memory; each row block packs every column tile once,
         so its row blocks are longer (2048 rows: 10-15 % faster than 448 at d = 32, n = 20,000)."""
@@ -773,13 +805,12 @@ class NumbaDevice(Device):
         if self._fused(kernel, Vc.shape[1], Xb.shape[1], symmetric=True):
             self._fused_reduce(kernel, Xb, sx, Zc, szc, Vc, acc, Vx, acc_z)
             return
-        G = self._gemm_tile(Xb, Zc, ws)
         if self._reduces_by_gemm(Vc, Xb.dtype):
-            self.kernel_apply(kernel, G, Xb, sx, Zc, szc)
-            K = self._as_dtype(G, Vc.dtype, ws)
+            K = self._as_dtype(self._kernel_tile(kernel, Xb, sx, Zc, szc, ws), Vc.dtype, ws)
             acc += self._tile_times(K, Vc, ws)
             acc_z += self._tile_times(K.T, Vx, ws)
             return
+        G = self._gemm_tile(Xb, Zc, ws)
         u, v = self._rows_pass(kernel, G, Xb, sx, Zc, szc, Vc, acc, ws)
         S = ws.get("s", Vx.shape, np.float64)
         if u is None:
@@ -803,11 +834,10 @@ class NumbaDevice(Device):
         if self._fused(kernel, Vc.shape[1], Xb.shape[1], symmetric):
             self._fused_reduce(kernel, Xb, sx, Zc, szc, Vc, acc)
             return
-        G = self._gemm_tile(Xb, Zc, ws)
         if self._reduces_by_gemm(Vc, Xb.dtype):
-            self.kernel_apply(kernel, G, Xb, sx, Zc, szc)
-            acc += self._tile_times(G, Vc, ws)
+            acc += self._tile_times(self._kernel_tile(kernel, Xb, sx, Zc, szc, ws), Vc, ws)
             return
+        G = self._gemm_tile(Xb, Zc, ws)
         self._rows_pass(kernel, G, Xb, sx, Zc, szc, Vc, acc, ws)
 
     @staticmethod
@@ -854,12 +884,11 @@ class NumbaDevice(Device):
         computes K_b V row by row (float64 sums) while it leaves the kernel values in the block,
         and one more pass over the block adds K_bᵀ (K_b V); above _FUSED_COLUMNS columns, two
         GEMMs of the kernel block."""
-        G = self._gemm_tile(Xb, C, ws)
         if V.shape[1] > _FUSED_COLUMNS:
-            self.kernel_apply(kernel, G, Xb, sx, C, sc)
-            K = self._as_dtype(G, V.dtype, ws)
+            K = self._as_dtype(self._kernel_tile(kernel, Xb, sx, C, sc, ws), V.dtype, ws)
             acc += K.T @ self._tile_times(K, V, ws)
             return
+        G = self._gemm_tile(Xb, C, ws)
         Kv = ws.get("kv", (Xb.shape[0], V.shape[1]), np.float64)
         Kv[...] = 0
         u, v = self._rows_pass(kernel, G, Xb, sx, C, sc, V, Kv, ws)  # G <- H, Kv = K_b V

@@ -631,12 +631,17 @@ def kernel_matrix(dev, X, Z, kernel, block_size=None):
     out = xp.empty((nx, nz), dt)
     rows, cols = _kernel_tiles(dev, nx, nz, d, dt, row_bytes=0, col_bytes=0, block_size=block_size)
 
+    writes = dev.writes_kernel(kernel, d)
+
     def make_state():
-        return None if cols >= nz else xp.empty(rows * cols, dt)
+        return None if cols >= nz or writes else xp.empty(rows * cols, dt)
 
     def step(buf, s, e):
         Xb, sx, fx = _cosine_rows(dev, kernel, block(X, s, e, dt))
-        if buf is None:
+        if writes:  # no tile buffer: the values go from registers into the output
+            for zs, ze in blocks(nz, cols):
+                dev.kernel_write(kernel, Xb, sx, Zc[zs:ze], sz[zs:ze], out[s:e, zs:ze])
+        elif buf is None:
             dev.matmul(Xb, Zc.T, out[s:e])
             dev.kernel_apply(kernel, out[s:e], Xb, sx, Zc, sz)
         else:
