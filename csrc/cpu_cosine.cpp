@@ -368,15 +368,15 @@ void cosine_store(carray<T> X, carray<T> sx, carray<T> Z, carray<T> sz, py::arra
       R.shape(1) != Z.shape(0) || coef.ndim() != 1 || coef.shape(0) < 1)
     throw std::invalid_argument("cosine_store: X (rows, d), sx (rows,), Z (cols, d), sz (cols,), R (rows, cols), "
                                 "coef (degree + 1,) expected");
+  check_form_size(offset, sign, coef.shape(0), "cosine_store");
+  if (R.shape(0) == 0 || R.shape(1) == 0) return;  // (NumPy gives empty arrays zero strides)
   if (!R.writeable() || R.strides(1) != ssize_t(sizeof(T)) || R.strides(0) % ssize_t(sizeof(T)) != 0 ||
       R.strides(0) < R.shape(1) * ssize_t(sizeof(T)))
     throw std::invalid_argument("cosine_store: R must be writeable, in X's dtype, with contiguous rows");
-  check_form_size(offset, sign, coef.shape(0), "cosine_store");
 #ifdef PYFEAT_X86_SIMD
   const Form<T> form{T(slope), T(offset), T(sign), T(mu), T(nu), T(near), radial,
                      std::vector<T>(coef.data(), coef.data() + coef.shape(0))};
   const int64_t rows = X.shape(0), cols = Z.shape(0), d = X.shape(1), ldr = R.strides(0) / ssize_t(sizeof(T));
-  if (rows == 0 || cols == 0) return;
   T* out = R.mutable_data();
   py::gil_scoped_release release;
   (wide ? avx512::store_tile<T> : avx2::store_tile<T>)(X.data(), sx.data(), rows, Z.data(), sz.data(), cols, d,

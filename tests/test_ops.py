@@ -631,7 +631,8 @@ def test_symmetric_kernel_matvec_takes_each_pair_once(rng, monkeypatch, path, dt
     1 … 5 row blocks (block_size), sizes off the register block, zero rows, duplicate,
     antiparallel and near-parallel rows in different blocks (the pair path's recomputed
     cosines), rows rescaled by _cosine_rows, 1-4 columns of V in the working dtype and in
-    float64, and 9 in float64 (the pair's two GEMMs of the tile)."""
+    float64, and 6 in the working dtype and 9 in float64 (the pair's two GEMMs of the tile,
+    written by the SIMD store on the SIMD paths)."""
     from pyfeat.ops import blocked
 
     use_cpu_path(monkeypatch, path, one_sided=False)
@@ -671,7 +672,7 @@ def test_symmetric_kernel_matvec_takes_each_pair_once(rng, monkeypatch, path, dt
         S[np.diag_indices(n)] = degenerate[np.diag_indices(n)]
         for i, j in close:
             S[i, j], S[j, i] = degenerate[i, j], degenerate[j, i]
-        for k, vdtype in [(1, dtype), (3, dtype), (2, np.float64), (4, np.float64), (9, np.float64)]:
+        for k, vdtype in [(1, dtype), (3, dtype), (6, dtype), (2, np.float64), (4, np.float64), (9, np.float64)]:
             V = rng.standard_normal((n, k)).astype(vdtype)
             values.update(diagonal=0, pair=0)
             out = blocked.kernel_matvec(dev, X, X, V, kern, block_size=block, symmetric=True)
@@ -727,8 +728,9 @@ def test_simd_store_writes_the_kernel_tile(isa, dtype):
     wider array, within the dtype's tolerance of the float64 reference and equal to the SIMD
     reduction's K(X, Z) V to rounding (both from the same register block), leaving the columns
     outside the tile as they were; sizes off the register block, a zero row, a duplicate and an
-    antiparallel pair. An R of another dtype, with strided rows, read-only or of the wrong shape,
-    and a form with a coefficient count the loop has no code for, are errors."""
+    antiparallel pair; empty tiles do nothing. An R of another dtype, with strided rows, read-only
+    or of the wrong shape, and a form with a coefficient count the loop has no code for, are
+    errors."""
     from pyfeat import _core
     from pyfeat.ops import _numba
 
@@ -760,6 +762,8 @@ def test_simd_store_writes_the_kernel_tile(isa, dtype):
             _core.cosine_store(X, sx, Z, sz, R, *form, isa=isa)
     with pytest.raises(ValueError, match="coefficients"):
         _core.cosine_store(X, sx, Z, sz, np.zeros((21, 45), dtype), *form[:6], np.ones(5), form[7], isa=isa)
+    _core.cosine_store(X[:0], sx[:0], Z, sz, np.zeros((0, 45), dtype), *form, isa=isa)  # empty: nothing to do
+    _core.cosine_store(X, sx, Z[:0], sz[:0], np.zeros((21, 0), dtype), *form, isa=isa)
 
 
 def _angle_kernels(X, Z):

@@ -215,7 +215,7 @@ _COSINE_FORMS = {
 # products take it too (AVX-512), or only the symmetric one (AVX2: module docstring).
 SIMD_ISA = _backend._cosine_loop_isa()
 SIMD_REDUCE = _backend._core().cosine_reduce if SIMD_ISA else None
-SIMD_STORE = _backend._core().cosine_store if SIMD_ISA else None
+SIMD_STORE = getattr(_backend._core(), "cosine_store", None) if SIMD_ISA else None  # None: a core built before it
 SIMD_ONE_SIDED = SIMD_ISA == "avx512"
 SIMD_COLUMNS = 4
 SIMD_MAX_D = 256
@@ -767,7 +767,9 @@ class NumbaDevice(Device):
 
     @staticmethod
     def kernel_write(kernel, Xb, sx, Zc, szc, R):
-        """R <- K(Xb, Zc) by the SIMD loop (``writes_kernel``); R may be a tile of a wider array."""
+        """R <- K(Xb, Zc) by the SIMD loop (``writes_kernel``); R may be a tile of a wider array,
+        the rows may have any layout (the loop reads C-contiguous copies)."""
+        Xb, Zc = np.ascontiguousarray(Xb), np.ascontiguousarray(Zc)
         SIMD_STORE(Xb, sx, Zc, szc, R, *_COSINE_FORMS[kernel.code, Xb.dtype.type], NEAR_PARALLEL)
 
     def _kernel_tile(self, kernel, Xb, sx, Zc, szc, ws):
