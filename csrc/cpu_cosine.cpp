@@ -310,6 +310,7 @@ void cosine_reduce(carray<T> X, carray<T> sx, carray<T> Z, carray<T> sz, py::arr
     throw std::invalid_argument("cosine_reduce: acc must be a writeable C-contiguous float64 array");
   if (VX.is_none() != acc_z.is_none())
     throw std::invalid_argument("cosine_reduce: VX and acc_z go together");
+  check_form_size(offset, sign, coef.shape(0), "cosine_reduce");
   // V in float64 is taken as it is with float32 X; any other V is read in the working dtype
   const bool v64 = py::isinstance<py::array_t<double>>(V) && !py::isinstance<py::array_t<T>>(V);
   const bool both = !VX.is_none();
@@ -386,6 +387,22 @@ void cosine_store(carray<T> X, carray<T> sx, carray<T> Z, carray<T> sz, py::arra
 #endif
 }
 
+// cosine_reduce and cosine_store for X in T (one overload per dtype). noconvert: X, sx, Z, sz, acc
+// and R are used as given (C-contiguous, X's dtype; acc float64), never as silent copies (a copy of
+// acc or R would drop the results).
+template <class T>
+void def_loops(py::module_& m, const char* reduce_doc, const char* store_doc) {
+  m.def("cosine_reduce", &cosine_reduce<T>, py::arg("X").noconvert(), py::arg("sx").noconvert(),
+        py::arg("Z").noconvert(), py::arg("sz").noconvert(), py::arg("V"), py::arg("acc").noconvert(),
+        py::arg("slope"), py::arg("offset"), py::arg("sign"), py::arg("mu"), py::arg("nu"),
+        py::arg("radial"), py::arg("coef"), py::arg("near"), py::arg("VX") = py::none(),
+        py::arg("acc_z") = py::none(), py::arg("isa") = "auto", reduce_doc);
+  m.def("cosine_store", &cosine_store<T>, py::arg("X").noconvert(), py::arg("sx").noconvert(),
+        py::arg("Z").noconvert(), py::arg("sz").noconvert(), py::arg("R").noconvert(), py::arg("slope"),
+        py::arg("offset"), py::arg("sign"), py::arg("mu"), py::arg("nu"), py::arg("radial"), py::arg("coef"),
+        py::arg("near"), py::arg("isa") = "auto", store_doc);
+}
+
 }  // namespace
 
 void register_bindings(py::module_& m) {
@@ -398,31 +415,13 @@ void register_bindings(py::module_& m) {
       "mu, nu, radial, coef), cosines with |c| >= near from the rows' differences (csrc/cpu_cosine.cpp): inner "
       "products, kernel and sums fused (float64; float32 within the tile for float32 X and V); with VX and acc_z also acc_z[j, c] += sum_i K(x_i, z_j) VX[i, c] "
       "from the same kernel values. isa: 'auto' (the best of cosine_reduce_isas()), 'avx2' or 'avx512'.";
-  // noconvert: X, sx, Z, sz and acc are used as given (C-contiguous, X's dtype; acc float64),
-  // never as silent copies (a copy of acc would drop the sums)
-  m.def("cosine_reduce", &cosine_reduce<float>, py::arg("X").noconvert(), py::arg("sx").noconvert(),
-        py::arg("Z").noconvert(), py::arg("sz").noconvert(), py::arg("V"), py::arg("acc").noconvert(),
-        py::arg("slope"), py::arg("offset"), py::arg("sign"), py::arg("mu"), py::arg("nu"),
-        py::arg("radial"), py::arg("coef"), py::arg("near"), py::arg("VX") = py::none(),
-        py::arg("acc_z") = py::none(), py::arg("isa") = "auto", doc);
-  m.def("cosine_reduce", &cosine_reduce<double>, py::arg("X").noconvert(), py::arg("sx").noconvert(),
-        py::arg("Z").noconvert(), py::arg("sz").noconvert(), py::arg("V"), py::arg("acc").noconvert(),
-        py::arg("slope"), py::arg("offset"), py::arg("sign"), py::arg("mu"), py::arg("nu"),
-        py::arg("radial"), py::arg("coef"), py::arg("near"), py::arg("VX") = py::none(),
-        py::arg("acc_z") = py::none(), py::arg("isa") = "auto", doc);
   const char* store_doc =
       "R[i, j] = K(x_i, z_j) for a cosine kernel of the form (slope, offset, sign, mu, nu, radial, coef), cosines "
       "with |c| >= near from the rows' differences (csrc/cpu_cosine.cpp): the inner products and the kernel in "
       "registers, each value written once. R: (rows, cols) in X's dtype with contiguous rows (a tile of a wider "
       "array is fine). isa: 'auto', 'avx2' or 'avx512'.";
-  m.def("cosine_store", &cosine_store<float>, py::arg("X").noconvert(), py::arg("sx").noconvert(),
-        py::arg("Z").noconvert(), py::arg("sz").noconvert(), py::arg("R").noconvert(), py::arg("slope"),
-        py::arg("offset"), py::arg("sign"), py::arg("mu"), py::arg("nu"), py::arg("radial"), py::arg("coef"),
-        py::arg("near"), py::arg("isa") = "auto", store_doc);
-  m.def("cosine_store", &cosine_store<double>, py::arg("X").noconvert(), py::arg("sx").noconvert(),
-        py::arg("Z").noconvert(), py::arg("sz").noconvert(), py::arg("R").noconvert(), py::arg("slope"),
-        py::arg("offset"), py::arg("sign"), py::arg("mu"), py::arg("nu"), py::arg("radial"), py::arg("coef"),
-        py::arg("near"), py::arg("isa") = "auto", store_doc);
+  def_loops<float>(m, doc, store_doc);
+  def_loops<double>(m, doc, store_doc);
 }
 
 }  // namespace cpu
