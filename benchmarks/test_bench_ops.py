@@ -16,14 +16,15 @@ Counted per pair (i, j): the inner product, 2d FLOPs (64 at d = 32: the GEMM) an
 NTK in pyfeat's form (``pyfeat.ops._numba``: one square root, a degree-7 polynomial in float32 /
 degree-18 in float64, ~16 vector operations) and 2 FLOPs per column of V for the reduction.
 Bytes per pair: the 4 (8) bytes of the tile, written by the GEMM and read back from the L2 cache
-(1 MiB tiles; on AVX-512 the cosine tiles of kernel_matrix and of products with more than 4
-columns are written once by the SIMD loop, then reduced by GEMM: 8 columns cost 2·8 FLOPs per
-pair more) — except where kernel_matvec's cosine tiles (d ≤ 256, ≤ 4 columns) run in one
+(1 MiB tiles; on AVX-512 the cosine tiles of kernel_matrix and of products with more than 32
+columns are written once by the SIMD loop, then reduced by GEMM) — except where
+kernel_matvec's cosine tiles (d ≤ 256, ≤ 32 columns on AVX-512, ≤ 4 on AVX2) run in one
 loop of ``csrc/cpu_cosine.cpp`` that keeps the inner products and the kernel in registers (no
 tile in memory; per vector of pairs, 16 float32 on AVX-512 and 8 on AVX2, ~22 vector operations
 of epilogue and reduction after the 32 FMAs of their inner products at d = 32, so its own
-ceiling there is ≈ (32 + 22)/32 ≈ 1.7× the floor): every product on AVX-512 CPUs, the symmetric
-one on AVX2 CPUs (``pyfeat info``: "cosine loop"); kernel_matrix also writes n_x·n_z·itemsize bytes of output to memory (1.6 GB at
+ceiling there is ≈ (32 + 22)/32 ≈ 1.7× the floor; k columns add k FMAs per vector, so 8 columns
+≈ (32 + 29)/32 ≈ 1.9× and 25 columns ≈ 2.4×; the floor counts the inner products only):
+every product on AVX-512 CPUs, the symmetric one on AVX2 CPUs (``pyfeat info``: "cosine loop"); kernel_matrix also writes n_x·n_z·itemsize bytes of output to memory (1.6 GB at
 n = 20,000 in float32; at 4–10 GB/s here that alone is 0.2–0.4 s): its record also has the time
 of allocating and writing that output alone (``store_s``, measured in the same run) and the
 ratio to floor + store. X, Z and V are read once
@@ -164,14 +165,14 @@ def test_kernel_matvec_ntk(benchmark, impl, gemm_gflops, machine):
 
 KERNEL_N = int(os.environ.get("PYFEAT_BENCH_KERNEL_N", 20_000))
 KERNEL_D = int(os.environ.get("PYFEAT_BENCH_KERNEL_D", 32))
-KERNEL_CASES = ["matvec-k1", "matvec-k3", "matvec-k8", "matvec-k1-v64", "symmetric-k1", "symmetric-k3",
-                "symmetric-k8", "symmetric-k1-v64", "matrix"]
+KERNEL_CASES = ["matvec-k1", "matvec-k3", "matvec-k8", "matvec-k25", "matvec-k1-v64", "symmetric-k1",
+                "symmetric-k3", "symmetric-k8", "symmetric-k25", "symmetric-k1-v64", "matrix"]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", KERNEL_CASES)
 def test_kernel_floor(benchmark, case, dtype, gemm_gflops, machine):
-    """kernel_matvec (1, 3 and 8 columns; float64 V with float32 X) and kernel_matrix, NTK, X = Z,
+    """kernel_matvec (1, 3, 8 and 25 columns; float64 V with float32 X) and kernel_matrix, NTK, X = Z,
     against the GEMM floor 2n²d/R (module docstring). float64 V runs through
     ``pyfeat.ops.blocked`` (the solvers' path; the public op casts V to the working dtype);
     "symmetric": the solvers' K(X, X) V (``symmetric=True``), which evaluates n(n + rows)/2 of

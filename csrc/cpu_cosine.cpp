@@ -13,8 +13,14 @@
 // AVX2 (EPYC Zen 3): see pyfeat.ops._numba (SIMD_MAX_D). Above SIMD_MAX_D BLAS's cache-blocked GEMM wins, and pyfeat.ops._numba sends those
 // tiles there.
 //
+// Up to 4 columns of V the sums stay in registers; 5 to kMaxColumns = 32 columns (ridge="auto"'s 25
+// shifted systems) are counted at run time, their sums in the L1 cache, so that each pair is still
+// evaluated once for all columns (ntk, n = 20,000, d = 32, 2-core Xeon, float32, one-sided: 8
+// columns 0.27 s, 25 columns 0.40 s, against 0.41 / 0.63 s for the tile stored and reduced by GEMM;
+// 1 column 0.21 s).
+//
 // The same register blocks also write the kernel values themselves (cosine_store): kernel_matrix's
-// tiles and the tile a GEMM reduces against more than four columns of V, so that those tiles are
+// tiles and the tile a GEMM reduces against more columns of V than the loop takes, so that those tiles are
 // written once from registers instead of by a BLAS GEMM and then read and rewritten by a Numba pass
 // (ntk, n = 20,000, d = 32, 2-core EPYC Zen 5, SkylakeX OpenBLAS, float32: kernel_matrix 0.183 s
 // against 0.243 s, 8 columns 0.159 s against 0.196 s; float64 0.449 / 0.580 s, 0.367 / 0.454 s).
@@ -103,6 +109,10 @@ double exact_cosine(const T* x, T rx, const T* z, T rz, int64_t d, T c) {
   return s * (1.0 - 0.5 * t);
 }
 
+// The most columns of V one cosine_reduce call takes (the loop's sums of MR rows x kMaxColumns
+// vectors sit on the stack: 16 KiB on AVX-512); ridge="auto"'s 25 shifted systems fit.
+constexpr int kMaxColumns = 32;
+
 #ifdef PYFEAT_X86_SIMD
 namespace avx512 {
 #define PF_SIMD __attribute__((target("avx512f,avx512dq,fma"), always_inline)) inline
@@ -178,6 +188,7 @@ struct Simd<double> : Doubles {
 // at d = 32.
 constexpr int MR = 8;
 constexpr int NV = 2;
+constexpr int KMAX = kMaxColumns;
 
 #include "cosine_tile.inc"
 
@@ -261,6 +272,7 @@ struct Simd<double> : Doubles {
 // 4 x 2 measured 10-40 % faster than 6 x 2, 4 x 3 and 3 x 4 (AMD EPYC, d = 32 and 128, one thread).
 constexpr int MR = 4;
 constexpr int NV = 2;
+constexpr int KMAX = kMaxColumns;
 
 #include "cosine_tile.inc"
 
@@ -272,7 +284,6 @@ constexpr int NV = 2;
 template <class T>
 using carray = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
-constexpr int kMaxColumns = 4;
 
 // Whether the loop runs on AVX-512 (else AVX2) for isa = "auto" (the best of cosine_reduce_isas())
 // or one named; the error names the caller.
@@ -305,7 +316,7 @@ void cosine_reduce(carray<T> X, carray<T> sx, carray<T> Z, carray<T> sz, py::arr
       V.shape(0) != Z.shape(0) || V.shape(1) < 1 || V.shape(1) > kMaxColumns || acc.ndim() != 2 ||
       acc.shape(0) != X.shape(0) || acc.shape(1) != V.shape(1) || coef.ndim() != 1 || coef.shape(0) < 1)
     throw std::invalid_argument("cosine_reduce: X (rows, d), sx (rows,), Z (cols, d), sz (cols,), "
-                                "V (cols, k <= 4), acc (rows, k), coef (degree + 1,) expected");
+                                "V (cols, k <= 32), acc (rows, k), coef (degree + 1,) expected");
   if (!(acc.flags() & py::array::c_style) || !acc.writeable())
     throw std::invalid_argument("cosine_reduce: acc must be a writeable C-contiguous float64 array");
   if (VX.is_none() != acc_z.is_none())

@@ -491,10 +491,10 @@ def test_cosine_matvec_on_both_cpu_paths(rng, monkeypatch, path, dtype, kernel):
     """The cosine kernels' kernel_matvec tiles on every CPU path: the SIMD loop of pyfeat._core
     (csrc/cpu_cosine.cpp) on AVX-512 and on AVX2, where the CPU has them (the calls are counted),
     and the BLAS GEMM + Numba pass, against the float64 reference. Rows and columns that are not multiples of
-    the register block (8 rows x 2 vectors), d = 1 ... 40, zero rows, a duplicate pair, 1-6
-    columns of V in the working dtype and 2-9 in float64 (the solvers' V): 6 columns in the
-    working dtype and 9 in float64 take a GEMM of the kernel tile (written by the SIMD store on
-    the SIMD paths)."""
+    the register block (8 rows x 2 vectors), d = 1 ... 40, zero rows, a duplicate pair, 1-33
+    columns of V in the working dtype and 2-33 in float64 (the solvers' V): on AVX-512 up to 32
+    columns take the SIMD loop (beyond 4 its run-time column count), on AVX2 up to 4; more take
+    a GEMM of the kernel tile (written by the SIMD store on the SIMD paths)."""
     from pyfeat.ops import _numba, blocked
 
     calls = []
@@ -512,8 +512,8 @@ def test_cosine_matvec_on_both_cpu_paths(rng, monkeypatch, path, dtype, kernel):
         S[3, 2] = degenerate[3, 2]  # the duplicate pair
         if d == 1:  # every pair
             S = degenerate
-        for k, vdtype in [(1, dtype), (3, dtype), (6, dtype), (2, np.float64), (4, np.float64), (5, np.float64),
-                          (9, np.float64)]:
+        for k, vdtype in [(1, dtype), (3, dtype), (6, dtype), (33, dtype), (2, np.float64), (4, np.float64),
+                          (5, np.float64), (9, np.float64), (33, np.float64)]:
             V = rng.standard_normal((nz, k)).astype(vdtype)
             out = blocked.kernel_matvec(dev, X, Z, V, kern, block_size=64)
             assert out.shape == (nx, k) and out.dtype == vdtype
@@ -631,8 +631,9 @@ def test_symmetric_kernel_matvec_takes_each_pair_once(rng, monkeypatch, path, dt
     1 … 5 row blocks (block_size), sizes off the register block, zero rows, duplicate,
     antiparallel and near-parallel rows in different blocks (the pair path's recomputed
     cosines), rows rescaled by _cosine_rows, 1-4 columns of V in the working dtype and in
-    float64, and 6 in the working dtype and 9 in float64 (the pair's two GEMMs of the tile,
-    written by the SIMD store on the SIMD paths)."""
+    float64, 6 in the working dtype and 9 in float64 (the SIMD loop's run-time column count on
+    AVX-512, the pair's two GEMMs of the tile elsewhere) and 33 (two GEMMs of the tile, written by
+    the SIMD store on the SIMD paths)."""
     from pyfeat.ops import blocked
 
     use_cpu_path(monkeypatch, path, one_sided=False)
@@ -672,7 +673,8 @@ def test_symmetric_kernel_matvec_takes_each_pair_once(rng, monkeypatch, path, dt
         S[np.diag_indices(n)] = degenerate[np.diag_indices(n)]
         for i, j in close:
             S[i, j], S[j, i] = degenerate[i, j], degenerate[j, i]
-        for k, vdtype in [(1, dtype), (3, dtype), (6, dtype), (2, np.float64), (4, np.float64), (9, np.float64)]:
+        for k, vdtype in [(1, dtype), (3, dtype), (6, dtype), (33, dtype), (2, np.float64), (4, np.float64),
+                          (9, np.float64)]:
             V = rng.standard_normal((n, k)).astype(vdtype)
             values.update(diagonal=0, pair=0)
             out = blocked.kernel_matvec(dev, X, X, V, kern, block_size=block, symmetric=True)
@@ -719,6 +721,34 @@ def test_simd_reduction_adds_both_sides(isa, dtype):
                       (V.astype(np.float16), VX.astype(np.float16), np.zeros((45, 2)))]:
         with pytest.raises((ValueError, TypeError)):
             loop(X, sx, Z, sz, v, np.zeros((21, 2)), *args, vx, az)
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_simd_reduction_takes_up_to_32_columns(isa, dtype):
+    """pyfeat._core.cosine_reduce with 5 … 32 columns (counted at run time, the sums in memory):
+    both sides equal, to the last bit, the same columns reduced one at a time (the same sums in
+    the same order), for V in the working dtype and float64 V with float32 X, sizes off the
+    register block; 33 columns are an error."""
+    from pyfeat.ops import _numba
+
+    loop = simd_loop(isa)
+    rng = np.random.default_rng(11)
+    X, Z = rng.standard_normal((37, 9)).astype(dtype), rng.standard_normal((83, 9)).astype(dtype)
+    Z[3] = X[2]
+    sx, sz = (X * X).sum(axis=1), (Z * Z).sum(axis=1)
+    args = (*_numba._COSINE_FORMS[_numba.NTK, np.dtype(dtype).type], _numba.NEAR_PARALLEL)
+    for k, vdtype in [(5, dtype), (8, dtype), (25, dtype), (32, dtype), (7, np.float64), (32, np.float64)]:
+        V, VX = rng.standard_normal((83, k)).astype(vdtype), rng.standard_normal((37, k)).astype(vdtype)
+        acc, acc_z = np.zeros((37, k)), np.zeros((83, k))
+        loop(X, sx, Z, sz, V, acc, *args, VX, acc_z)
+        for c in range(k):
+            one, one_z = np.zeros((37, 1)), np.zeros((83, 1))
+            loop(X, sx, Z, sz, np.ascontiguousarray(V[:, [c]]), one, *args, np.ascontiguousarray(VX[:, [c]]), one_z)
+            np.testing.assert_array_equal(acc[:, [c]], one, err_msg=f"k={k} column {c}")
+            np.testing.assert_array_equal(acc_z[:, [c]], one_z, err_msg=f"k={k} column {c}, both sides")
+    with pytest.raises(ValueError, match="k <= 32"):
+        loop(X, sx, Z, sz, np.ones((83, 33), dtype), np.zeros((37, 33)), *args)
 
 
 @pytest.mark.parametrize("isa", SIMD_ISAS)

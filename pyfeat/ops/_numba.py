@@ -21,7 +21,7 @@ Numba (LLVM) vectorizes these loops with 256-bit registers on AVX-512 CPUs too (
 them prefers 256 bits). Numba functions are compiled once and cached on disk.
 
 On x86-64 CPUs with AVX-512 or AVX2 + FMA, kernel_matvec's tiles of the cosine kernels (up to
-SIMD_COLUMNS columns, d <= SIMD_MAX_D) can skip the GEMM + pass: one loop of pyfeat._core
+SIMD_COLUMNS columns: 32 on AVX-512, 4 on AVX2; d <= SIMD_MAX_D) can skip the GEMM + pass: one loop of pyfeat._core
 (csrc/cpu_cosine.cpp, compiled for both instruction sets) keeps a block of inner products in
 registers (8 x 32 float32 on AVX-512, 4 x 16 on AVX2), evaluates the kernel on it in the form of
 _COSINE_FORMS (the coefficients above, passed from here) and adds it into the sums (float64;
@@ -34,10 +34,10 @@ product only, where it evaluates half the pairs (AMD EPYC, d = 32, float32: 0.29
 faster than BLAS + Numba (float32, within the noise at d = 32-128) or slower (float64: 10-25 %).
 Where the one-sided product runs there (AVX-512), the same register blocks also write the kernel
 tiles that are not reduced in registers (SIMD_STORE, ``writes_kernel``): kernel_matrix's, and
-those a BLAS GEMM reduces against more than SIMD_COLUMNS columns of V (ridge="auto"'s shifted
-systems, the preconditioners' features) — one write of the tile instead of a GEMM tile read back
-and rewritten by the kernel pass (NTK, n = 20,000, d = 32, float32: kernel_matrix 0.18 s
-against 0.24 s, 8 columns 0.16 s against 0.20 s).
+those a BLAS GEMM reduces against more than SIMD_COLUMNS columns of V (the preconditioners'
+features, several outputs with ridge="auto") — one write of the tile instead of a GEMM tile read
+back and rewritten by the kernel pass (NTK, n = 20,000, d = 32, float32: kernel_matrix 0.18 s
+against 0.24 s).
 Elsewhere (another CPU, no compiled core) the Numba passes run, and the symmetric product takes
 each pair once there too (kernel_reduce_pair: the BLAS tile, its kernel pass, then one more pass
 over the tile for the transposed side).
@@ -217,7 +217,15 @@ SIMD_ISA = _backend._cosine_loop_isa()
 SIMD_REDUCE = _backend._core().cosine_reduce if SIMD_ISA else None
 SIMD_STORE = getattr(_backend._core(), "cosine_store", None) if SIMD_ISA else None  # None: a core built before it
 SIMD_ONE_SIDED = SIMD_ISA == "avx512"
-SIMD_COLUMNS = 4
+# The most columns of V the loop reduces against from one evaluation of each pair, per ISA (the
+# loop takes up to kMaxColumns = 32 of csrc/cpu_cosine.cpp; beyond 4 it counts them at run time,
+# its sums in the L1 cache). AVX-512: 32 (ridge="auto"'s 25 shifted systems; NTK, n = 20,000,
+# d = 32, 2-core Xeon, float32, against the tile stored by the loop and reduced by GEMM: 8 columns
+# 0.27 s against 0.41 s one-sided, 0.17 / 0.29 s symmetric; 25 columns 0.40 / 0.63 s, 0.28 / 0.40 s;
+# float64 25 columns 0.77 / 1.07 s, 0.47 / 0.65 s). AVX2 (16 registers): 4 (its loop with 8 and 25
+# columns measured no faster than the BLAS tile and two GEMMs, 25 float32 columns 0.54 s
+# against 0.38 s).
+SIMD_COLUMNS = {"avx512": 32, "avx2": 4}
 SIMD_MAX_D = 256
 
 
@@ -754,7 +762,7 @@ class NumbaDevice(Device):
     def _fused(kernel, n_cols, d, symmetric=False):
         """Whether a tile takes the SIMD loop (``SIMD_REDUCE``): in a symmetric product (both
         sides of a tile, and its diagonal blocks) or, where SIMD_ONE_SIDED, in any product."""
-        return (kernel.code in COSINE and SIMD_REDUCE is not None and n_cols <= SIMD_COLUMNS
+        return (kernel.code in COSINE and SIMD_REDUCE is not None and n_cols <= SIMD_COLUMNS.get(SIMD_ISA, 0)
                 and d <= SIMD_MAX_D and (symmetric or SIMD_ONE_SIDED))
 
     @staticmethod
@@ -762,7 +770,7 @@ class NumbaDevice(Device):
         """Whether kernel tiles are written by the SIMD loop (``SIMD_STORE``: the inner products
         and the kernel in registers, each value written once) instead of a BLAS GEMM tile and the
         kernel pass over it: the cosine kernels where SIMD_ONE_SIDED (kernel_matrix, and the
-        products that reduce a tile by GEMM: more than SIMD_COLUMNS columns)."""
+        products that reduce a tile by GEMM: more than SIMD_COLUMNS[SIMD_ISA] columns)."""
         return kernel.code in COSINE and SIMD_STORE is not None and d <= SIMD_MAX_D and SIMD_ONE_SIDED
 
     @staticmethod
