@@ -401,7 +401,10 @@ class KernelRidge(Regressor):
             self.ridge_method_ = "held-out"
         self.ridge_grid_, self.ridge_scores_ = np.asarray(grid, np.float64), scores
         self.ridge_ = _ridge_path.best(grid, scores)
-        logger.info("KernelRidge: ridge=%g chosen by %s over %d values", self.ridge_, self.ridge_method_, len(grid))
+        end = (" (the grid's smallest: a smaller one may score lower)" if self.ridge_ == self.ridge_grid_.min() else
+               " (the grid's largest: a larger one may score lower)" if self.ridge_ == self.ridge_grid_.max() else "")
+        logger.info("KernelRidge: ridge=%g chosen by %s over %d values%s", self.ridge_, self.ridge_method_, len(grid),
+                    end)
         if exact is not None:
             return exact, None
         return None, (start, int(np.flatnonzero(self.ridge_grid_ == self.ridge_)[0]))

@@ -8,6 +8,7 @@ the default-settings tests use fixed seeds and state the margins measured at tho
 """
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -199,6 +200,63 @@ def test_held_out_unconverged_ridges_are_not_candidates():
     m = KernelRidge(ridge=grid, solver="cg", max_iter=6).fit(X, y)
     assert np.isnan(m.ridge_scores_[0]) and np.isfinite(m.ridge_scores_[-1])
     assert m.ridge_ in grid[np.isfinite(m.ridge_scores_)]
+
+
+def test_selection_log_says_when_the_choice_is_at_an_end_of_the_grid(caplog):
+    """The selection's log line names an end of the grid when λ* is there, and only then."""
+    X, y = data(300, seed=1, noise=0.0)
+    grids = {"smallest": np.geomspace(1e-3, 1.0, 4), "largest": np.geomspace(1e-12, 1e-9, 4), "": None}
+    for end, grid in grids.items():
+        if grid is None:  # a grid around the choice of a fine grid
+            fine = np.geomspace(1e-12, 1.0, 49)
+            best = KernelRidge(ridge=fine).fit(X, y).ridge_
+            assert fine.min() < best < fine.max()
+            grid = best * np.array([0.1, 1.0, 10.0])
+        caplog.clear()
+        with caplog.at_level("INFO", logger="pyfeat.kernel_ridge"):
+            m = KernelRidge(ridge=grid).fit(X, y)
+        line = [r.getMessage() for r in caplog.records if "chosen by" in r.getMessage()][-1]
+        assert (f"the grid's {end}" in line) if end else ("the grid's" not in line), (end, m.ridge_, line)
+
+
+def test_cg_stops_a_diverging_column_at_its_last_finite_iterate():
+    """A column whose product overflows (pᵀAp not finite) stops at its last iterate, finite and
+    unconverged, without floating-point warnings; the other columns are the same as solved alone."""
+    from pyfeat.solvers.krylov import conjugate_gradient
+
+    rng = np.random.default_rng(4)
+    M = rng.standard_normal((30, 30))
+    A = M @ M.T + 30 * np.eye(30)
+    B = rng.standard_normal((30, 2))
+    calls = []
+
+    def apply(V, cols):  # column 1 of the system overflows from the third product on
+        calls.append(1)
+        out = A @ V
+        if len(calls) >= 3:
+            out[:, np.asarray(cols) == 1] = np.inf
+        return out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        X, it, converged, rel = conjugate_gradient(apply, B, 1e-10, 100, Monitor("cg", 100, False))
+    alone, _, ok, _ = conjugate_gradient(lambda V, cols: A @ V, B[:, :1], 1e-10, 100, Monitor("cg", 100, False))
+    assert np.isfinite(X).all() and not converged and rel[1] > 1e-10 and ok
+    np.testing.assert_allclose(X[:, 0], alone[:, 0], rtol=1e-12)
+
+
+def test_held_out_selection_with_ridges_below_float32_precision():
+    """float32 X with λ down to 1e-12 (held-out, float32 products): the ridges where CG diverges
+    are unscored (NaN), with no floating-point warnings, and the fit at λ* is finite."""
+    X, y = data(1000, seed=5)
+    X = X.astype(np.float32)
+    grid = np.geomspace(1e-12, 1e-4, 9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        m = KernelRidge(ridge=grid, solver="pcg").fit(X, y)
+    assert m.ridge_method_ == "held-out"
+    assert np.isnan(m.ridge_scores_[0]) and np.isfinite(m.ridge_scores_[-1])
+    assert m.ridge_ in grid[np.isfinite(m.ridge_scores_)] and np.isfinite(m.dual_coef_).all()
 
 
 # the fused Nyström product and the float64-V product -----------------------------------------

@@ -28,9 +28,18 @@ def conjugate_gradient(apply, B, tol, max_iter, monitor, x0=None, it0=0, precond
     (symmetric positive definite per column) gives preconditioned CG. Each column has its own
     step sizes; a column stops once ‖r_j‖ ≤ tol·‖b_j‖ (r the residual of the system itself) and
     the products are then computed for the active columns only. Stops a column at a breakdown
-    (pᵀAp ≤ 0: the operator is singular along p) instead of dividing by zero.
+    (pᵀAp ≤ 0: the operator is singular along p) or where pᵀAp is not finite (p overflowed: CG
+    diverging in finite precision, e.g. a tiny ridge with float32 products), keeping its last
+    iterate, instead of dividing by zero or carrying inf/NaN into X (such a column ends
+    unconverged: its residual stays above tol; the floating-point warnings of that product are
+    not shown).
     Returns (X, iterations done, converged, recursive relative residual per column).
     """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _conjugate_gradient(apply, B, tol, max_iter, monitor, x0, it0, precondition)
+
+
+def _conjugate_gradient(apply, B, tol, max_iter, monitor, x0, it0, precondition):
     xp = array_module(B)
     every = xp.arange(B.shape[1])
     X = xp.zeros_like(B) if x0 is None else x0.copy()
@@ -48,18 +57,23 @@ def conjugate_gradient(apply, B, tol, max_iter, monitor, x0=None, it0=0, precond
         Pa = P[:, cols]
         APa = apply(Pa, cols)
         pap = (Pa * APa).sum(axis=0)
-        ok = to_host(pap > 0)
-        active[to_host(cols)[~ok]] = False
-        step = xp.where(pap > 0, rz[cols] / xp.where(pap > 0, pap, 1.0), 0.0)
+        ok = to_host((pap > 0) & xp.isfinite(pap))
+        it += 1
+        if not ok.all():  # those columns stop at their last iterate
+            active[to_host(cols)[~ok]] = False
+            if not ok.any():
+                break
+            keep = xp.asarray(np.flatnonzero(ok))
+            cols, Pa, APa, pap = cols[keep], Pa[:, keep], APa[:, keep], pap[keep]
+        step = rz[cols] / pap
         X[:, cols] += step * Pa
         R[:, cols] -= step * APa
         Ra = R[:, cols]
         Za = Ra if precondition is None else precondition(Ra, cols)
         rz_new = (Ra * Za).sum(axis=0)
-        P[:, cols] = Za + xp.where(pap > 0, rz_new / xp.where(rz[cols] > 0, rz[cols], 1.0), 0.0) * Pa
+        P[:, cols] = Za + (rz_new / xp.where(rz[cols] > 0, rz[cols], 1.0)) * Pa
         rz[cols] = rz_new
         rnorm[cols] = xp.sqrt((Ra * Ra).sum(axis=0))
-        it += 1
         rel = to_host(rnorm / bnorm)
         monitor.record(it0 + it, float(rel.max()))
         active &= rel > tol

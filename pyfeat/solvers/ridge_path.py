@@ -31,6 +31,12 @@ early-stopped iterates, not the
 ridge solution: they get no score (NaN) and are not candidates. The cost is about one PCG solve
 at the smallest λ of the grid (whose system is the slowest), not one solve per λ.
 
+**The grid's lower end.** On the exponents config's NTK (float32, d = 32, n = 16,384) λ* is the
+grid's smallest λ, the held-out score still falling slowly below it: a grid continued down
+scored 0.35676 at 1.9e-7 against 0.35732 at 3.3e-6 = 1e-7·t̄ (test MSE 0.44886 against 0.44983,
+0.2 %), and below 1e-7 the float32 products' CG diverged (those λ unscored). The log line of the
+selection says when λ* is at an end of the grid.
+
 λ* = argmin of the score (ties go to the larger λ); the estimator then fits at λ* on all rows,
 with pcg from this run's subsample, features and α at λ* (``pyfeat.solvers.pcg.Start``).
 """
