@@ -419,6 +419,7 @@ void def_loops(py::module_& m, const char* reduce_doc, const char* store_doc) {
 void register_bindings(py::module_& m) {
   m.def("cosine_reduce_available", &cosine_reduce_available,
         "True when the cosine-kernel tile reduction is compiled in and this CPU runs it (AVX2 + FMA or AVX-512).");
+  m.attr("cosine_max_columns") = kMaxColumns;  // the most columns of V one cosine_reduce call takes
   m.def("cosine_reduce_isas", &cosine_reduce_isas,
         "The instruction sets of the cosine-kernel tile reduction this CPU runs, best last: 'avx2', 'avx512'.");
   const char* doc =

@@ -401,8 +401,7 @@ class KernelRidge(Regressor):
             self.ridge_method_ = "held-out"
         self.ridge_grid_, self.ridge_scores_ = np.asarray(grid, np.float64), scores
         self.ridge_ = _ridge_path.best(grid, scores)
-        end = (" (the grid's smallest: a smaller one may score lower)" if self.ridge_ == self.ridge_grid_.min() else
-               " (the grid's largest: a larger one may score lower)" if self.ridge_ == self.ridge_grid_.max() else "")
+        end = _grid_end(self.ridge_grid_, scores, self.ridge_)
         logger.info("KernelRidge: ridge=%g chosen by %s over %d values%s", self.ridge_, self.ridge_method_, len(grid),
                     end)
         if exact is not None:
@@ -449,6 +448,20 @@ class KernelRidge(Regressor):
         return _rowwise(X, _predict_rows, cols, np.float32 if X.dtype == np.float32 else np.float64,
                         single_chunk(self.X_fit_), self.dual_coef_, self.kernel_, self.backend, self.block,
                         type(self).__name__)
+
+
+def _grid_end(grid, scores, ridge):
+    """The selection log's note when λ* is at an end of the grid (or of its scored values)."""
+    if grid.size < 2:
+        return ""
+    scored = grid[np.isfinite(scores)]
+    if ridge == grid.min():
+        return " (the grid's smallest: a smaller one may score lower)"
+    if ridge == scored.min():
+        return " (the smallest scored: the smaller ones did not converge)"
+    if ridge == grid.max():
+        return " (the grid's largest: a larger one may score lower)"
+    return ""
 
 
 def _predict_rows(X, X_fit, coef, kernel, backend, block, model):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import pyfeat as pf
+from pyfeat import kernel_ridge
 from pyfeat.kernel_ridge import KernelRidge
 from pyfeat.ops import blocked
 from pyfeat.solvers import Monitor, Problem, pcg, ridge_path, subsample
@@ -217,6 +218,12 @@ def test_selection_log_says_when_the_choice_is_at_an_end_of_the_grid(caplog):
             m = KernelRidge(ridge=grid).fit(X, y)
         line = [r.getMessage() for r in caplog.records if "chosen by" in r.getMessage()][-1]
         assert (f"the grid's {end}" in line) if end else ("the grid's" not in line), (end, m.ridge_, line)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="pyfeat.kernel_ridge"):
+        KernelRidge(ridge=[1e-3]).fit(X, y)  # one value: no end to speak of
+    assert not any("the grid's" in r.getMessage() for r in caplog.records)
+    assert kernel_ridge._grid_end(np.array([1e-9, 1e-6, 1e-3]), np.array([np.nan, 0.5, 0.6]), 1e-6).startswith(
+        " (the smallest scored")
 
 
 def test_cg_stops_a_diverging_column_at_its_last_finite_iterate():
@@ -243,6 +250,19 @@ def test_cg_stops_a_diverging_column_at_its_last_finite_iterate():
     alone, _, ok, _ = conjugate_gradient(lambda V, cols: A @ V, B[:, :1], 1e-10, 100, Monitor("cg", 100, False))
     assert np.isfinite(X).all() and not converged and rel[1] > 1e-10 and ok
     np.testing.assert_allclose(X[:, 0], alone[:, 0], rtol=1e-12)
+    # every column stopping at once: the iteration is still recorded
+    calls.clear()
+    monitor = Monitor("cg", 100, False)
+    X, it, converged, rel = conjugate_gradient(lambda V, cols: apply(V, cols) * np.inf, B[:, 1:], 1e-10, 100, monitor)
+    assert it == 1 and monitor.history()["iteration"].tolist() == [1] and (X == 0).all() and not converged
+    # a positive, finite but tiny pᵀAp whose step overflows (float32)
+    A32 = np.diag(np.array([1e-40] * 4 + [1.0] * 4, np.float32))
+    B32 = np.ones((8, 2), np.float32)
+    B32[4:, 1] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        X, it, converged, rel = conjugate_gradient(lambda V, cols: A32 @ V, B32, 1e-6, 20, Monitor("cg", 20, False))
+    assert np.isfinite(X).all() and np.isfinite(rel).all() and not converged
 
 
 def test_held_out_selection_with_ridges_below_float32_precision():

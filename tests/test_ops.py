@@ -492,7 +492,7 @@ def test_cosine_matvec_on_both_cpu_paths(rng, monkeypatch, path, dtype, kernel):
     (csrc/cpu_cosine.cpp) on AVX-512 and on AVX2, where the CPU has them (the calls are counted),
     and the BLAS GEMM + Numba pass, against the float64 reference. Rows and columns that are not multiples of
     the register block (8 rows x 2 vectors), d = 1 ... 40, zero rows, a duplicate pair, 1-33
-    columns of V in the working dtype and 2-33 in float64 (the solvers' V): on AVX-512 up to 32
+    (32: the most the loop takes) columns of V in the working dtype and 2-33 in float64 (the solvers' V): on AVX-512 up to 32
     columns take the SIMD loop (beyond 4 its run-time column count), on AVX2 up to 4; more take
     a GEMM of the kernel tile (written by the SIMD store on the SIMD paths)."""
     from pyfeat.ops import _numba, blocked
@@ -512,8 +512,8 @@ def test_cosine_matvec_on_both_cpu_paths(rng, monkeypatch, path, dtype, kernel):
         S[3, 2] = degenerate[3, 2]  # the duplicate pair
         if d == 1:  # every pair
             S = degenerate
-        for k, vdtype in [(1, dtype), (3, dtype), (6, dtype), (33, dtype), (2, np.float64), (4, np.float64),
-                          (5, np.float64), (9, np.float64), (33, np.float64)]:
+        for k, vdtype in [(1, dtype), (3, dtype), (6, dtype), (32, dtype), (33, dtype), (2, np.float64),
+                          (4, np.float64), (5, np.float64), (9, np.float64), (33, np.float64)]:
             V = rng.standard_normal((nz, k)).astype(vdtype)
             out = blocked.kernel_matvec(dev, X, Z, V, kern, block_size=64)
             assert out.shape == (nx, k) and out.dtype == vdtype

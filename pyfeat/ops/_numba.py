@@ -218,14 +218,14 @@ SIMD_REDUCE = _backend._core().cosine_reduce if SIMD_ISA else None
 SIMD_STORE = getattr(_backend._core(), "cosine_store", None) if SIMD_ISA else None  # None: a core built before it
 SIMD_ONE_SIDED = SIMD_ISA == "avx512"
 # The most columns of V the loop reduces against from one evaluation of each pair, per ISA (the
-# loop takes up to kMaxColumns = 32 of csrc/cpu_cosine.cpp; beyond 4 it counts them at run time,
+# loop takes up to _core.cosine_max_columns = 32, csrc/cpu_cosine.cpp; beyond 4 it counts them at run time,
 # its sums in the L1 cache). AVX-512: 32 (ridge="auto"'s 25 shifted systems; NTK, n = 20,000,
 # d = 32, 2-core Xeon, float32, against the tile stored by the loop and reduced by GEMM: 8 columns
 # 0.27 s against 0.41 s one-sided, 0.17 / 0.29 s symmetric; 25 columns 0.40 / 0.63 s, 0.28 / 0.40 s;
 # float64 25 columns 0.77 / 1.07 s, 0.47 / 0.65 s). AVX2 (16 registers): 4 (its loop with 8 and 25
 # columns measured no faster than the BLAS tile and two GEMMs, 25 float32 columns 0.54 s
 # against 0.38 s).
-SIMD_COLUMNS = {"avx512": 32, "avx2": 4}
+SIMD_COLUMNS = {"avx512": min(32, getattr(_backend._core(), "cosine_max_columns", 4)), "avx2": 4}  # (an older core: 4)
 SIMD_MAX_D = 256
 
 

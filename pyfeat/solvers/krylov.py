@@ -28,8 +28,9 @@ def conjugate_gradient(apply, B, tol, max_iter, monitor, x0=None, it0=0, precond
     (symmetric positive definite per column) gives preconditioned CG. Each column has its own
     step sizes; a column stops once ‖r_j‖ ≤ tol·‖b_j‖ (r the residual of the system itself) and
     the products are then computed for the active columns only. Stops a column at a breakdown
-    (pᵀAp ≤ 0: the operator is singular along p) or where pᵀAp is not finite (p overflowed: CG
-    diverging in finite precision, e.g. a tiny ridge with float32 products), keeping its last
+    (pᵀAp ≤ 0: the operator is singular along p) or where pᵀAp or the step's update is not
+    finite (p overflowed: CG diverging in finite precision, e.g. a tiny ridge with float32
+    products), keeping its last
     iterate, instead of dividing by zero or carrying inf/NaN into X (such a column ends
     unconverged: its residual stays above tol; the floating-point warnings of that product are
     not shown).
@@ -57,17 +58,19 @@ def _conjugate_gradient(apply, B, tol, max_iter, monitor, x0, it0, precondition)
         Pa = P[:, cols]
         APa = apply(Pa, cols)
         pap = (Pa * APa).sum(axis=0)
-        ok = to_host((pap > 0) & xp.isfinite(pap))
+        step = rz[cols] / xp.where(pap > 0, pap, 1.0)
+        dX, dR = step * Pa, step * APa
+        ok = to_host((pap > 0) & xp.isfinite(pap) & xp.isfinite(dX).all(axis=0) & xp.isfinite(dR).all(axis=0))
         it += 1
         if not ok.all():  # those columns stop at their last iterate
             active[to_host(cols)[~ok]] = False
             if not ok.any():
+                monitor.record(it0 + it, float(to_host(rnorm / bnorm).max()))
                 break
             keep = xp.asarray(np.flatnonzero(ok))
-            cols, Pa, APa, pap = cols[keep], Pa[:, keep], APa[:, keep], pap[keep]
-        step = rz[cols] / pap
-        X[:, cols] += step * Pa
-        R[:, cols] -= step * APa
+            cols, Pa, dX, dR = cols[keep], Pa[:, keep], dX[:, keep], dR[:, keep]
+        X[:, cols] += dX
+        R[:, cols] -= dR
         Ra = R[:, cols]
         Za = Ra if precondition is None else precondition(Ra, cols)
         rz_new = (Ra * Za).sum(axis=0)
