@@ -188,7 +188,6 @@ struct Simd<double> : Doubles {
 // at d = 32.
 constexpr int MR = 8;
 constexpr int NV = 2;
-constexpr int KMAX = kMaxColumns;
 
 #include "cosine_tile.inc"
 
@@ -272,7 +271,6 @@ struct Simd<double> : Doubles {
 // 4 x 2 measured 10-40 % faster than 6 x 2, 4 x 3 and 3 x 4 (AMD EPYC, d = 32 and 128, one thread).
 constexpr int MR = 4;
 constexpr int NV = 2;
-constexpr int KMAX = kMaxColumns;
 
 #include "cosine_tile.inc"
 

@@ -225,7 +225,7 @@ SIMD_ONE_SIDED = SIMD_ISA == "avx512"
 # float64 25 columns 0.77 / 1.07 s, 0.47 / 0.65 s). AVX2 (16 registers): 4 (its loop with 8 and 25
 # columns measured no faster than the BLAS tile and two GEMMs, 25 float32 columns 0.54 s
 # against 0.38 s).
-SIMD_COLUMNS = {"avx512": min(32, getattr(_backend._core(), "cosine_max_columns", 4)), "avx2": 4}  # (an older core: 4)
+SIMD_COLUMNS = {"avx512": getattr(_backend._core(), "cosine_max_columns", 4), "avx2": 4}  # (an older core: 4)
 SIMD_MAX_D = 256
 
 
